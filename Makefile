@@ -1,0 +1,39 @@
+# Longtail: two commands do everything on a fresh machine.
+#   make run    set up the environment, run the main job on the embedded default (simulated fleet)
+#   make test   set up the environment, run the tests
+SHELL := /bin/bash
+PY := .venv/bin/python
+TARGET ?= local
+
+.PHONY: help setup run test lint lab bench preview lock clean
+
+help:  ## list the targets
+	@grep -E '^[a-z]+:.*## ' Makefile | sed -E 's/:.*## /\t/'
+
+setup:  ## create or reuse the locked environment (cached outside the checkout) and link .venv
+	@env/setup-venv.sh
+
+run: setup  ## run the pipeline on TARGET (default: local) and print where the results are
+	$(PY) -m longtail run --target $(TARGET)
+
+test: setup lint  ## run the whole test suite (real servers are started by the tests)
+	$(PY) -m pytest -q
+
+lint: setup  ## ruff and mypy on the library
+	$(PY) -m ruff check src tests bench notebooks
+	$(PY) -m mypy
+
+lab: setup  ## JupyterLab on the notebooks (jupytext pairs .py and .ipynb)
+	$(PY) -m jupyter lab --notebook-dir=. --ServerApp.ip=127.0.0.1 --no-browser --allow-root
+
+bench: setup  ## benchmarks; results go to bench/RESULTS.md
+	$(PY) bench/sim.py
+
+preview: setup  ## re-render the README's gallery of simulated frames
+	$(PY) -m longtail sim-preview --out docs/fleet --seed 7
+
+lock:  ## re-resolve the whole dependency set into env/requirements.lock (needs the package index)
+	env/lock.sh
+
+clean:  ## remove generated data and build products (the cached environment stays)
+	rm -rf data build .pytest_cache .mypy_cache .ruff_cache
