@@ -1,0 +1,134 @@
+"""Typed, frozen configuration for each stage, validated on creation.
+
+Every config is saved with the products it made (drive logs carry the simulator config in
+their metadata; later stages save theirs with runs, checkpoints and reports).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+SCENARIOS: tuple[str, ...] = (
+    "cut_in",
+    "emergency_braking",
+    "occluded_pedestrian",
+    "night_vru",
+    "emergency_lane_change",
+)
+"""Critical scenarios the simulator stages, in a fixed order (used for tables and seeds)."""
+
+SCENARIO_ELIGIBILITY: dict[str, str] = {
+    "cut_in": "any road",
+    "emergency_braking": "any road",
+    "occluded_pedestrian": "urban road",
+    "night_vru": "night",
+    "emergency_lane_change": "highway",
+}
+"""Which frames a scenario's rate is a share of: it can only happen in that context."""
+
+DEFAULT_SCENARIO_RATES: dict[str, float] = {
+    "cut_in": 0.0025,
+    "emergency_braking": 0.0015,
+    "occluded_pedestrian": 0.002,
+    "night_vru": 0.004,
+    "emergency_lane_change": 0.0015,
+}
+"""Share of eligible frames inside each scenario. With the default condition mix, all
+critical scenarios together cover about 0.7% of frames: the long tail is under 1%."""
+
+NO_SCENARIO_RATES: dict[str, float] = dict.fromkeys(SCENARIOS, 0.0)
+"""Rates that stage no critical scenario (for scenes where the caller stages its own)."""
+
+TIMES_OF_DAY: tuple[str, ...] = ("day", "dusk", "night")
+WEATHERS: tuple[str, ...] = ("clear", "rain", "fog")
+VEHICLE_TYPES: tuple[str, ...] = ("car", "truck")
+ROAD_TYPES: tuple[str, ...] = ("highway", "urban")
+PROFILES: tuple[str, ...] = ("foxglove", "ros2")
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+def _check_mix(name: str, mix: dict[str, float], keys: tuple[str, ...]) -> dict[str, float]:
+    unknown = sorted(set(mix) - set(keys))
+    if unknown:
+        raise ValueError(f"{name}: unknown key(s) {unknown}; valid keys are {list(keys)}")
+    if any(v < 0 for v in mix.values()):
+        raise ValueError(f"{name}: weights must be >= 0, got {mix}")
+    total = sum(mix.values())
+    if total <= 0:
+        raise ValueError(f"{name}: weights must not all be zero, got {mix}")
+    return {k: mix.get(k, 0.0) / total for k in keys}
+
+
+class SimConfig(_Frozen):
+    """How the simulated fleet drives and records. Units are in each field's description."""
+
+    vehicles: int = Field(2, ge=1, le=10_000, description="number of vehicles in the fleet")
+    drives_per_vehicle: int = Field(1, ge=1, le=10_000, description="drives recorded per vehicle")
+    minutes: float = Field(1.0, gt=0, le=24 * 60, description="length of each drive, minutes")
+    seed: int = Field(0, ge=0, lt=2**63, description="fleet seed; same seed, same bytes")
+    profile: Literal["foxglove", "ros2"] = Field(
+        "foxglove", description="message encoding: foxglove protobuf + JSON, or ROS 2 cdr"
+    )
+    width: int = Field(640, ge=64, le=4096, description="camera image width, px")
+    height: int = Field(384, ge=48, le=4096, description="camera image height, px")
+    fps: float = Field(10.0, gt=0, le=60, description="camera frame rate, Hz")
+    signal_hz: float = Field(50.0, ge=10, le=1000, description="vehicle state rate, Hz")
+    gps_hz: float = Field(10.0, gt=0, le=100, description="GPS fix rate, Hz")
+    jpeg_quality: int = Field(85, ge=30, le=100, description="JPEG quality of camera frames")
+    truck_share: float = Field(0.3, ge=0, le=1, description="share of the fleet that are trucks")
+    time_of_day: dict[str, float] = Field(
+        default_factory=lambda: {"day": 0.55, "dusk": 0.15, "night": 0.30},
+        description="relative weights of a drive's time of day",
+    )
+    weather: dict[str, float] = Field(
+        default_factory=lambda: {"clear": 0.7, "rain": 0.18, "fog": 0.12},
+        description="relative weights of a drive's weather",
+    )
+    urban_share_car: float = Field(0.5, ge=0, le=1, description="share of car driving in town")
+    urban_share_truck: float = Field(0.2, ge=0, le=1, description="share of truck driving in town")
+    scenario_rates: dict[str, float] = Field(
+        default_factory=lambda: dict(DEFAULT_SCENARIO_RATES),
+        description="share of eligible frames inside each critical scenario (0..0.5)",
+    )
+    min_box_px: int = Field(4, ge=1, le=100, description="objects shorter than this are not in the ground truth, px")
+
+    @field_validator("time_of_day")
+    @classmethod
+    def _tod(cls, v: dict[str, float]) -> dict[str, float]:
+        return _check_mix("time_of_day", v, TIMES_OF_DAY)
+
+    @field_validator("weather")
+    @classmethod
+    def _weather(cls, v: dict[str, float]) -> dict[str, float]:
+        return _check_mix("weather", v, WEATHERS)
+
+    @field_validator("scenario_rates")
+    @classmethod
+    def _rates(cls, v: dict[str, float]) -> dict[str, float]:
+        unknown = sorted(set(v) - set(SCENARIOS))
+        if unknown:
+            raise ValueError(f"unknown scenario(s) {unknown}; valid scenarios are {list(SCENARIOS)}")
+        for name, rate in v.items():
+            if not 0 <= rate <= 0.5:
+                raise ValueError(f"rate of {name} must be within 0..0.5 (a share of frames), got {rate}")
+        merged = dict(DEFAULT_SCENARIO_RATES)
+        merged.update(v)
+        if sum(merged.values()) > 0.9:
+            raise ValueError(f"scenario rates add up to {sum(merged.values()):.2f}; keep the sum under 0.9")
+        return merged
+
+    @model_validator(mode="after")
+    def _even_size(self) -> SimConfig:
+        if self.width % 2 or self.height % 2:
+            raise ValueError(f"width and height must be even (JPEG chroma subsampling), got {self.width}x{self.height}")
+        return self
+
+    @property
+    def frames_per_drive(self) -> int:
+        """Camera frames in one drive."""
+        return round(self.minutes * 60 * self.fps)

@@ -1,0 +1,147 @@
+"""Data contracts between stages: every artefact's fields, units, frames and ranges.
+
+The producer validates before it writes; the consumer validates when it loads.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+
+from longtail.errors import SchemaError
+
+# ---------------------------------------------------------------------------------------------
+# Drive logs (MCAP)
+
+@dataclass(frozen=True)
+class Topics:
+    """Topic names of one recording profile."""
+
+    image: str
+    calibration: str
+    gps: str
+    vehicle_state: str
+
+
+PROFILE_TOPICS: dict[str, Topics] = {
+    "foxglove": Topics(
+        image="/camera/front/image",
+        calibration="/camera/front/calibration",
+        gps="/gps",
+        vehicle_state="/vehicle/state",
+    ),
+    "ros2": Topics(
+        image="/camera/front/image/compressed",
+        calibration="/camera/front/camera_info",
+        gps="/gps/fix",
+        vehicle_state="/vehicle/state",
+    ),
+}
+"""Default topics of Longtail's own logs, per profile; ingest accepts others by config."""
+
+CAMERA_FRAME_ID = "camera_front"
+GPS_FRAME_ID = "gps"
+VEHICLE_FRAME_ID = "base_link"
+
+TURN_SIGNALS = ("off", "left", "right", "hazard")
+ADAS_ALERTS = ("none", "fcw", "aeb", "ldw")
+
+VEHICLE_STATE_SCHEMA: dict[str, Any] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "title": "longtail.VehicleState",
+    "description": "Ego vehicle signals as reported on the vehicle bus, SI units, vehicle frame (x forward, y left).",
+    "type": "object",
+    "additionalProperties": False,
+    "required": [
+        "timestamp", "frame_id", "speed_mps", "accel_mps2", "lateral_accel_mps2", "steering_wheel_angle_deg",
+        "yaw_rate_rps", "brake_pressure_bar", "throttle_pct", "turn_signal", "adas_engaged", "driver_override",
+        "adas_alert",
+    ],
+    "properties": {
+        "timestamp": {
+            "type": "object",
+            "description": "Time of the sample (UNIX epoch).",
+            "required": ["sec", "nsec"],
+            "properties": {
+                "sec": {"type": "integer", "minimum": 0},
+                "nsec": {"type": "integer", "minimum": 0, "maximum": 999999999},
+            },
+        },
+        "frame_id": {"type": "string", "description": "Frame the signals refer to."},
+        "speed_mps": {"type": "number", "minimum": 0, "maximum": 80, "description": "Longitudinal speed, m/s."},
+        "accel_mps2": {"type": "number", "minimum": -15, "maximum": 10,
+                       "description": "Longitudinal acceleration, m/s^2 (braking negative)."},
+        "lateral_accel_mps2": {"type": "number", "minimum": -15, "maximum": 15,
+                               "description": "Lateral acceleration, m/s^2 (right turn positive)."},
+        "steering_wheel_angle_deg": {"type": "number", "minimum": -720, "maximum": 720,
+                                     "description": "Steering wheel angle, degrees (right positive)."},
+        "yaw_rate_rps": {"type": "number", "minimum": -3, "maximum": 3, "description": "Yaw rate, rad/s (right positive)."},
+        "brake_pressure_bar": {"type": "number", "minimum": 0, "maximum": 200, "description": "Brake pressure, bar."},
+        "throttle_pct": {"type": "number", "minimum": 0, "maximum": 100, "description": "Accelerator pedal, percent."},
+        "turn_signal": {"type": "string", "enum": list(TURN_SIGNALS), "description": "Turn indicator state."},
+        "adas_engaged": {"type": "boolean", "description": "Driver assistance (ACC + lane keeping) engaged."},
+        "driver_override": {"type": "boolean",
+                            "description": "The driver is overriding the assistance (a disengagement), held 1.5 s."},
+        "adas_alert": {"type": "string", "enum": list(ADAS_ALERTS),
+                       "description": "Active alert: forward collision warning, emergency braking, lane departure."},
+    },
+}
+
+# ---------------------------------------------------------------------------------------------
+# Simulator ground truth (per drive, Parquet). Read only by the simulated labeler and evaluation.
+
+GT_OBJECT_TYPE = pa.struct([
+    ("track_id", pa.int32()),          # stable id of the actor within the drive
+    ("category", pa.string()),         # car | truck | pedestrian | cyclist
+    ("x1", pa.int32()), ("y1", pa.int32()), ("x2", pa.int32()), ("y2", pa.int32()),
+    # ^ full extent of the rendered actor before occlusion, pixel edges: x1,y1 inclusive, x2,y2 exclusive
+    ("vx1", pa.int32()), ("vy1", pa.int32()), ("vx2", pa.int32()), ("vy2", pa.int32()),
+    # ^ extent of its visible pixels, same convention
+    ("visible_fraction", pa.float32()),  # visible pixels / rendered pixels, 0..1
+    ("truncation", pa.float32()),        # share of the projected extent outside the image, 0..1
+    ("distance_m", pa.float32()),        # camera to the actor's centre, m
+    ("pixel_height", pa.int32()),        # y2 - y1, px
+    ("luminance", pa.float32()),         # mean luma of visible pixels, 0..1
+    ("pose", pa.string()),
+    # ^ vehicles: ahead | oncoming | parked | stopped | changing_lane; people: walking | standing | crossing | riding
+    ("scenario", pa.string()),           # critical scenario this actor is the subject of, or ""
+    ("critical", pa.bool_()),            # actor is a subject of an active critical scenario
+])
+GT_SCHEMA = pa.schema([
+    ("drive_id", pa.string()),
+    ("frame_index", pa.int32()),          # 0-based index of the camera frame in the drive
+    ("timestamp_ns", pa.int64()),         # log time of the image message, ns since UNIX epoch
+    ("time_of_day", pa.string()),         # day | dusk | night
+    ("weather", pa.string()),             # clear | rain | fog
+    ("road_type", pa.string()),           # highway | urban
+    ("scenario", pa.string()),            # active critical scenario, or ""
+    ("objects", pa.list_(GT_OBJECT_TYPE)),
+])
+CATEGORIES = ("car", "truck", "pedestrian", "cyclist")
+
+
+def validate_ground_truth(table: pa.Table, source: str, width: int, height: int) -> None:
+    """Check a ground-truth table against `GT_SCHEMA` and the image bounds.
+
+    Raises:
+        SchemaError: naming ``source`` and the first bad field.
+    """
+    if not table.schema.equals(GT_SCHEMA, check_metadata=False):
+        raise SchemaError(f"{source}: ground-truth schema differs from longtail.schemas.GT_SCHEMA: {table.schema}")
+    objects = table.column("objects").combine_chunks().flatten()
+    if len(objects) == 0:
+        return
+    cols = {name: objects.field(name).to_numpy(zero_copy_only=False) for name in ("x1", "y1", "x2", "y2", "category")}
+    bad = (cols["x1"] < 0) | (cols["y1"] < 0) | (cols["x2"] > width) | (cols["y2"] > height)
+    bad |= (cols["x2"] <= cols["x1"]) | (cols["y2"] <= cols["y1"])
+    if bad.any():
+        i = int(bad.nonzero()[0][0])
+        raise SchemaError(
+            f"{source}: object {i} has box ({cols['x1'][i]}, {cols['y1'][i]}, {cols['x2'][i]}, {cols['y2'][i]}) "
+            f"outside the {width}x{height} image or empty; boxes are pixel edges with x1<x2<={width}, y1<y2<={height}"
+        )
+    unknown = set(cols["category"].tolist()) - set(CATEGORIES)
+    if unknown:
+        raise SchemaError(f"{source}: unknown categories {sorted(unknown)}; valid are {list(CATEGORIES)}")
