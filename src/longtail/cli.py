@@ -1,0 +1,255 @@
+"""The ``longtail`` command line: one subcommand per stage of the loop.
+
+Each subcommand validates its arguments before any work starts and calls the same library
+function a notebook calls. Errors print one line naming the argument and the fix, and exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from pydantic import ValidationError
+
+from longtail import __version__
+from longtail._runtime import configure_logging
+from longtail.config import DEFAULT_SCENARIO_RATES, SCENARIO_ELIGIBILITY, SimConfig
+from longtail.errors import ConfigError, LongtailError
+
+log = logging.getLogger("longtail")
+
+FIELD_FLAGS = {
+    "scenario_rates": "--rate",
+    "time_of_day": "--time-of-day",
+    "weather": "--weather",
+}
+
+
+def _flag(field: str) -> str:
+    return FIELD_FLAGS.get(field, "--" + field.replace("_", "-"))
+
+
+def config_error(command: str, exc: ValidationError) -> ConfigError:
+    """Turn a pydantic validation error into one message naming the command-line flags."""
+    parts = []
+    for err in exc.errors():
+        loc = err.get("loc") or ("",)
+        field = str(loc[0])
+        value = err.get("input")
+        msg = err.get("msg", "invalid").removeprefix("Value error, ")
+        flag = _flag(field) if field else "arguments"
+        shown = f" (got {value!r})" if field and not isinstance(value, dict) else ""
+        parts.append(f"{flag}: {msg}{shown}")
+    return ConfigError(f"longtail {command}: " + "; ".join(parts))
+
+
+def _pairs(flag: str, values: Sequence[str] | None) -> dict[str, float]:
+    """Parse repeated or comma-separated ``NAME=NUMBER`` arguments."""
+    out: dict[str, float] = {}
+    for raw in values or []:
+        for item in raw.split(","):
+            if not item.strip():
+                continue
+            name, sep, num = item.partition("=")
+            if not sep:
+                raise ConfigError(f"{flag} {item!r}: expected NAME=NUMBER, e.g. {flag} cut_in=0.01")
+            try:
+                out[name.strip()] = float(num)
+            except ValueError:
+                raise ConfigError(f"{flag} {item!r}: {num!r} is not a number; e.g. {flag} {name.strip()}=0.01") from None
+    return out
+
+
+# ------------------------------------------------------------------------------------ sim
+def _add_sim(sub: Any) -> None:
+    rates = ", ".join(f"{k}={v} ({SCENARIO_ELIGIBILITY[k]})" for k, v in DEFAULT_SCENARIO_RATES.items())
+    p = sub.add_parser(
+        "sim",
+        help="simulate a fleet that records MCAP drive logs",
+        description=(
+            "Simulate a fleet of cars and trucks. Each drive is recorded as one MCAP file (front camera "
+            "JPEG frames, camera calibration, GPS, vehicle signals) plus a ground-truth sidecar in "
+            "OUT/ground_truth/ that stands in for human labels. A table of each drive's scenario and "
+            "condition mix is printed at the end. Same seed, same bytes."
+        ),
+        epilog=(
+            f"Critical scenario rates are shares of eligible frames; defaults: {rates}. "
+            "Example: longtail sim --out fleet --vehicles 2 --drives-per-vehicle 1 --minutes 1 --seed 7"
+        ),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("--out", required=True, help="output folder for the drive logs (created if missing)")
+    p.add_argument("--vehicles", type=int, default=2, help="vehicles in the fleet")
+    p.add_argument("--drives-per-vehicle", type=int, default=1, help="drives recorded by each vehicle")
+    p.add_argument("--minutes", type=float, default=1.0, help="length of each drive, minutes")
+    p.add_argument("--seed", type=int, default=0, help="fleet seed")
+    p.add_argument("--profile", choices=["foxglove", "ros2"], default="foxglove",
+                   help="message encoding: Foxglove protobuf + JSON, or ROS 2 CDR")
+    p.add_argument("--width", type=int, default=640, help="camera image width, px")
+    p.add_argument("--height", type=int, default=384, help="camera image height, px")
+    p.add_argument("--fps", type=float, default=10.0, help="camera frame rate, Hz")
+    p.add_argument("--jpeg-quality", type=int, default=85, help="JPEG quality of camera frames")
+    p.add_argument("--truck-share", type=float, default=0.3, help="share of the fleet that are trucks")
+    p.add_argument("--rate", action="append", metavar="SCENARIO=SHARE",
+                   help="rate of a critical scenario as a share of eligible frames (repeatable)")
+    p.add_argument("--time-of-day", action="append", metavar="NAME=WEIGHT",
+                   help="weights of day, dusk, night (e.g. night=1 for night drives only)")
+    p.add_argument("--weather", action="append", metavar="NAME=WEIGHT", help="weights of clear, rain, fog")
+    p.add_argument("--workers", type=int, default=1, help="drives simulated in parallel (one process each)")
+    p.add_argument("--json", action="store_true", help="print a machine-readable summary instead of the table")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.set_defaults(func=cmd_sim)
+
+
+def sim_config_from_args(args: argparse.Namespace) -> SimConfig:
+    """Build and validate the `SimConfig` of ``longtail sim``'s arguments."""
+    fields: dict[str, Any] = {
+        "vehicles": args.vehicles,
+        "drives_per_vehicle": args.drives_per_vehicle,
+        "minutes": args.minutes,
+        "seed": args.seed,
+        "profile": args.profile,
+        "width": args.width,
+        "height": args.height,
+        "fps": args.fps,
+        "jpeg_quality": args.jpeg_quality,
+        "truck_share": args.truck_share,
+    }
+    if args.rate:
+        fields["scenario_rates"] = _pairs("--rate", args.rate)
+    if args.time_of_day:
+        fields["time_of_day"] = _pairs("--time-of-day", args.time_of_day)
+    if args.weather:
+        fields["weather"] = _pairs("--weather", args.weather)
+    try:
+        return SimConfig(**fields)
+    except ValidationError as exc:
+        raise config_error("sim", exc) from None
+
+
+def cmd_sim(args: argparse.Namespace) -> int:
+    """Run ``longtail sim``."""
+    from longtail.sim.fleet import format_table, simulate_fleet
+
+    cfg = sim_config_from_args(args)
+    if args.workers < 1:
+        raise ConfigError(f"longtail sim --workers: must be >= 1 (got {args.workers})")
+    log.info("simulating %d vehicle(s) x %d drive(s) x %g min into %s", cfg.vehicles, cfg.drives_per_vehicle,
+             cfg.minutes, args.out)
+    result = simulate_fleet(cfg, args.out, workers=args.workers, progress=not args.no_progress)
+    if args.json:
+        json.dump({"out": str(result.out), "manifest": str(result.manifest), "skipped": result.skipped,
+                   "drives": [d.to_json() for d in result.drives]}, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        sys.stdout.write(format_table(result.drives) + "\n")
+        sys.stdout.write(
+            f"\n{len(result.drives)} drive log(s) in {result.out}/ (manifest {result.manifest.name}, "
+            f"ground truth in {result.out}/ground_truth/).\n"
+            "Open a log in Foxglove (File > Open local file), or inspect it with:\n"
+            f"  python -c \"from mcap.reader import make_reader; r = make_reader(open('{result.out}/"
+            f"{result.drives[0].log}', 'rb')); print(r.get_summary().statistics)\"\n"
+        )
+    return 0
+
+
+# ------------------------------------------------------------------------------------ sim-preview
+def _add_preview(sub: Any) -> None:
+    p = sub.add_parser(
+        "sim-preview",
+        help="render a gallery of what the simulated fleet sees (day, night, rain, critical scenarios)",
+        description=(
+            "Render one frame of each condition and critical scenario (day, dusk, night, rain, fog, a cut-in, "
+            "an occluded pedestrian, a night-time VRU, emergency braking, an emergency lane change, a truck's "
+            "view) with their ground-truth boxes, and a contact sheet of all of them."
+        ),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("--out", required=True, help="folder for the JPEG frames and gallery.jpg")
+    p.add_argument("--seed", type=int, default=7, help="seed of the scenes")
+    p.add_argument("--no-boxes", action="store_true", help="save frames without ground-truth boxes")
+    p.set_defaults(func=cmd_preview)
+
+
+def cmd_preview(args: argparse.Namespace) -> int:
+    """Run ``longtail sim-preview``."""
+    from longtail.sim.preview import render_gallery
+
+    paths = render_gallery(args.out, seed=args.seed, boxes=not args.no_boxes)
+    for path in paths:
+        sys.stdout.write(f"{path}\n")
+    return 0
+
+
+# ------------------------------------------------------------------------------------ run
+def _add_run(sub: Any) -> None:
+    p = sub.add_parser(
+        "run",
+        help="run the pipeline (pipeline.yaml) on a target: the main job",
+        description=(
+            "Run Longtail's pipeline on a target from env/: 'local' (default: a simulated fleet, local data "
+            "store, everything on this machine) or 'ci' (the same DAG, shrunken). Tasks whose inputs did not "
+            "change are skipped; --force reruns everything."
+        ),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("--target", default="local", help="env/<target>.yaml to run with")
+    p.add_argument("--root", help="override the data folder of the target")
+    p.add_argument("--force", action="store_true", help="rerun every task")
+    p.set_defaults(func=cmd_run)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Run ``longtail run``."""
+    from longtail.pipeline import run
+
+    overrides = {"root": args.root} if args.root else None
+    env = run(args.target, force=args.force, overrides=overrides)
+    fleet = f"{env['root']}/fleet"
+    sys.stdout.write(
+        f"\nDrive logs: {fleet}/*.mcap (ground truth in {fleet}/ground_truth/, manifest {fleet}/fleet.json)\n"
+        f"Simulation report: {env['root']}/reports/00_simulate.ipynb\n"
+        "Open a log in Foxglove (File > Open local file) or read it in Python with longtail.logs.iter_messages.\n"
+    )
+    return 0
+
+
+# ------------------------------------------------------------------------------------ main
+COMMANDS: list[Callable[[Any], None]] = [_add_sim, _add_preview, _add_run]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``longtail`` argument parser with every subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="longtail",
+        description=(
+            "Longtail, a data engine for ADAS perception: turn a fleet's drive logs into safer models "
+            "(collect, curate, label, train, evaluate, deploy, monitor, retrain). Run 'longtail COMMAND --help' "
+            "for each command."
+        ),
+    )
+    parser.add_argument("--version", action="version", version=f"longtail {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for add in COMMANDS:
+        add(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``longtail`` console script; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    configure_logging(args.verbose)
+    try:
+        return int(args.func(args))
+    except LongtailError as exc:
+        sys.stderr.write(f"longtail: error: {exc}\n")
+        return 2
+    except KeyboardInterrupt:
+        sys.stderr.write("longtail: interrupted; finished files are kept, partial ones were discarded\n")
+        return 130
