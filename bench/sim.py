@@ -1,0 +1,123 @@
+"""Benchmark the fleet simulator on one core.
+
+Reports simulated camera frames per second per core, the speed-up over real time (the camera
+rate), MB of log per minute of driving, and a breakdown by road type and time of day. As a
+floor measured in the same run, it times JPEG-encoding the same number of frames alone.
+
+Target (issue 2): at least 10x faster than real time for the default camera, i.e. a one-hour
+drive in under 6 minutes on one core.
+
+Usage:
+    python bench/sim.py [--drives 8] [--minutes 2] [--seed 1] [--record bench/RESULTS.md]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+
+from longtail.config import SimConfig  # noqa: E402
+from longtail.sim.drive import simulate_drive  # noqa: E402
+from longtail.sim.fleet import plan_fleet  # noqa: E402
+from longtail.sim.truth import load_ground_truth  # noqa: E402
+
+
+def jpeg_floor(cfg: SimConfig, frames: int) -> float:
+    """Seconds to JPEG-encode ``frames`` noisy frames of the camera's size (the irreducible cost)."""
+    rng = np.random.default_rng(0)
+    image = np.clip(rng.normal(110, 25, (cfg.height, cfg.width, 3)), 0, 255).astype(np.uint8)
+    image = cv2.GaussianBlur(image, (0, 0), 1.2)
+    start = time.process_time()
+    for _ in range(frames):
+        cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, cfg.jpeg_quality])
+    return time.process_time() - start
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--drives", type=int, default=8, help="drives to simulate (default fleet mix)")
+    parser.add_argument("--minutes", type=float, default=2.0, help="minutes per drive")
+    parser.add_argument("--seed", type=int, default=1, help="fleet seed")
+    parser.add_argument("--record", default="bench/RESULTS.md", help="append a results section here ('' to skip)")
+    args = parser.parse_args()
+
+    cfg = SimConfig(vehicles=args.drives, drives_per_vehicle=1, minutes=args.minutes, seed=args.seed)
+    plans = plan_fleet(cfg)
+    rows = []
+    total_cpu = total_wall = 0.0
+    total_frames = total_bytes = 0
+    by_road: dict[str, list[float]] = {"highway": [0.0, 0.0], "urban": [0.0, 0.0]}
+    by_tod: dict[str, list[float]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for plan in plans:
+            log, gt = Path(tmp) / f"{plan.drive_id}.mcap", Path(tmp) / f"{plan.drive_id}.parquet"
+            wall0, cpu0 = time.perf_counter(), time.process_time()
+            summary = simulate_drive(plan, cfg, log, gt)
+            cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+            frames, _ = load_ground_truth(gt)
+            urban = float((frames.road_type == "urban").mean())
+            total_cpu += cpu
+            total_wall += wall
+            total_frames += summary.frames
+            total_bytes += summary.bytes
+            by_road["urban"][0] += cpu * urban
+            by_road["urban"][1] += summary.frames * urban
+            by_road["highway"][0] += cpu * (1 - urban)
+            by_road["highway"][1] += summary.frames * (1 - urban)
+            tod = by_tod.setdefault(plan.time_of_day, [0.0, 0.0])
+            tod[0] += cpu
+            tod[1] += summary.frames
+            rows.append((plan.drive_id, plan.time_of_day, plan.weather, urban, summary.frames / cpu, summary.bytes))
+            print(f"{plan.drive_id:20s} {plan.time_of_day:5s} {plan.weather:5s} urban {urban:4.0%} "
+                  f"{summary.frames / cpu:6.1f} frames/s/core", file=sys.stderr)
+    floor = jpeg_floor(cfg, total_frames)
+    fps = total_frames / total_cpu
+    realtime = fps / cfg.fps
+    mb_per_min = total_bytes / 1e6 / (len(plans) * cfg.minutes)
+    hour_minutes = 3600 * cfg.fps / fps / 60
+    lines = [
+        f"## Simulator, {dt.date.today().isoformat()} ({platform.processor() or platform.machine()}, "
+        f"{os.cpu_count()} cores, Python {platform.python_version()})",
+        "",
+        f"Command: `python bench/sim.py --drives {args.drives} --minutes {args.minutes:g} --seed {args.seed}` "
+        f"({len(plans)} drives of the default fleet mix, {cfg.width}x{cfg.height} at {cfg.fps:g} Hz, one process)",
+        "",
+        "| measure | value |",
+        "|---|---|",
+        f"| frames simulated | {total_frames} |",
+        f"| frames per second per core (CPU time) | {fps:.1f} |",
+        f"| speed-up over real time ({cfg.fps:g} Hz camera) | **{realtime:.1f}x** (target >= 10x) |",
+        f"| one hour of driving takes | {hour_minutes:.1f} min on one core (target < 6) |",
+        f"| MB of log per minute of driving | {mb_per_min:.1f} |",
+        f"| JPEG encoding alone, same frame count (floor) | {total_frames / floor:.0f} frames/s; the simulator is "
+        f"{(total_cpu / floor):.1f}x that cost |",
+        f"| wall time / CPU time | {total_wall:.0f} s / {total_cpu:.0f} s |",
+    ]
+    for road, (cpu, frames) in by_road.items():
+        if frames:
+            lines.append(f"| {road} frames per second per core | {frames / cpu:.1f} ({frames / total_frames:.0%} of frames) |")
+    for tod, (cpu, frames) in sorted(by_tod.items()):
+        lines.append(f"| {tod} drives, frames per second per core | {frames / cpu:.1f} |")
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if args.record:
+        path = Path(args.record)
+        header = "# Benchmark results\n\nEach section is one run; the command that produced it is in the section.\n\n"
+        existing = path.read_text() if path.exists() else header
+        path.write_text(existing.rstrip("\n") + "\n\n" + text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
