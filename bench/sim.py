@@ -24,13 +24,13 @@ from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-import cv2  # noqa: E402
-import numpy as np  # noqa: E402
+import cv2
+import numpy as np
 
-from longtail.config import SimConfig  # noqa: E402
-from longtail.sim.drive import simulate_drive  # noqa: E402
-from longtail.sim.fleet import plan_fleet  # noqa: E402
-from longtail.sim.truth import load_ground_truth  # noqa: E402
+from longtail.config import SimConfig
+from longtail.sim.drive import simulate_drive
+from longtail.sim.fleet import plan_fleet
+from longtail.sim.truth import load_ground_truth
 
 
 def jpeg_floor(cfg: SimConfig, frames: int) -> float:
