@@ -1,4 +1,4 @@
-"""Shared fixtures. Tests use one thread per process: CI has 2 shared cores."""
+"""Test-session setup. Tests use one thread per process: CI has 2 shared cores."""
 
 from __future__ import annotations
 
@@ -6,12 +6,14 @@ import os
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-import pytest
+from pathlib import Path
 
-from longtail.config import NO_SCENARIO_RATES, SimConfig
+import longtail
 
-
-@pytest.fixture
-def small_cfg() -> SimConfig:
-    """A short, small-image drive configuration with no random scenarios."""
-    return SimConfig(minutes=0.2, width=320, height=192, scenario_rates=NO_SCENARIO_RATES)
+# The cached environment is shared between checkouts; its editable install points at one of them.
+_SRC = Path(__file__).resolve().parents[1] / "src"
+if not Path(longtail.__file__).resolve().is_relative_to(_SRC):
+    raise RuntimeError(
+        f"the tests import longtail from {Path(longtail.__file__).parent}, not from {_SRC}: "
+        "run 'make test' (or env/setup-venv.sh) in this checkout first"
+    )
