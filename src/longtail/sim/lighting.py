@@ -7,7 +7,6 @@ where they are shaded.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -123,18 +122,12 @@ def headlight_beam(X: np.ndarray | float, Z: np.ndarray | float, vertical: bool)
     return 1.1 * cone * onset / (1.0 + (Zp / 20.0) ** 2)
 
 
-def headlight_beam_vertical(X: float, Z: float) -> float:
-    """`headlight_beam` for one point on a vertical surface, in plain floats (hot path)."""
-    Zp = max(Z, 0.1)
-    theta = math.atan2(X, Zp)
-    return 0.9 * math.exp(-((theta / 0.3) ** 2)) / (1.0 + (Zp / 26.0) ** 2)
-
-
 def fog_alpha(distance: np.ndarray | float, beta: float) -> np.ndarray | float:
     """Share of the fog colour seen through ``distance`` metres of air (0..1)."""
     return 1.0 - np.exp(-beta * np.asarray(distance))
 
 
-def lamp_light(dist2: float) -> float:
-    """Light from one street lamp at squared horizontal distance ``dist2`` (m^2), 0..0.5."""
-    return 0.5 * math.exp(-dist2 / 90.0)
+LAMP_PEAK = 0.5
+"""Light a street lamp adds right below it (in units of full daylight)."""
+LAMP_SPREAD_M2 = 90.0
+"""Lamp light falls off as exp(-d^2 / LAMP_SPREAD_M2) with horizontal distance d (m)."""

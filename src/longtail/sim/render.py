@@ -28,7 +28,7 @@ import numpy as np
 
 from longtail.sim.actors import Cyclist, Prop, TrafficLight, Vehicle, Walker
 from longtail.sim.camera import NEAR_Z, CameraModel
-from longtail.sim.lighting import Lighting, fog_alpha, headlight_beam, headlight_beam_vertical, lamp_light
+from longtail.sim.lighting import LAMP_PEAK, LAMP_SPREAD_M2, Lighting, fog_alpha, headlight_beam
 from longtail.sim.road import (
     ASPHALT,
     CELL_M,
@@ -58,6 +58,12 @@ GROUND_RGB: dict[int, tuple[int, int, int]] = {
     GRAVEL: (128, 120, 106),
     CONCRETE: (150, 148, 144),
 }
+VEHICLE_BOX_PX = 8.0
+"""Vehicles shorter than this on screen are drawn as a rectangle."""
+VEHICLE_DETAIL_PX = 22.0
+"""Vehicles at least this tall get wheels, glass, lights, a number plate and a shadow."""
+MAX_DRAW_M = 200.0
+"""Objects beyond this distance (m) are not drawn: a car there is about 4 px tall."""
 ID_STATIC = 255
 """ID-buffer value of static occluders (trees, poles, signs...)."""
 MAX_ACTORS = 254
@@ -222,6 +228,7 @@ class Renderer:
                 for _ in range(int(6 * L.rain) + 1)
             ]
         self._cell_cache: dict[int, list[_Drawable]] = {}
+        self._lit_windows: dict[int, np.ndarray] = {}
         self._glow_cache: dict[tuple[int, tuple[int, int, int]], np.ndarray] = {}
         self.skylines = {name: self._composite_skyline(self._skyline(name)) for name in ("urban", "highway")}
         self._sprites: dict[int, np.ndarray] = {}
@@ -417,16 +424,17 @@ class Renderer:
             return
         sizes = [len(p) for p in strips]
         u, v, zc = self._project(np.concatenate(strips))
+        ipts = np.round(np.stack([u, v], axis=1).clip(-30000, 30000) * 16).astype(np.int32)
+        near = zc >= NEAR_Z
+        ends = np.cumsum(sizes)
+        n_near = np.add.reduceat(near, ends - np.asarray(sizes)).tolist()
         polys: dict[tuple[float, float, float], list[np.ndarray]] = {}
-        offset = 0
-        for n, key in zip(sizes, keys, strict=True):
-            sl = slice(offset, offset + n)
-            offset += n
-            keep = zc[sl] >= NEAR_Z
-            if keep.sum() < 3:
+        for n, end, count, key in zip(sizes, ends.tolist(), n_near, keys, strict=True):
+            if count < 3:
                 continue
-            poly = np.stack([u[sl][keep], v[sl][keep]], axis=1).clip(-30000, 30000)
-            polys.setdefault(key, []).append(np.round(poly * 16).astype(np.int32))
+            sl = slice(end - n, end)
+            poly = ipts[sl] if count == n else ipts[sl][near[sl]]
+            polys.setdefault(key, []).append(poly)
         # Bands first, then lines on top: lines use the white and yellow keys only.
         for key, plist in polys.items():
             if key not in (white, yellow):
@@ -459,12 +467,16 @@ class Renderer:
             for line in layout.lines:
                 hw = line.width_m / 2
                 if line.dashed:
-                    for k in range(math.floor((s_ego + d0) / period), math.floor((s_ego + d1) / period) + 1):
-                        a = max(k * period - s_ego, d0)
-                        b = min(k * period - s_ego + dash, d1)
-                        if b > a:
-                            out.append((np.array([[a, line.x - hw, 0], [a, line.x + hw, 0], [b, line.x + hw, 0],
-                                                  [b, line.x - hw, 0]]), line.yellow))
+                    # Dashes sit at fixed places along the road: k * period - s_ego ahead.
+                    ks = np.arange(math.floor((s_ego + d0) / period), math.floor((s_ego + d1) / period) + 1)
+                    a = np.maximum(ks * period - s_ego, d0)
+                    b = np.minimum(ks * period - s_ego + dash, d1)
+                    a, b = a[b > a], b[b > a]
+                    if len(a):
+                        quads = np.zeros((len(a), 4, 3))
+                        quads[:, :, 0] = np.stack([a, a, b, b], axis=1)
+                        quads[:, :, 1] = line.x + np.array([-hw, hw, hw, -hw])
+                        out.extend((q, line.yellow) for q in quads)
                 else:
                     seg = GROUND_SAMPLES[(d0 <= GROUND_SAMPLES) & (d1 >= GROUND_SAMPLES)]
                     if len(seg) >= 2:
@@ -492,24 +504,29 @@ class Renderer:
             region[:] = cv2.blendLinear(region, self.fog_img[crow], self.fog_w_inv[crow], self.fog_w[crow])
 
     # ------------------------------------------------------------------ objects
-    def _shade_at(self, world: World, ds: float, x: float, X: float, Z: float, dist: float) -> Shade:
+    def _shades(self, items: list[_Drawable]) -> list[Shade]:
+        """How each item is lit and fogged: ambient, the ego's beam and nearby street lamps, all
+        items at once (one vectorized pass per frame)."""
         L = self.light
-        amb = L.ambient
-        light = [amb[0], amb[1], amb[2]]
+        starts = np.array([it.start for it in items], dtype=np.int64)
+        n = len(items)
+        light = np.tile(np.array(L.ambient), (n, 1))
+        X, Z = self._xc[starts], np.maximum(self._zc[starts], 0.1)
         if L.headlights > 0:
-            beam = headlight_beam_vertical(X, Z) * L.headlights
-            light[0] += beam * 0.92
-            light[1] += beam * 0.97
-            light[2] += beam
+            beam = np.asarray(headlight_beam(X, Z, vertical=True)) * L.headlights
+            light += beam[:, None] * np.array((0.92, 0.97, 1.0))
         if L.lamps_on and self._lamps:
-            for lds, lx in self._lamps:
-                d2 = (lds - ds) ** 2 + (lx - x) ** 2
-                if d2 < 600:
-                    k = lamp_light(d2) * (1.0 if self.time_of_day == "night" else 0.4)
-                    light[0] += k * L.lamp_color[0]
-                    light[1] += k * L.lamp_color[1]
-                    light[2] += k * L.lamp_color[2]
-        return Shade((light[0], light[1], light[2]), 1.0 - math.exp(-L.fog_beta * dist), L.fog_color)
+            lamps = np.array(self._lamps)
+            d2 = (self._rel[starts, 0][:, None] - lamps[None, :, 0]) ** 2 + (
+                self._rel[starts, 1][:, None] - lamps[None, :, 1]) ** 2
+            k = np.where(d2 < 600.0, LAMP_PEAK * np.exp(-d2 / LAMP_SPREAD_M2), 0.0).sum(axis=1)
+            k *= 1.0 if self.time_of_day == "night" else 0.4
+            light += k[:, None] * np.array(L.lamp_color)
+        depth = np.array([it.depth for it in items])
+        fog = 1.0 - np.exp(-L.fog_beta * depth)
+        color = L.fog_color
+        return [Shade((float(a), float(b), float(c)), float(f), color)
+                for (a, b, c), f in zip(light.tolist(), fog.tolist(), strict=True)]
 
     def _collect(self, world: World, view: RoadView) -> list[_Drawable]:
         """Everything that may be in view, as drawables with road-frame points.
@@ -722,29 +739,30 @@ class Renderer:
             # Vehicles partly beside or behind the camera still reach into the image.
             if not (visible[k] or (it.kind in ("vehicle", "building") and not it.all_near)):
                 continue
-            # Sub-pixel things cost time and show nothing.
+            # Sub-pixel things cost time and show nothing; beyond MAX_DRAW_M everything is a
+            # speck under the ground truth's minimum box height, and hidden by nearer things.
             if it.all_near and vmax[k] - vmin[k] < 1.5 and umax[k] - umin[k] < 1.5:
                 continue
+            if it.depth > MAX_DRAW_M and it.kind != "building":
+                continue
             if it.kind == "vehicle":
-                bases.extend(it.start + 5 + 8 * j for j in range(6))
+                height = vmax[k] - vmin[k]
+                if height >= VEHICLE_BOX_PX or not it.all_near:
+                    first = 0 if height >= VEHICLE_DETAIL_PX or not it.all_near else 4
+                    bases.extend(it.start + 5 + 8 * j for j in range(first, 6))
             kept.append(it)
         items = kept
-        self._face_vis = self._visible_faces(np.array(bases, dtype=np.int64))
+        self._visible_faces(np.array(bases, dtype=np.int64))
         # Buildings stand behind everything else at the roadside: draw them first.
         items.sort(key=lambda it: (it.kind != "building", -it.depth))
         if self.time_of_day == "night" and self.light.lamps_on:
-            for lds, lx in self._lamps:
-                if 2.0 < lds < 120.0:
-                    self._lamp_pool(frame, lds, lx)
+            self._lamp_pools(frame, [(lds, lx) for lds, lx in self._lamps if 2.0 < lds < 120.0])
         truths: list[dict[str, Any]] = []
         next_id = 1
         W, H = self.W, self.H
-        for it in items:
-            i0 = it.start
-            if zc[i0] < NEAR_Z and it.kind not in ("vehicle", "building"):
-                continue
-            X, Z = float(xc[i0]), float(zc[i0])
-            shade = self._shade_at(world, float(self._rel[i0, 0]), float(self._rel[i0, 1]), X, max(Z, 0.1), it.depth)
+        items = [it for it in items if zc[it.start] >= NEAR_Z or it.kind in ("vehicle", "building")]
+        shades = self._shades(items) if items else []
+        for it, shade in zip(items, shades, strict=True):
             if it.kind in ("vehicle", "walker", "cyclist"):
                 if next_id > MAX_ACTORS:
                     continue
@@ -773,24 +791,21 @@ class Renderer:
     _FACES = np.array([[0, 2, 3, 1], [4, 6, 7, 5], [0, 4, 5, 1], [2, 6, 7, 3], [1, 3, 7, 5]])
     _FACE_NAMES = ("back", "front", "left", "right", "top")
 
-    def _visible_faces(self, bases: np.ndarray) -> dict[int, tuple[list[int], np.ndarray, np.ndarray]]:
-        """For each box (8 corners from a base index): its visible faces (0..4 = back, front,
-        left, right, top), their integer pixel corners, and whether each face is in front of the
-        near plane. One vectorized pass for every box in the frame."""
+    def _visible_faces(self, bases: np.ndarray) -> None:
+        """For each box (8 corners from a base index): which of its 5 faces (back, front, left,
+        right, top) face the camera, their fixed-point pixel corners, and whether each face is in
+        front of the near plane. One vectorized pass for every box drawn in the frame."""
+        self._fv_index = {b: j for j, b in enumerate(bases.tolist())}
         if not len(bases):
-            return {}
+            return
         idx = bases[:, None] + np.arange(8)[None, :]
         P = np.stack([self._xc[idx], self._yc[idx], self._zc[idx]], axis=-1)
         center = P.mean(axis=1)
         fc = P[:, self._FACES].mean(axis=2)
-        vis = ((fc - center[:, None, :]) * fc).sum(axis=-1) < 0
+        self._fv_vis = (((fc - center[:, None, :]) * fc).sum(axis=-1) < 0).tolist()
         face_idx = idx[:, self._FACES]
-        face_pts = self._ipts[face_idx]
-        face_near = self._near[face_idx].all(axis=-1).tolist()
-        out = {}
-        for j, (b, row) in enumerate(zip(bases.tolist(), vis.tolist(), strict=True)):
-            out[b] = ([k for k, seen in enumerate(row) if seen], face_pts[j], face_near[j])
-        return out
+        self._fv_pts = self._ipts[face_idx]
+        self._fv_near = self._near[face_idx].all(axis=-1).tolist()
 
     def _poly(self, frame: np.ndarray, ids: np.ndarray, idx: list[int] | np.ndarray, color: tuple[int, int, int],
               aid: int, ext: list[float] | None, all_near: bool = False) -> None:
@@ -857,11 +872,12 @@ class Renderer:
                 return
             center = (int(cu * 16), int(cv_ * 16))
             axes = (max(int(rx * 16), 8), max(int(ry * 16), 8))
-            cv2.ellipse(frame, center, axes, 0, 0, 360, shade(p.color), -1, cv2.LINE_AA, 4)
+            big = rx >= 4.0  # small crowns need neither anti-aliasing nor a highlight
+            cv2.ellipse(frame, center, axes, 0, 0, 360, shade(p.color), -1, cv2.LINE_AA if big else cv2.LINE_8, 4)
             cv2.ellipse(ids, center, axes, 0, 0, 360, sid, -1, cv2.LINE_8, 4)
-            hl = (int((cu - rx * 0.25) * 16), int((cv_ - ry * 0.25) * 16))
-            cv2.ellipse(frame, hl, (max(int(rx * 10), 8), max(int(ry * 10), 8)), 0, 0, 360,
-                        shade(p.color, 1.25), -1, cv2.LINE_AA, 4)
+            if big:
+                hl = (int((cu - rx * 0.25) * 16), int((cv_ - ry * 0.25) * 16))
+                cv2.ellipse(frame, hl, (int(rx * 10), int(ry * 10)), 0, 0, 360, shade(p.color, 1.25), -1, cv2.LINE_AA, 4)
         elif kind == "bush":
             p = it.obj
             cu, cv_ = self._px(i0)
@@ -926,20 +942,28 @@ class Renderer:
             self._poly(frame, ids, [i0 + 1, i0 + 2, i0 + 3, i0 + 4], shade((190, 192, 196)), sid, None)
 
     def _ipt(self, i: int) -> tuple[int, int]:
-        return int(np.clip(self._u[i], -30000, 30000) * 16), int(np.clip(self._v[i], -30000, 30000) * 16)
+        """Projected point ``i`` in OpenCV's fixed point (4 fractional bits)."""
+        a, b = self._ipts[i].tolist()
+        return a, b
 
-    def _lamp_pool(self, frame: np.ndarray, ds: float, x: float) -> None:
-        """A pool of lamp light on the road below a lamp head at (``ds``, ``x``)."""
-        pts = np.array([[ds - 7, x, 0], [ds + 7, x, 0], [ds, x - 7, 0], [ds, x + 7, 0], [ds, x, 0]])
+    def _lamp_pools(self, frame: np.ndarray, lamps: list[tuple[float, float]]) -> None:
+        """Pools of lamp light on the road below lamp heads at (ds, x), projected in one batch."""
+        if not lamps:
+            return
+        offsets = np.array([[-7.0, 0.0], [7.0, 0.0], [0.0, -7.0], [0.0, 7.0], [0.0, 0.0]])
+        pts = np.zeros((len(lamps) * 5, 3))
+        pts[:, :2] = (np.array(lamps)[:, None, :] + offsets[None, :, :]).reshape(-1, 2)
         u, v, zc = self._project(pts)
-        if (zc < NEAR_Z).any():
-            return
-        rx = int(min(abs(u[3] - u[2]) / 2, 400))
-        ry = int(min(abs(v[0] - v[1]) / 2, 200))
-        if rx < 2 or ry < 1:
-            return
         color = tuple(70 * c for c in self.light.lamp_color)
-        self._add_glow(frame, float(u[4]), float(v[4]), rx, ry, color)  # type: ignore[arg-type]
+        for k in range(len(lamps)):
+            sl = slice(5 * k, 5 * k + 5)
+            if (zc[sl] < NEAR_Z).any():
+                continue
+            uu, vv = u[sl], v[sl]
+            rx = int(min(abs(uu[3] - uu[2]) / 2, 400))
+            ry = int(min(abs(vv[0] - vv[1]) / 2, 200))
+            if rx >= 2 and ry >= 1:
+                self._add_glow(frame, float(uu[4]), float(vv[4]), rx, ry, color)  # type: ignore[arg-type]
 
     def _draw_building(self, frame: np.ndarray, ids: np.ndarray, it: _Drawable, shade: Shade) -> None:
         p: Prop = it.obj
@@ -953,27 +977,28 @@ class Renderer:
         if n_win <= 0 or it.hull[3] - it.hull[1] < 12:
             return
         idx = i0 + 9 + np.arange(n_win * 4)
-        zc = self._zc[idx].reshape(n_win, 4)
-        ok = (zc >= NEAR_Z).all(axis=1)
-        if not ok.any():
-            return
-        quads = np.stack([self._u[idx], self._v[idx]], axis=1).reshape(n_win, 4, 2)[ok]
+        keep = self._near[idx].reshape(n_win, 4).all(axis=1)
+        quads = self._ipts[idx].reshape(n_win, 4, 2)
         span = quads[:, :, 0].max(axis=1) - quads[:, :, 0].min(axis=1)
-        quads = quads[span > 0.7]
-        if not len(quads):
+        keep &= span > 11  # narrower than 0.7 px: not worth a polygon
+        if not keep.any():
             return
-        ipts = np.round(quads.clip(-30000, 30000) * 16).astype(np.int32)
         glass = shade((70, 85, 100)) if self.time_of_day == "day" else shade((40, 45, 55))
         if self.light.lamps_on:
-            rng = np.random.default_rng(p.variant)
-            lit = rng.random(len(ipts)) < (0.45 if self.time_of_day == "night" else 0.25)
+            # Which windows are lit is a property of the building, not of the view.
+            lit = self._lit_windows.get(p.variant)
+            if lit is None or len(lit) != n_win:
+                share = 0.45 if self.time_of_day == "night" else 0.25
+                lit = np.random.default_rng(p.variant).random(n_win) < share
+                self._lit_windows[p.variant] = lit
             warm = shade.emissive((120, 200, 250) if self.time_of_day == "night" else (110, 170, 215))
-            if (~lit).any():
-                cv2.fillPoly(frame, list(ipts[~lit]), glass, cv2.LINE_8, 4)
-            if lit.any():
-                cv2.fillPoly(frame, list(ipts[lit]), warm, cv2.LINE_8, 4)
+            dark, bright = keep & ~lit, keep & lit
+            if dark.any():
+                cv2.fillPoly(frame, quads[dark], glass, cv2.LINE_8, 4)
+            if bright.any():
+                cv2.fillPoly(frame, quads[bright], warm, cv2.LINE_8, 4)
         else:
-            cv2.fillPoly(frame, list(ipts), glass, cv2.LINE_8, 4)
+            cv2.fillPoly(frame, quads[keep], glass, cv2.LINE_8, 4)
 
     # ------------------------------------------------------------------ actors
     def _draw_actor(self, frame: np.ndarray, ids: np.ndarray, it: _Drawable, shade: Shade, aid: int,
@@ -989,21 +1014,32 @@ class Renderer:
             return None
         return ext
 
-    def _box_faces(self, base: int) -> list[tuple[np.ndarray, str]]:
-        """Visible faces of the box whose 8 corners start at ``base`` (corner = base + 4l + 2w + y)."""
-        vis = self._face_vis[base][0]
-        return [(base + self._FACES[k], self._FACE_NAMES[k]) for k in vis]
+    def _box_faces(self, base: int) -> list[tuple[int, str]]:
+        """Visible faces (number, name) of the box whose 8 corners start at ``base``
+        (corner = base + 4l + 2w + y)."""
+        vis = self._fv_vis[self._fv_index[base]]
+        return [(k, self._FACE_NAMES[k]) for k in range(5) if vis[k]]
 
     def _fill_box(self, frame: np.ndarray, ids: np.ndarray, base: int, colors: dict[int, tuple[int, int, int]],
                   aid: int) -> None:
         """Fill the visible faces of a box; ``colors`` maps face number to BGR."""
-        vis, pts, near = self._face_vis[base]
-        for k in vis:
+        j = self._fv_index[base]
+        vis, near, pts = self._fv_vis[j], self._fv_near[j], self._fv_pts[j]
+        for k in range(5):
+            if not vis[k]:
+                continue
             if near[k]:
                 cv2.fillConvexPoly(frame, pts[k], colors[k], cv2.LINE_8, 4)
                 cv2.fillConvexPoly(ids, pts[k], aid, cv2.LINE_8, 4)
             else:
                 self._poly(frame, ids, base + self._FACES[k], colors[k], aid, None)
+
+    def _face_points(self, base: int, k: int) -> np.ndarray | None:
+        """Pixel corners (float) of face ``k`` of a box, or None when it crosses the near plane."""
+        j = self._fv_index[base]
+        if not self._fv_near[j][k]:
+            return None
+        return np.asarray(self._fv_pts[j][k], dtype=np.float64) / 16.0
 
     def _draw_vehicle(self, frame: np.ndarray, ids: np.ndarray, it: _Drawable, shade: Shade, aid: int,
                       ext: list[float], world: World) -> None:
@@ -1031,7 +1067,7 @@ class Renderer:
         ext[:] = hull
         ph = hull[3] - hull[1]
         lights_on = L.lamps_on or self.weather != "clear"
-        if ph < 8.0 and all_near:
+        if ph < VEHICLE_BOX_PX and all_near:
             # Far away: one rectangle of body colour, and its lights as points.
             p0 = (int(hull[0] * 16), int(hull[1] * 16))
             p1 = (int(hull[2] * 16), int(hull[3] * 16))
@@ -1046,17 +1082,14 @@ class Renderer:
                     self._glows.append((hull[0], y, size, (40, 40, 255), 0))
                     self._glows.append((hull[2], y, size, (40, 40, 255), 0))
             return
-        detail = ph >= 22.0
+        detail = ph >= VEHICLE_DETAIL_PX or not all_near
         dark = shade((28, 28, 30))
         if detail and self.time_of_day != "night" and self.weather != "fog":
-            # Shadow on the road under the car.
-            fp = [i0 + 1, i0 + 2, i0 + 3, i0 + 4]
-            if self._near[fp].all():
-                pts = np.stack([self._u[fp], self._v[fp]], axis=1)
-                c = pts.mean(axis=0)
-                pts = c + (pts - c) * 1.15
-                cv2.fillConvexPoly(frame, np.round(pts.clip(-30000, 30000) * 16).astype(np.int32),
-                                   shade((40, 40, 42)), cv2.LINE_AA, 4)
+            # Shadow on the road under the car, a little larger than its footprint.
+            fp = self._ipts[i0 + 1:i0 + 5]
+            if self._near[i0 + 1:i0 + 5].all():
+                c = fp.mean(axis=0)
+                cv2.fillConvexPoly(frame, (c + (fp - c) * 1.15).astype(np.int32), shade((40, 40, 42)), cv2.LINE_AA, 4)
             wheel_colors = dict.fromkeys(range(5), dark)
             for k in range(4):
                 self._fill_box(frame, ids, i0 + 5 + 8 * k, wheel_colors, aid)
@@ -1069,43 +1102,43 @@ class Renderer:
             for base, _part in order:
                 self._fill_box(frame, ids, base, colors, aid)
             if lights_on or v.brake:
-                back = self._face_vis[b1]
-                for k in back[0]:
-                    if k in (0, 1) and back[2][k]:
-                        q = back[1][k].astype(np.float64) / 16.0
-                        self._lights_tiny(q, v, self._FACE_NAMES[k], shade, lights_on)
+                for k, name in self._box_faces(b1):
+                    q = self._face_points(b1, k) if k in (0, 1) else None
+                    if q is not None:
+                        self._lights_tiny(q, v, name, shade, lights_on)
             return
         blink = (world.t * 1.5) % 1.0 < 0.5
         glass = shade((35, 45, 55))
         for base, part in order:
             self._fill_box(frame, ids, base, colors, aid)
-            for f, name in self._box_faces(base):
-                if v.kind == "car" and part == "upper" and name != "top":
-                    self._inset(frame, ids, f, glass, aid, 0.12, 0.1, 0.12, 0.15)
-                if name in ("back", "front") and (part == "lower" or v.kind == "truck"):
-                    self._vehicle_face_details(frame, ids, f, v, name, part, shade, aid, lights_on, blink, world)
+            for k, name in self._box_faces(base):
+                glass_face = v.kind == "car" and part == "upper" and name != "top"
+                details = name in ("back", "front") and (part == "lower" or v.kind == "truck")
+                if not (glass_face or details):
+                    continue
+                q = self._face_points(base, k)
+                if q is None:
+                    continue
+                if glass_face:
+                    self._inset(frame, q, glass, 0.12, 0.1, 0.12, 0.15)
+                if details:
+                    self._vehicle_face_details(frame, q, v, name, part, shade, aid, lights_on, blink)
 
-    def _inset(self, frame: np.ndarray, ids: np.ndarray, face: np.ndarray, color: tuple[int, int, int], aid: int,
-               left: float, right: float, top: float, bottom: float) -> None:
-        """Fill a sub-rectangle of a projected face (fractions of its width/height in image space)."""
-        if (self._zc[face] < NEAR_Z).any():
-            return
-        q = np.stack([self._u[face], self._v[face]], axis=1)
-        # Faces are ordered bottom-left, bottom-right, top-right, top-left: bilinear in (h, t).
-        a, b, c, d = q[0], q[1], q[2], q[3]
+    def _inset(self, frame: np.ndarray, q: np.ndarray, color: tuple[int, int, int], left: float, right: float,
+               top: float, bottom: float) -> None:
+        """Fill a sub-rectangle of a projected face ``q`` (4x2 pixel corners ordered bottom-left,
+        bottom-right, top-right, top-left), given as fractions of its width and height."""
+        (ax, ay), (bx, by), (cx, cy), (dx, dy) = q.tolist()
         pts = []
         for h, t in ((left, bottom), (1 - right, bottom), (1 - right, 1 - top), (left, 1 - top)):
-            lower = a + (b - a) * h
-            upper = d + (c - d) * h
-            pts.append(lower + (upper - lower) * t)
-        ip = np.round(np.array(pts).clip(-30000, 30000) * 16).astype(np.int32)
-        cv2.fillConvexPoly(frame, ip, color, cv2.LINE_8, 4)
+            lx, ly = ax + (bx - ax) * h, ay + (by - ay) * h
+            ux, uy = dx + (cx - dx) * h, dy + (cy - dy) * h
+            pts.append((round((lx + (ux - lx) * t) * 16), round((ly + (uy - ly) * t) * 16)))
+        cv2.fillConvexPoly(frame, np.array(pts, np.int32), color, cv2.LINE_8, 4)
 
-    def _vehicle_face_details(self, frame: np.ndarray, ids: np.ndarray, face: np.ndarray, v: Vehicle, name: str,
-                              part: str, shade: Shade, aid: int, lights_on: bool, blink: bool, world: World) -> None:
-        if (self._zc[face] < NEAR_Z).any():
-            return
-        q = np.stack([self._u[face], self._v[face]], axis=1)
+    def _vehicle_face_details(self, frame: np.ndarray, q: np.ndarray, v: Vehicle, name: str, part: str,
+                              shade: Shade, aid: int, lights_on: bool, blink: bool) -> None:
+        """Lights, number plate, grille or cargo doors on the back or front face ``q`` (pixel corners)."""
         width = float(np.abs(q[:, 0].max() - q[:, 0].min()))
         if width < 5:
             if width >= 1.5 and (lights_on or v.brake):
@@ -1199,9 +1232,8 @@ class Renderer:
                 bottom = (fu + off, fv - lift)
             self._limb(frame, ids, top, bottom, leg_w, pants if k == 0 else shade(w.pants, 0.85), aid, ext)
         # Torso.
-        pts = np.array([[fu - torso_w / 2, shoulder], [fu + torso_w / 2, shoulder], [fu + torso_w * 0.42, hip],
-                        [fu - torso_w * 0.42, hip]])
-        self._fill(frame, ids, pts, shirt, aid, ext)
+        self._fill(frame, ids, ((fu - torso_w / 2, shoulder), (fu + torso_w / 2, shoulder), (fu + torso_w * 0.42, hip),
+                                (fu - torso_w * 0.42, hip)), shirt, aid, ext)
         # Arms.
         arm_len = (hip - shoulder) * 1.05
         for sgn in (-1, 1):
@@ -1263,15 +1295,15 @@ class Renderer:
                 self._glows.append((front[0], front[1] - wheel_r * 0.9, 0.12 * m + 1.5 * self.scale, (220, 240, 255), aid))
         else:
             # Seen from behind (or the front): a narrow wheel, the rider's back, legs either side.
-            self._fill(frame, ids, np.array([[fu - 0.03 * m, fv - 2 * wheel_r], [fu + 0.03 * m, fv - 2 * wheel_r],
-                                             [fu + 0.03 * m, fv], [fu - 0.03 * m, fv]]), shade((25, 25, 25)), aid, ext)
+            self._fill(frame, ids, ((fu - 0.03 * m, fv - 2 * wheel_r), (fu + 0.03 * m, fv - 2 * wheel_r),
+                                    (fu + 0.03 * m, fv), (fu - 0.03 * m, fv)), shade((25, 25, 25)), aid, ext)
             seat_y = fv - 0.95 * m
             for sgn in (-1, 1):
                 lift = math.sin(c.phase + (0 if sgn < 0 else math.pi)) * 0.12 * m
                 self._limb(frame, ids, (fu + sgn * 0.1 * m, seat_y), (fu + sgn * 0.14 * m, fv - 0.3 * m + lift),
                            0.13 * m, shade(c.pants, 0.9 if sgn > 0 else 1.0), aid, ext)
-            torso = np.array([[fu - 0.2 * m, seat_y - 0.55 * m], [fu + 0.2 * m, seat_y - 0.55 * m],
-                              [fu + 0.16 * m, seat_y], [fu - 0.16 * m, seat_y]])
+            torso = ((fu - 0.2 * m, seat_y - 0.55 * m), (fu + 0.2 * m, seat_y - 0.55 * m),
+                     (fu + 0.16 * m, seat_y), (fu - 0.16 * m, seat_y))
             self._fill(frame, ids, torso, shade(c.shirt), aid, ext)
             for sgn in (-1, 1):
                 self._limb(frame, ids, (fu + sgn * 0.19 * m, seat_y - 0.5 * m), (fu + sgn * 0.28 * m, seat_y - 0.2 * m),
@@ -1280,13 +1312,19 @@ class Renderer:
             if c.light and self.light.lamps_on:
                 self._glows.append((fu, fv - 0.75 * m, 0.1 * m + 1.5 * self.scale, (40, 40, 255), aid))
 
-    def _fill(self, frame: np.ndarray, ids: np.ndarray, pts: np.ndarray, color: tuple[int, int, int], aid: int,
+    def _fill(self, frame: np.ndarray, ids: np.ndarray, pts: Any, color: tuple[int, int, int], aid: int,
               ext: list[float]) -> None:
-        ext[0] = min(ext[0], float(pts[:, 0].min()))
-        ext[1] = min(ext[1], float(pts[:, 1].min()))
-        ext[2] = max(ext[2], float(pts[:, 0].max()))
-        ext[3] = max(ext[3], float(pts[:, 1].max()))
-        ip = np.round(pts.clip(-30000, 30000) * 16).astype(np.int32)
+        """Fill a small convex polygon given as (u, v) pixel pairs, in colour and in the ID buffer.
+
+        Plain Python on purpose: for 4 points it is several times faster than numpy.
+        """
+        xs = [p[0] for p in pts]
+        ys = [p[1] for p in pts]
+        ext[0] = min(ext[0], min(xs))
+        ext[1] = min(ext[1], min(ys))
+        ext[2] = max(ext[2], max(xs))
+        ext[3] = max(ext[3], max(ys))
+        ip = np.array([(round(x * 16), round(y * 16)) for x, y in zip(xs, ys, strict=True)], np.int32)
         cv2.fillConvexPoly(frame, ip, color, cv2.LINE_8, 4)
         cv2.fillConvexPoly(ids, ip, aid, cv2.LINE_8, 4)
 
@@ -1297,8 +1335,8 @@ class Renderer:
         if n < 1e-6:
             return
         ox, oy = -dy / n * width / 2, dx / n * width / 2
-        pts = np.array([[a[0] + ox, a[1] + oy], [b[0] + ox, b[1] + oy], [b[0] - ox, b[1] - oy], [a[0] - ox, a[1] - oy]])
-        self._fill(frame, ids, pts, color, aid, ext)
+        self._fill(frame, ids, ((a[0] + ox, a[1] + oy), (b[0] + ox, b[1] + oy), (b[0] - ox, b[1] - oy),
+                                (a[0] - ox, a[1] - oy)), color, aid, ext)
 
     def _circle(self, frame: np.ndarray, ids: np.ndarray, c: tuple[float, float], r: float, color: tuple[int, int, int],
                 aid: int, ext: list[float]) -> None:
@@ -1324,12 +1362,8 @@ class Renderer:
 
     # ------------------------------------------------------------------ light and weather
     def _add_glow(self, frame: np.ndarray, u: float, v: float, rx: int, ry: int, color: tuple[float, float, float]) -> None:
-        r = max(rx, ry, 1)
-        r = min(r, 160)
-        sprite = self._sprite(r)
-        if rx != ry:
-            sprite = cv2.resize(sprite, (2 * rx + 1, 2 * ry + 1), interpolation=cv2.INTER_LINEAR)
-        h, w = sprite.shape
+        rx, ry = min(rx, 160), min(ry, 160)
+        h, w = 2 * ry + 1, 2 * rx + 1
         x0, y0 = int(u) - w // 2, int(v) - h // 2
         x1, y1 = x0 + w, y0 + h
         cx0, cy0, cx1, cy1 = max(x0, 0), max(y0, 0), min(x1, self.W), min(y1, self.H)
@@ -1338,6 +1372,9 @@ class Renderer:
         key = (rx * 1000 + ry, (int(color[0]), int(color[1]), int(color[2])))
         colored = self._glow_cache.get(key)
         if colored is None:
+            sprite = self._sprite(max(rx, ry, 1))
+            if rx != ry:
+                sprite = cv2.resize(sprite, (w, h), interpolation=cv2.INTER_LINEAR)
             colored = (sprite[..., None] * np.array(key[1], np.float32)).astype(np.uint8)
             if len(self._glow_cache) < 4000:
                 self._glow_cache[key] = colored

@@ -82,6 +82,7 @@ class EgoState:
     hazard: bool = False
     forced_accel: float | None = None
     hold_until: float = -1.0
+    time_gap: float | None = None
     wander: float = 0.0
     bump: float = 0.0
 
@@ -112,6 +113,8 @@ class World:
         self._event: ScenarioEvent | None = None
         self._prearmed: set[float] = set()
         self._scn: dict[str, object] = {}
+        self._traffic_dt = 0.0
+        self._traffic_phase = False
         # (time, vehicle): scenario vehicles handed back to ordinary traffic at that time.
         self._releases: list[tuple[float, Vehicle]] = []
         self._next_lane_change = 20.0 + float(self.rng_ego.uniform(0, 60))
@@ -539,7 +542,8 @@ class World:
         if ego.lc is None and abs(ego.x - layout.lane_center(lane)) > 0.6:
             self._start_lane_change(lane, 4.0, False, delay=0.0)
             return
-        if self._event is None and ego.lc is None and t > self._next_lane_change and self.road_type == "highway":
+        if (self._event is None and not self._event_soon() and ego.lc is None and t > self._next_lane_change
+                and self.road_type == "highway"):
             self._next_lane_change = t + float(rng.uniform(40, 200))
             gap, lead_v = self._leader_gap(ego.s, ego.x, self.spec["width"])
             options = []
@@ -558,6 +562,10 @@ class World:
         if not ego.adas_engaged and t > ego.reengage_at and self._event is None:
             ego.adas_engaged = True
             ego.reengage_at = 1e18
+
+    def _event_soon(self) -> bool:
+        """True when a scenario starts within the prearm window (its actors are being set up)."""
+        return any(0.0 <= ev.start - self.t <= PREARM_S + 3.0 for ev in self.plan.events)
 
     def _override(self, reason_alert: str) -> None:
         ego = self.ego
@@ -579,7 +587,8 @@ class World:
             if abs(ego.x - ego.lc.x1) < 1.2:
                 gap, lead_v = gap2, lead2
         v_des = self._desired_speed()
-        a_req = self._idm(ego.v, v_des, gap, lead_v, spec["a_max"], spec["b_comf"], spec["time_gap"])
+        time_gap = ego.time_gap if ego.time_gap is not None else spec["time_gap"]
+        a_req = self._idm(ego.v, v_des, gap, lead_v, spec["a_max"], spec["b_comf"], time_gap)
         if ego.forced_accel is not None:
             a_req = min(a_req, ego.forced_accel)
         if self.t < ego.hold_until:
@@ -677,6 +686,7 @@ class World:
             actor.critical = False
             actor.scenario = None
         self.ego.forced_accel = None
+        self.ego.time_gap = None
         self._scn = {k: v for k, v in self._scn.items() if k.startswith("bld")}
         self._event = None
 
@@ -722,6 +732,8 @@ class World:
 
     def _prearm_emergency_braking(self, ev: ScenarioEvent) -> None:
         self._bring_lead(ev)
+        # Close following, as many drivers do: what turns a lead's hard stop into an emergency.
+        self.ego.time_gap = float(np.random.default_rng(ev.seed + 4).uniform(0.8, 1.1))
 
     def _prearm_emergency_lane_change(self, ev: ScenarioEvent) -> None:
         self._bring_lead(ev)
@@ -949,7 +961,13 @@ class World:
             self._crossings()
             self._despawn()
         self._ordinary_behaviour()
-        self._move_traffic(dt)
+        # Other road users move at half the ego's rate: nobody sees the 20 ms difference,
+        # and it halves the cost of the traffic model.
+        self._traffic_dt += dt
+        self._traffic_phase = not self._traffic_phase
+        if self._traffic_phase:
+            self._move_traffic(self._traffic_dt)
+            self._traffic_dt = 0.0
         self._ego_longitudinal(dt)
         self._ego_lateral(dt)
         if self.ego.hazard and self.ego.v > 5.0 and self._event is None:
