@@ -17,6 +17,7 @@ import argparse
 import datetime as dt
 import os
 import platform
+import resource
 import sys
 import tempfile
 import time
@@ -57,8 +58,7 @@ def main() -> int:
     rows = []
     total_cpu = total_wall = 0.0
     total_frames = total_bytes = 0
-    by_road: dict[str, list[float]] = {"highway": [0.0, 0.0], "urban": [0.0, 0.0]}
-    by_tod: dict[str, list[float]] = {}
+    peak_rss_mb = 0.0
     with tempfile.TemporaryDirectory() as tmp:
         for plan in plans:
             log, gt = Path(tmp) / f"{plan.drive_id}.mcap", Path(tmp) / f"{plan.drive_id}.parquet"
@@ -67,18 +67,13 @@ def main() -> int:
             cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
             frames, _ = load_ground_truth(gt)
             urban = float((frames.road_type == "urban").mean())
+            peak_rss_mb = max(peak_rss_mb, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
             total_cpu += cpu
             total_wall += wall
             total_frames += summary.frames
             total_bytes += summary.bytes
-            by_road["urban"][0] += cpu * urban
-            by_road["urban"][1] += summary.frames * urban
-            by_road["highway"][0] += cpu * (1 - urban)
-            by_road["highway"][1] += summary.frames * (1 - urban)
-            tod = by_tod.setdefault(plan.time_of_day, [0.0, 0.0])
-            tod[0] += cpu
-            tod[1] += summary.frames
-            rows.append((plan.drive_id, plan.time_of_day, plan.weather, urban, summary.frames / cpu, summary.bytes))
+            rows.append((plan.drive_id, plan.vehicle_type, plan.time_of_day, plan.weather, urban,
+                         summary.frames / cpu, summary.bytes / 1e6 / cfg.minutes))
             print(f"{plan.drive_id:20s} {plan.time_of_day:5s} {plan.weather:5s} urban {urban:4.0%} "
                   f"{summary.frames / cpu:6.1f} frames/s/core", file=sys.stderr)
     floor = jpeg_floor(cfg, total_frames)
@@ -103,12 +98,13 @@ def main() -> int:
         f"| JPEG encoding alone, same frame count (floor) | {total_frames / floor:.0f} frames/s; the simulator is "
         f"{(total_cpu / floor):.1f}x that cost |",
         f"| wall time / CPU time | {total_wall:.0f} s / {total_cpu:.0f} s |",
+        f"| peak memory (RSS) | {peak_rss_mb:.0f} MB |",
+        "",
+        "| drive | vehicle | light | weather | town share | frames/s per core | MB/min |",
+        "|---|---|---|---|---|---|---|",
     ]
-    for road, (cpu, frames) in by_road.items():
-        if frames:
-            lines.append(f"| {road} frames per second per core | {frames / cpu:.1f} ({frames / total_frames:.0%} of frames) |")
-    for tod, (cpu, frames) in sorted(by_tod.items()):
-        lines.append(f"| {tod} drives, frames per second per core | {frames / cpu:.1f} |")
+    for drive_id, vehicle, tod, weather, urban, fps_drive, mb in rows:
+        lines.append(f"| {drive_id} | {vehicle} | {tod} | {weather} | {urban:.0%} | {fps_drive:.1f} | {mb:.1f} |")
     text = "\n".join(lines) + "\n"
     print(text)
     if args.record:

@@ -83,6 +83,7 @@ class Vehicle:
     scenario: str | None = None
     critical: bool = False
     variant: int = 0
+    road: str = ""  # road type it last drove on; its desired speed follows the road's
     shape: object = None  # renderer's cache of the vehicle's corner points in its own frame
 
     @property

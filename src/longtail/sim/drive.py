@@ -26,6 +26,8 @@ from longtail.sim.world import World
 from longtail.storage import atomic_writer, sha256_file
 
 EARTH_RADIUS_M = 6_378_137.0
+GT_ROW_GROUP = 600
+"""Frames per ground-truth row group (one minute at 10 Hz)."""
 
 # Sensor noise on the vehicle bus, one standard deviation per signal (SI units).
 SIGNAL_NOISE: dict[str, float] = {
@@ -138,7 +140,9 @@ def simulate_drive(
         "camera_height_m": camera.height_m, "camera_hfov_deg": camera.hfov_deg,
         "camera_pitch_deg": math.degrees(camera.pitch_rad),
     }
-    with atomic_writer(log_path) as stream:
+    with atomic_writer(gt_path) as gt_stream, atomic_writer(log_path) as stream:
+        # Ground truth is streamed in row groups, so memory stays flat however long the drive.
+        gt_writer = pq.ParquetWriter(gt_stream, GT_SCHEMA, compression="zstd")
         recorder = DriveRecorder(stream, cfg.profile, camera, drive_metadata(plan, cfg, camera_desc))
         for step in range(n_steps):
             ns = plan.start_ns + round(step * dt * 1e9)
@@ -174,15 +178,15 @@ def simulate_drive(
                 n_critical += sum(t.critical for t in truths)
                 frame_index += 1
                 pending += 1
+                if len(columns["frame_index"]) >= GT_ROW_GROUP:
+                    _flush_truth(gt_writer, columns, gt_path, cfg)
                 if on_frame is not None and pending >= 25:
                     on_frame(pending)
                     pending = 0
             world.step(dt)
         recorder.finish()
-    table = pa.Table.from_pydict(columns, schema=GT_SCHEMA)
-    validate_ground_truth(table, str(gt_path), cfg.width, cfg.height)
-    with atomic_writer(gt_path) as handle:
-        pq.write_table(table, handle, compression="zstd")
+        _flush_truth(gt_writer, columns, gt_path, cfg)
+        gt_writer.close()
     if on_frame is not None and pending:
         on_frame(pending)
     return DriveSummary(
@@ -202,6 +206,17 @@ def simulate_drive(
         objects=n_objects,
         critical_objects=n_critical,
     )
+
+
+def _flush_truth(writer: pq.ParquetWriter, columns: dict[str, list[object]], gt_path: Path, cfg: SimConfig) -> None:
+    """Validate and write the buffered ground-truth rows as one row group, then clear the buffer."""
+    if not columns["frame_index"]:
+        return
+    table = pa.Table.from_pydict(columns, schema=GT_SCHEMA)
+    validate_ground_truth(table, str(gt_path), cfg.width, cfg.height)
+    writer.write_table(table)
+    for values in columns.values():
+        values.clear()
 
 
 def _append_frame(columns: dict[str, list[object]], plan: DrivePlan, index: int, ns: int, road: str,

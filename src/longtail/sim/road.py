@@ -162,6 +162,9 @@ ROAD_NAMES = {v: k for k, v in ROAD_CODES.items()}
 class Road:
     """Curvature, heading and position of the route on a 1 m grid, grown on demand.
 
+    Arrays grow by doubling their capacity and lookups interpolate between the two grid points
+    around ``s``, so a lookup costs the same at the start of a drive and 100 km into it.
+
     Args:
         rng: the generator curvature is drawn from.
         type_at: returns the road type ("highway" or "urban") for a new cell given its start s.
@@ -170,11 +173,13 @@ class Road:
     def __init__(self, rng: np.random.Generator, type_at: Callable[[float], str]) -> None:
         self._rng = rng
         self._type_at = type_at
-        self.kappa: np.ndarray = np.zeros(0)
-        self.heading: np.ndarray = np.zeros(1)
-        self.east: np.ndarray = np.zeros(1)
-        self.north: np.ndarray = np.zeros(1)
-        self.cell_type: np.ndarray = np.zeros(0, dtype=np.int8)
+        self._n = 0  # metres generated; kappa has _n values, heading/east/north _n + 1
+        self._kappa = np.zeros(1024)
+        self._heading = np.zeros(1025)
+        self._east = np.zeros(1025)
+        self._north = np.zeros(1025)
+        self._cells = np.zeros(128, dtype=np.int8)
+        self._n_cells = 0
         self._k_now = 0.0
         self._k_target = 0.0
         self._left_in_section = 0.0
@@ -182,17 +187,42 @@ class Road:
     @property
     def length(self) -> float:
         """Metres of road generated so far."""
-        return float(self.kappa.size)
+        return float(self._n)
+
+    @property
+    def kappa(self) -> np.ndarray:
+        """Curvature per metre of road, 1/m (a view)."""
+        return self._kappa[: self._n]
+
+    @property
+    def heading(self) -> np.ndarray:
+        """Heading at each metre, rad clockwise from north (a view)."""
+        return self._heading[: self._n + 1]
+
+    @property
+    def cell_type(self) -> np.ndarray:
+        """Road type code of each 10 m cell (a view)."""
+        return self._cells[: self._n_cells]
 
     def ensure(self, s_max: float) -> None:
         """Generate road up to at least ``s_max`` metres."""
-        while self.kappa.size < s_max + 1:
+        while self._n < s_max + 1:
             self._grow_cell()
 
+    @staticmethod
+    def _grown(a: np.ndarray, need: int) -> np.ndarray:
+        if need <= a.size:
+            return a
+        out = np.zeros(max(need, 2 * a.size), dtype=a.dtype)
+        out[: a.size] = a
+        return out
+
     def _grow_cell(self) -> None:
-        s0 = self.kappa.size
+        s0 = self._n
         code = ROAD_CODES[self._type_at(float(s0))]
-        self.cell_type = np.append(self.cell_type, np.int8(code))
+        self._cells = self._grown(self._cells, self._n_cells + 1)
+        self._cells[self._n_cells] = code
+        self._n_cells += 1
         n = int(CELL_M)
         kappas = np.empty(n)
         for i in range(n):
@@ -211,43 +241,58 @@ class Road:
             self._k_now += float(np.clip(self._k_target - self._k_now, -step, step))
             kappas[i] = self._k_now
             self._left_in_section -= 1.0
-        heading = self.heading[-1] + np.cumsum(kappas)
-        east = self.east[-1] + np.cumsum(np.sin(heading))
-        north = self.north[-1] + np.cumsum(np.cos(heading))
-        self.kappa = np.concatenate([self.kappa, kappas])
-        self.heading = np.concatenate([self.heading, heading])
-        self.east = np.concatenate([self.east, east])
-        self.north = np.concatenate([self.north, north])
+        heading = self._heading[s0] + np.cumsum(kappas)
+        east = self._east[s0] + np.cumsum(np.sin(heading))
+        north = self._north[s0] + np.cumsum(np.cos(heading))
+        end = s0 + n
+        self._kappa = self._grown(self._kappa, end)
+        self._heading = self._grown(self._heading, end + 1)
+        self._east = self._grown(self._east, end + 1)
+        self._north = self._grown(self._north, end + 1)
+        self._kappa[s0:end] = kappas
+        self._heading[s0 + 1:end + 1] = heading
+        self._east[s0 + 1:end + 1] = east
+        self._north[s0 + 1:end + 1] = north
+        self._n = end
+
+    def _lerp(self, a: np.ndarray, last: int, s: np.ndarray | float) -> np.ndarray:
+        """Linear interpolation of ``a`` (values at each metre 0..last) at ``s`` (clamped)."""
+        x = np.clip(s, 0.0, float(last))
+        i = np.minimum(np.floor(x).astype(np.int64), last - 1) if last > 0 else np.zeros_like(x, dtype=np.int64)
+        f = x - i
+        return a[i] * (1.0 - f) + a[np.minimum(i + 1, last)] * f
 
     def type_at(self, s: float) -> str:
         """Road type at distance ``s`` (must be generated)."""
-        idx = int(min(max(s // CELL_M, 0), self.cell_type.size - 1))
-        return ROAD_NAMES[int(self.cell_type[idx])]
+        idx = int(min(max(s // CELL_M, 0), self._n_cells - 1))
+        return ROAD_NAMES[int(self._cells[idx])]
 
     def kappa_at(self, s: float) -> float:
         """Curvature at ``s``, 1/m (right turn +)."""
-        return float(np.interp(s, np.arange(self.kappa.size), self.kappa))
+        return float(self._lerp(self._kappa, self._n - 1, s))
+
+    def max_abs_kappa(self, s0: float, s1: float) -> float:
+        """Largest |curvature| between ``s0`` and ``s1`` metres, 1/m."""
+        a, b = max(int(s0), 0), min(int(s1) + 1, self._n)
+        return float(np.abs(self._kappa[a:b]).max()) if b > a else 0.0
 
     def pose_at(self, s: float) -> tuple[float, float, float]:
         """(east, north, heading) of the reference line at ``s``: m, m, rad clockwise from north."""
-        grid = np.arange(self.heading.size)
-        return (
-            float(np.interp(s, grid, self.east)),
-            float(np.interp(s, grid, self.north)),
-            float(np.interp(s, grid, self.heading)),
-        )
+        n = self._n
+        return (float(self._lerp(self._east, n, s)), float(self._lerp(self._north, n, s)),
+                float(self._lerp(self._heading, n, s)))
 
     def view(self, s_ego: float) -> RoadView:
         """The road from ``BEHIND_M`` behind to ``AHEAD_M`` ahead of ``s_ego``, in the ego tangent frame."""
         self.ensure(s_ego + AHEAD_M + CELL_M)
         ds = np.arange(-BEHIND_M, AHEAD_M + 1.0)
         s = np.clip(s_ego + ds, 0.0, None)
-        grid = np.arange(self.heading.size)
-        e = np.interp(s, grid, self.east)
-        n = np.interp(s, grid, self.north)
-        h = np.interp(s, grid, self.heading)
+        n = self._n
+        e = self._lerp(self._east, n, s)
+        north = self._lerp(self._north, n, s)
+        h = self._lerp(self._heading, n, s)
         e0, n0, h0 = self.pose_at(s_ego)
-        de, dn = e - e0, n - n0
+        de, dn = e - e0, north - n0
         sh, ch = math.sin(h0), math.cos(h0)
         fwd = de * sh + dn * ch
         lat = de * ch - dn * sh
@@ -255,5 +300,5 @@ class Road:
         before = s_ego + ds < 0
         fwd[before] = ds[before]
         lat[before] = 0.0
-        cells = np.clip((s // CELL_M).astype(int), 0, self.cell_type.size - 1)
-        return RoadView(ds=ds, fwd=fwd, lat=lat, head=h - h0, road_type=self.cell_type[cells])
+        cells = np.clip((s // CELL_M).astype(int), 0, self._n_cells - 1)
+        return RoadView(ds=ds, fwd=fwd, lat=lat, head=h - h0, road_type=self._cells[cells])

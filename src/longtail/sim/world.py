@@ -51,6 +51,8 @@ AEB_TTC_S = 1.3
 """Automatic emergency braking acts below this time to collision, s."""
 WINDOW_BEHIND = 90.0
 WINDOW_AHEAD = 280.0
+LANE_END_LOOKAHEAD_M = 150.0
+"""Vehicles in a lane that ends within this distance (highway into town) merge, m."""
 PREARM_S = 7.0
 """Scenario scripts prepare their actors this long before the event starts, s."""
 
@@ -105,6 +107,7 @@ class World:
         self.ego = EgoState(s=60.0, x=0.0, v=0.0)
         self.road = Road(self.rng_road, self._type_for_new_cell)
         self.cells: dict[int, Cell] = {}
+        self._next_cell = 0
         self.lights: list[TrafficLight] = []
         self.vehicles: list[Vehicle] = []
         self.walkers: list[Walker] = []
@@ -115,6 +118,7 @@ class World:
         self._scn: dict[str, object] = {}
         self._traffic_dt = 0.0
         self._traffic_phase = False
+        self._blocked_since: float | None = None
         # (time, vehicle): scenario vehicles handed back to ordinary traffic at that time.
         self._releases: list[tuple[float, Vehicle]] = []
         self._next_lane_change = 20.0 + float(self.rng_ego.uniform(0, 60))
@@ -156,9 +160,9 @@ class World:
     def _ensure_cells(self) -> None:
         self.road.ensure(self.ego.s + WINDOW_AHEAD + 2 * CELL_M)
         n = self.road.cell_type.size
-        for idx in range(len(self.cells) and max(self.cells) + 1, n):
-            if idx not in self.cells:
-                self.cells[idx] = self._make_cell(idx)
+        for idx in range(self._next_cell, n):
+            self.cells[idx] = self._make_cell(idx)
+        self._next_cell = n
         behind = int((self.ego.s - WINDOW_BEHIND) // CELL_M) - 1
         for idx in [i for i in self.cells if i < behind]:
             del self.cells[idx]
@@ -468,6 +472,20 @@ class World:
         for v in self.vehicles:
             if v.parked:
                 continue
+            if v.lc is None and not v.oncoming and not v.broken_down:
+                # Traffic leaves a lane that ends ahead, like the ego does.
+                lanes_ahead = LAYOUTS[self.road.type_at(v.s + LANE_END_LOOKAHEAD_M)].lanes_same
+                road = self.road.type_at(v.s)
+                here = LAYOUTS[road]
+                if road != v.road:
+                    # Onto another road type: take up its typical speed (scripted speeds excepted).
+                    if v.road and not v.critical and v.forced_accel is None:
+                        factor = 0.9 + 0.18 * ((v.variant % 1000) / 1000.0)
+                        v.v_des = self._lane_speed(here, here.lane_of(v.x)) * factor
+                    v.road = road
+                if here.lane_of(v.x) >= lanes_ahead or v.x > here.lane_center(here.lanes_same - 1) + 1.0:
+                    target = min(here.lane_of(v.x), lanes_ahead - 1)
+                    v.lc = LaneChange(t, 4.0, v.x, here.lane_center(target))
             if v.lc is not None:
                 v.x, vx, _ = v.lc.state(t)
                 v.yaw = vx / max(abs(v.v), 1.0)
@@ -522,8 +540,7 @@ class World:
         lane = layout.lane_of(self.ego.x)
         base = (31.0, 29.0, 26.0)[lane] if self.road_type == "highway" else 13.0
         speed = base * self.spec["speed_factor"] * self._speed_bias
-        ahead = np.arange(self.ego.s, self.ego.s + 80.0, 5.0)
-        kappa = max(abs(self.road.kappa_at(float(s))) for s in ahead)
+        kappa = self.road.max_abs_kappa(self.ego.s, self.ego.s + 80.0)
         if kappa > 1e-5:
             speed = min(speed, math.sqrt(2.0 / kappa))
         return speed
@@ -538,16 +555,31 @@ class World:
         ego, t, rng = self.ego, self.t, self.rng_ego
         layout = self.layout
         lane = layout.lane_of(ego.x)
-        # After a change of road type the ego merges into a lane that exists.
+        # A lane that ends ahead (highway into town): merge before it ends, signalling.
+        ahead = LAYOUTS[self.road.type_at(ego.s + LANE_END_LOOKAHEAD_M)]
+        if ego.lc is None and lane >= ahead.lanes_same:
+            self._start_lane_change(ahead.lanes_same - 1, 4.0, False, delay=1.0)
+            return
+        # After a change of road type the ego settles into a lane that exists.
         if ego.lc is None and abs(ego.x - layout.lane_center(lane)) > 0.6:
             self._start_lane_change(lane, 4.0, False, delay=0.0)
             return
-        if (self._event is None and not self._event_soon() and ego.lc is None and t > self._next_lane_change
-                and self.road_type == "highway"):
+        # Stopped behind something that is not going to move (and not at a red light): go around.
+        gap, lead_v = self._leader_gap(ego.s, ego.x, self.spec["width"])
+        blocked = ego.v < 0.5 and lead_v < 0.3 and gap < 15 and not self._red_ahead(ego.s, 20.0)
+        self._blocked_since = (self._blocked_since or t) if blocked else None
+        if blocked and ego.lc is None and self._event is None and t - (self._blocked_since or t) > 8.0:
+            for target in (lane - 1, lane + 1):
+                if 0 <= target < layout.lanes_same and self._lane_clear(ego.s, layout.lane_center(target), 15, 25):
+                    self._start_lane_change(target, 3.0, False, delay=1.0)
+                    self._blocked_since = None
+                    break
+        stuck_behind_slow = gap < 60 and lead_v < self._desired_speed() - 4.0
+        if (self._event is None and not self._event_soon() and ego.lc is None and self.road_type == "highway"
+                and (t > self._next_lane_change or (stuck_behind_slow and t > self._next_lane_change - 150))):
             self._next_lane_change = t + float(rng.uniform(40, 200))
-            gap, lead_v = self._leader_gap(ego.s, ego.x, self.spec["width"])
             options = []
-            if lane > 0 and gap < 80 and lead_v < ego.v - 1:
+            if lane > 0 and gap < 80 and lead_v < self._desired_speed() - 2.0:
                 options.append(lane - 1)
             if lane < layout.lanes_same - 1 and rng.random() < 0.5:
                 options.append(lane + 1)
@@ -562,6 +594,10 @@ class World:
         if not ego.adas_engaged and t > ego.reengage_at and self._event is None:
             ego.adas_engaged = True
             ego.reengage_at = 1e18
+
+    def _red_ahead(self, s: float, within: float) -> bool:
+        """True when a traffic light within ``within`` metres ahead of ``s`` is not green."""
+        return any(0.0 < light.s - s < within and light.state(self.t) != "green" for light in self.lights)
 
     def _event_soon(self) -> bool:
         """True when a scenario starts within the prearm window (its actors are being set up)."""
