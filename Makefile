@@ -24,7 +24,8 @@ lint: setup  ## ruff and mypy on the library
 	$(PY) -m mypy
 
 lab: setup  ## JupyterLab on the notebooks (jupytext pairs .py and .ipynb)
-	$(PY) -m jupyter lab --notebook-dir=. --ServerApp.ip=127.0.0.1 --no-browser --allow-root
+	$(PY) -m jupyter lab --notebook-dir=. --ServerApp.ip=127.0.0.1 --ServerApp.port=$${PORT:-8888} --no-browser --allow-root \
+	    --ServerApp.jpserver_extensions=ploomber=False
 
 bench: setup  ## benchmarks; results go to bench/RESULTS.md
 	$(PY) bench/sim.py
