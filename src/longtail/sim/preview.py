@@ -75,6 +75,9 @@ def _score(scene: Scene, truths: list[ObjectTruth]) -> float:
         # Best while the pedestrian is still partly hidden behind the parked vehicle.
         peds = [t for t in subjects if t.category == "pedestrian"]
         return max((t.pixel_height + (1000.0 if 0.1 < t.visible_fraction < 0.9 else 0.0) for t in peds), default=-1.0)
+    if scene.scenario in ("emergency_braking", "cut_in"):
+        # Best at mid distance (about a third of the image tall): the lead, its lights and the road.
+        return max(1000.0 - abs(t.pixel_height - 130) for t in subjects)
     return float(max(t.pixel_height for t in subjects))
 
 

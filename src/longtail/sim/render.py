@@ -67,6 +67,8 @@ MAX_DRAW_M = 200.0
 ID_STATIC = 255
 """ID-buffer value of static occluders (trees, poles, signs...)."""
 MAX_ACTORS = 254
+STATIC_LIGHT = -1
+"""Owner of the glare of a lamp or signal (hidden when an actor covers it)."""
 
 
 @dataclass(frozen=True)
@@ -903,7 +905,7 @@ class Renderer:
                     hu, hv = self._px(h)
                     cv2.ellipse(frame, (int(hu * 16), int(hv * 16)), (max(int(size * 16), 16), max(int(size * 8), 8)),
                                 0, 0, 360, shade.emissive(lamp_bgr), -1, cv2.LINE_AA, 4)  # type: ignore[arg-type]
-                    self._glows.append((hu, hv, size * 4 + 2 * self.scale, lamp_bgr, 0))  # type: ignore[arg-type]
+                    self._glows.append((hu, hv, size * 4 + 2 * self.scale, lamp_bgr, STATIC_LIGHT))  # type: ignore[arg-type]
         elif kind == "sign":
             p = it.obj
             self._poly(frame, ids, [i0 + 1, i0 + 2, i0 + 3, i0 + 4], shade((120, 120, 120)), sid, None)
@@ -932,7 +934,7 @@ class Renderer:
                 cv2.circle(frame, (int((u0 + u1) / 2 * 16), int(cy * 16)), max(int(r * 16), 8),
                            shade.emissive(col_bgr), -1, cv2.LINE_AA, 4)
                 if on and self.light.lamps_on:
-                    self._glows.append(((u0 + u1) / 2, cy, r * 5 + 2 * self.scale, col, 0))
+                    self._glows.append(((u0 + u1) / 2, cy, r * 5 + 2 * self.scale, col, STATIC_LIGHT))
         elif kind == "building":
             self._draw_building(frame, ids, it, shade)
         elif kind == "barrier":
@@ -1384,9 +1386,12 @@ class Renderer:
     def _draw_glows(self, frame: np.ndarray, ids: np.ndarray) -> None:
         gain = self.light.emissive_gain
         for u, v, r, color, owner in self._glows:
-            # A light hidden behind a nearer object casts no glare.
-            if owner and 0 <= int(v) < self.H and 0 <= int(u) < self.W and ids[int(v), int(u)] != owner:
-                continue
+            # A light hidden behind a nearer object casts no glare: an actor's light must still
+            # show its own ID there; a lamp or signal must not be behind any actor.
+            if owner and 0 <= int(v) < self.H and 0 <= int(u) < self.W:
+                seen = int(ids[int(v), int(u)])
+                if (owner == STATIC_LIGHT and seen not in (0, ID_STATIC)) or (owner > 0 and seen != owner):
+                    continue
             radius = int(min(r * gain, 150))
             if radius < 1:
                 continue
