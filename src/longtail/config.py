@@ -132,3 +132,39 @@ class SimConfig(_Frozen):
     def frames_per_drive(self) -> int:
         """Camera frames in one drive."""
         return round(self.minutes * 60 * self.fps)
+
+
+class TriggerConfig(_Frozen):
+    """Thresholds of the triggers ingest fires from vehicle signals.
+
+    Defaults: adaptive cruise control brakes at most 3.5 m/s^2 and comfortable driving stays under
+    3, so 4 m/s^2 held for 0.3 s is a hard stop; an emergency swerve turns the steering wheel at
+    60-100 deg/s while lane changes and curves stay under 20.
+    """
+
+    hard_brake_mps2: float = Field(4.0, gt=0, le=15, description="deceleration that counts as hard braking, m/s^2")
+    hard_brake_min_s: float = Field(0.3, ge=0, le=5, description="how long the deceleration must last, s")
+    harsh_steer_dps: float = Field(60.0, gt=0, le=2000, description="steering-wheel rate that counts as harsh, deg/s")
+    harsh_steer_min_s: float = Field(0.15, ge=0, le=5, description="how long the rate must last, s")
+    alerts: tuple[str, ...] = Field(("fcw", "aeb", "ldw"), description="ADAS alerts that fire the adas_alert trigger")
+    smooth_s: float = Field(0.2, ge=0.02, le=2, description="moving-average window of deceleration and steering, s")
+    pre_s: float = Field(2.0, ge=0, le=30, description="frames kept before a trigger's onset, s")
+    post_s: float = Field(1.5, ge=0, le=30, description="frames kept after a trigger ends, s")
+
+
+class IngestConfig(_Frozen):
+    """How drive logs are ingested. Topics left empty are found by their schema."""
+
+    keyframe_hz: float = Field(2.0, gt=0, le=100, description="keyframes kept per second outside trigger windows")
+    keep_trigger_frames: bool = Field(True, description="keep every camera frame inside a trigger window")
+    image_topic: str | None = Field(None, description="camera topic (default: the one Longtail's logs use)")
+    vehicle_state_topic: str | None = Field(None, description="vehicle-state topic")
+    gps_topic: str | None = Field(None, description="GPS topic")
+    calibration_topic: str | None = Field(None, description="camera calibration topic")
+    triggers: TriggerConfig = Field(default_factory=TriggerConfig)
+
+    def digest(self) -> str:
+        """sha256 of the config: an ingest with another config is a different ingest."""
+        import hashlib
+
+        return hashlib.sha256(self.model_dump_json().encode()).hexdigest()

@@ -145,3 +145,70 @@ def validate_ground_truth(table: pa.Table, source: str, width: int, height: int)
     unknown = set(cols["category"].tolist()) - set(CATEGORIES)
     if unknown:
         raise SchemaError(f"{source}: unknown categories {sorted(unknown)}; valid are {list(CATEGORIES)}")
+
+# ---------------------------------------------------------------------------------------------
+# Frame index (ingest): one Parquet file per drive log (or imported dataset), one row per kept frame.
+
+LABEL_TYPE = pa.struct([
+    ("category", pa.string()),        # Longtail category (car | truck | pedestrian | cyclist), "" when unmapped
+    ("source_class", pa.string()),    # the class as the source dataset names it
+    ("x1", pa.float32()), ("y1", pa.float32()), ("x2", pa.float32()), ("y2", pa.float32()),
+    # ^ internal box convention (longtail.boxes): continuous pixel edges, x2/y2 exclusive
+    ("ignore", pa.bool_()),           # an ignore region (KITTI DontCare): neither a miss nor a false positive
+    ("occluded", pa.int8()),          # source occlusion level (KITTI 0..3), -1 when unknown
+    ("truncated", pa.float32()),      # source truncation 0..1, -1 when unknown
+])
+FRAME_INDEX_SCHEMA = pa.schema([
+    ("frame_id", pa.string()),        # sha256(log_id, camera, timestamp_ns), 32 hex chars
+    ("log_id", pa.string()),          # sha256 of the drive log file (or of an imported dataset's files)
+    ("source", pa.string()),          # what recorded it: longtail-sim | fleet | kitti | nuscenes
+    ("vehicle_id", pa.string()),
+    ("vehicle_type", pa.string()),    # car | truck | "" when unknown
+    ("drive_id", pa.string()),
+    ("camera", pa.string()),          # camera topic or name
+    ("timestamp_ns", pa.int64()),     # capture time, ns since the UNIX epoch
+    ("width", pa.int32()), ("height", pa.int32()),   # image size, px
+    ("image_format", pa.string()),    # jpeg | png
+    ("image_sha256", pa.string()),    # content address of the image bytes
+    ("store_path", pa.string()),      # path of the image relative to the data root
+    ("image_bytes", pa.int64()),
+    ("keyframe", pa.bool_()),         # picked at the keyframe rate (else kept for a trigger window)
+    ("speed_mps", pa.float32()),      # signal features aligned to the frame (NaN without signals)
+    ("accel_mps2", pa.float32()),
+    ("decel_mps2", pa.float32()),     # smoothed deceleration, positive when braking
+    ("jerk_mps3", pa.float32()),
+    ("lateral_accel_mps2", pa.float32()),
+    ("yaw_rate_rps", pa.float32()),
+    ("steering_angle_deg", pa.float32()),
+    ("steering_rate_dps", pa.float32()),
+    ("brake_pressure_bar", pa.float32()),
+    ("throttle_pct", pa.float32()),
+    ("adas_engaged", pa.bool_()),
+    ("driver_override", pa.bool_()),
+    ("adas_alert", pa.string()),
+    ("turn_signal", pa.string()),
+    ("latitude", pa.float64()), ("longitude", pa.float64()),  # degrees, NaN without GPS
+    ("triggers", pa.list_(pa.string())),  # triggers whose window covers this frame
+    ("labels", pa.list_(LABEL_TYPE)),     # boxes that came with the frame (imported datasets), else empty
+])
+
+LOG_STATUSES = ("ingested", "partial", "quarantined")
+"""Manifest statuses: all read; read up to damage (kept what was intact); nothing usable."""
+
+
+def validate_frame_index(table: pa.Table, source: str) -> None:
+    """Check a frame index table against `FRAME_INDEX_SCHEMA` and its invariants.
+
+    Raises:
+        SchemaError: naming ``source`` and the first bad field.
+    """
+    if not table.schema.equals(FRAME_INDEX_SCHEMA, check_metadata=False):
+        raise SchemaError(f"{source}: frame index schema differs from longtail.schemas.FRAME_INDEX_SCHEMA: "
+                          f"{table.schema.names}")
+    ids = table.column("frame_id").to_pylist()
+    if len(set(ids)) != len(ids):
+        raise SchemaError(f"{source}: duplicate frame_id values; each frame must appear once")
+    for name in ("width", "height", "image_bytes"):
+        values = table.column(name).to_pylist()
+        if any(v is None or v <= 0 for v in values):
+            raise SchemaError(f"{source}: field {name} must be > 0 for every frame")

@@ -29,7 +29,7 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
     return digest.hexdigest()
 
 
-def sha256_bytes(data: bytes) -> str:
+def sha256_bytes(data: bytes | memoryview) -> str:
     """Return the hex sha256 of ``data``."""
     return hashlib.sha256(data).hexdigest()
 
@@ -69,7 +69,18 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
         handle.write(data)
 
 
-def atomic_write_json(path: str | os.PathLike[str], obj: Any) -> None:
-    """Write ``obj`` as indented, key-sorted JSON to ``path`` atomically."""
-    text = json.dumps(obj, indent=2, sort_keys=True) + "\n"
-    atomic_write_bytes(path, text.encode())
+def atomic_write_json(path: str | os.PathLike[str], obj: Any, durable: bool = True) -> None:
+    """Write ``obj`` as indented, key-sorted JSON to ``path`` atomically.
+
+    ``durable=False`` skips the fsync: still atomic for a crashed process, but a power cut may
+    lose the write (fine for caches).
+    """
+    text = (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode()
+    if durable:
+        atomic_write_bytes(path, text)
+        return
+    final = Path(path)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = final.with_name(f".{final.name}.{os.getpid()}.tmp")
+    tmp.write_bytes(text)
+    os.replace(tmp, final)
