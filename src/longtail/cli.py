@@ -185,6 +185,107 @@ def cmd_preview(args: argparse.Namespace) -> int:
     return 0
 
 
+# ------------------------------------------------------------------------------------ ingest
+def _add_ingest(sub: Any) -> None:
+    from longtail.config import IngestConfig, TriggerConfig
+
+    trig = TriggerConfig()
+    p = sub.add_parser(
+        "ingest",
+        help="ingest drive logs into the frame store and the frame index",
+        description=(
+            "Ingest MCAP drive logs (Foxglove protobuf or ROS 2) into DATA: camera frames at the keyframe rate and "
+            "every frame inside a trigger window are stored untouched under their sha256 in DATA/frames/, and each "
+            "log gets a frame index (DATA/index/frames/<log sha256>.parquet: signal features, triggers) and a "
+            "manifest written last (DATA/index/logs/). Damaged logs keep everything readable and are reported "
+            "partial or quarantined with the reason; the batch goes on. Re-running does nothing for logs already "
+            "ingested with the same config; a run killed at any point is completed by the next one."
+        ),
+        epilog=(
+            f"Triggers: hard_braking (deceleration >= {trig.hard_brake_mps2} m/s^2 for {trig.hard_brake_min_s} s), "
+            f"harsh_steering (steering-wheel rate >= {trig.harsh_steer_dps} deg/s for {trig.harsh_steer_min_s} s), "
+            f"disengagement (driver override or ADAS off), adas_alert ({', '.join(trig.alerts)}); each keeps the "
+            f"frames from {trig.pre_s} s before to {trig.post_s} s after. Example: longtail ingest fleet/ --root data"
+        ),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("sources", nargs="+", metavar="SRC", help="MCAP files, or folders searched for *.mcap")
+    p.add_argument("--root", required=True, help="the data root (frame store and index)")
+    p.add_argument("--workers", type=int, default=1, help="logs ingested in parallel (one process each)")
+    p.add_argument("--keyframe-hz", type=float, default=IngestConfig().keyframe_hz, help="keyframes per second")
+    p.add_argument("--image-topic", help="camera topic (default: found by schema)")
+    p.add_argument("--vehicle-state-topic", help="vehicle-state topic (default: found by schema)")
+    p.add_argument("--hard-brake", type=float, default=trig.hard_brake_mps2, help="hard-braking threshold, m/s^2")
+    p.add_argument("--harsh-steer", type=float, default=trig.harsh_steer_dps, help="harsh-steering threshold, deg/s")
+    p.add_argument("--json", action="store_true", help="print a machine-readable summary, one entry per log")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.set_defaults(func=cmd_ingest)
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    """Run ``longtail ingest``."""
+    from longtail.config import IngestConfig
+    from longtail.ingest.ingest import ingest
+
+    if args.workers < 1:
+        raise ConfigError(f"longtail ingest --workers: must be >= 1 (got {args.workers})")
+    try:
+        cfg = IngestConfig(
+            keyframe_hz=args.keyframe_hz, image_topic=args.image_topic, vehicle_state_topic=args.vehicle_state_topic,
+            triggers={"hard_brake_mps2": args.hard_brake, "harsh_steer_dps": args.harsh_steer},
+        )
+    except ValidationError as exc:
+        raise config_error("ingest", exc) from None
+    results = ingest(args.sources, args.root, cfg, workers=args.workers, progress=not args.no_progress)
+    if args.json:
+        json.dump({"root": str(args.root), "logs": [r.to_json() for r in results]}, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return 0
+    width = max((len(str(r.path)) for r in results), default=4)
+    sys.stdout.write(f"{'log'.ljust(width)}  {'status':11s}  {'frames':>6s}  {'triggers':30s}  reason\n")
+    for r in results:
+        triggers = ", ".join(f"{k} {v}" for k, v in sorted(r.triggers_found.items())) or "-"
+        reason = r.reasons[0] if r.reasons else ""
+        sys.stdout.write(f"{str(r.path).ljust(width)}  {r.status:11s}  {r.frames_kept:6d}  {triggers:30s}  {reason}\n")
+    bad = sum(r.status in ("partial", "quarantined") for r in results)
+    log.info("%d log(s): %d ingested, %d skipped, %d partial or quarantined; index in %s/index", len(results),
+             sum(r.status == "ingested" for r in results), sum(r.status == "skipped" for r in results), bad, args.root)
+    return 0
+
+
+# ------------------------------------------------------------------------------------ import
+def _add_import(sub: Any) -> None:
+    p = sub.add_parser(
+        "import",
+        help="import a labelled dataset (KITTI, nuScenes 2D) into the frame index",
+        description=(
+            "Import frames of an existing labelled dataset into DATA, beside the fleet's frames: images are stored "
+            "untouched under their sha256 and indexed with their boxes (converted to Longtail's box convention and "
+            "categories; the source class is kept). KITTI: a folder with training/image_2 and training/label_2. "
+            "nuScenes: a folder with annotations_2d.json (COCO) and samples/."
+        ),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("format", choices=["kitti", "nuscenes"], help="dataset layout")
+    p.add_argument("source", help="the dataset folder")
+    p.add_argument("--root", required=True, help="the data root")
+    p.add_argument("--json", action="store_true", help="print a machine-readable summary")
+    p.set_defaults(func=cmd_import)
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    """Run ``longtail import``."""
+    from longtail.ingest.external import import_dataset
+
+    result = import_dataset(args.format, args.source, args.root)
+    if args.json:
+        json.dump(result.to_json(), sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        sys.stdout.write(f"{result.status}: {result.frames_kept} frame(s) from {args.source} ({result.log_id[:12]})\n")
+    return 0
+
+
 # ------------------------------------------------------------------------------------ run
 def _add_run(sub: Any) -> None:
     p = sub.add_parser(
@@ -212,14 +313,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     fleet = f"{env['root']}/fleet"
     sys.stdout.write(
         f"\nDrive logs: {fleet}/*.mcap (ground truth in {fleet}/ground_truth/, manifest {fleet}/fleet.json)\n"
-        f"Simulation report: {env['root']}/reports/00_simulate.ipynb\n"
+        f"Frame store and index: {env['root']}/frames/, {env['root']}/index/ (read with "
+        "longtail.ingest.store.load_frame_index)\n"
+        f"Reports: {env['root']}/reports/00_simulate.ipynb, {env['root']}/reports/01_ingest.ipynb\n"
         "Open a log in Foxglove (File > Open local file) or read it in Python with longtail.logs.iter_messages.\n"
     )
     return 0
 
 
 # ------------------------------------------------------------------------------------ main
-COMMANDS: list[Callable[[Any], None]] = [_add_sim, _add_preview, _add_run]
+COMMANDS: list[Callable[[Any], None]] = [_add_sim, _add_preview, _add_ingest, _add_import, _add_run]
 
 
 def build_parser() -> argparse.ArgumentParser:
