@@ -23,6 +23,16 @@ def test_pipeline_builds_on_the_ci_target(tmp_path: Path) -> None:
     assert not [o for o in outputs if o.get("output_type") == "error"]
     assert any("fleet (2 drives)" in "".join(o.get("text", "")) for o in outputs)
     assert any("image/png" in o.get("data", {}) for o in outputs), "the notebook shows frames and signals"
+    # Ingest: every simulated log indexed, and the notebook shows the table, a timeline and frames.
+    from longtail.ingest.store import list_manifests, load_frame_index
+
+    assert sorted(m["status"] for m in list_manifests(tmp_path)) == ["ingested"] * len(manifest["drives"])
+    assert len(load_frame_index(tmp_path)) > 0
+    ingest_nb = json.loads((tmp_path / "reports" / "01_ingest.ipynb").read_text())
+    outputs = [o for cell in ingest_nb["cells"] if cell["cell_type"] == "code" for o in cell.get("outputs", [])]
+    assert not [o for o in outputs if o.get("output_type") == "error"]
+    assert any("image/png" in o.get("data", {}) for o in outputs)
+    assert any("plotly" in str(o.get("data", {}).get("text/html", "")) for o in outputs)
     # A second build finds nothing to do: the products stay as they were.
     stamp = (tmp_path / "fleet" / "fleet.json").stat().st_mtime_ns
     dag.build(show_progress=False)

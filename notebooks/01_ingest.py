@@ -1,0 +1,58 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Collect: ingest the fleet's drive logs
+#
+# Keyframes, and every frame around a trigger (hard braking, disengagement, harsh steering, ADAS
+# alerts), go into the content-addressed frame store; each log gets a frame index with its signal
+# features and a manifest. Damaged logs keep what was readable and say why.
+
+# %% tags=["parameters"]
+upstream = None
+product = None
+root = "data"
+workers = 1
+keyframe_hz = 2.0
+
+# %%
+import plotly.io as pio
+from IPython.display import display
+
+from longtail.config import IngestConfig
+from longtail.ingest.ingest import ingest
+from longtail.ingest.report import frame_gallery, log_table, trigger_timeline
+from longtail.ingest.store import load_frame_index
+
+pio.renderers.default = "notebook"
+results = ingest([upstream["simulate"]["fleet"]], root, IngestConfig(keyframe_hz=keyframe_hz), workers=workers,
+                 progress=False)
+
+# %% [markdown]
+# ## What came in
+
+# %%
+log_table(root)
+
+# %% [markdown]
+# ## Triggers on a timeline (the log with the most triggers)
+
+# %%
+trigger_timeline(root)
+
+# %% [markdown]
+# ## Frames: a few keyframes and the frames of the first triggers
+
+# %%
+frames = load_frame_index(root)
+display(frame_gallery(root, frames[frames.keyframe].iloc[:: max(len(frames) // 8, 1)].head(4)))
+display(frame_gallery(root, frames[frames.triggers.map(len) > 0].iloc[::5].head(8)))
