@@ -29,6 +29,7 @@ lab: setup  ## JupyterLab on the notebooks (jupytext pairs .py and .ipynb)
 
 bench: setup  ## benchmarks; results go to bench/RESULTS.md
 	$(PY) bench/sim.py
+	$(PY) bench/ingest.py
 
 preview: setup  ## re-render the README's gallery of simulated frames
 	$(PY) -m longtail sim-preview --out docs/fleet --seed 7
