@@ -80,3 +80,19 @@ def test_kill_the_whole_process_group_mid_write_with_two_workers(batch, referenc
     index, files = reference
     pd.testing.assert_frame_equal(load_frame_index(tmp_path), index)
     assert _files(tmp_path) == files
+    assert not list(tmp_path.rglob("*.tmp")), "no temporary file is left behind"
+
+
+def test_stale_temporaries_of_every_kind_are_removed(batch, reference, tmp_path) -> None:
+    """What a kill leaves mid-write anywhere (frame, index, manifest, path cache) is cleaned up."""
+    ingest(batch[:1], tmp_path, progress=False)
+    planted = [tmp_path / "frames" / "ab" / ".abcd.jpg.1.2.tmp", tmp_path / "index" / "frames" / ".x.parquet.q1.tmp",
+               tmp_path / "index" / "logs" / ".y.json.ai6n417b.tmp", tmp_path / "index" / "paths" / ".z.json.9.tmp"]
+    for path in planted:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"half written")
+    ingest(batch, tmp_path, progress=False)
+    assert not [p for p in planted if p.exists()]
+    index, files = reference
+    pd.testing.assert_frame_equal(load_frame_index(tmp_path), index)
+    assert _files(tmp_path) == files

@@ -118,12 +118,19 @@ class FrameStore:
                 self._pool = None
 
     def remove_stale_temporaries(self) -> int:
-        """Delete temporary files an interrupted run left behind; returns how many."""
+        """Delete temporary files an interrupted run left behind (frames, index files, manifests,
+        the path cache: every write goes through a hidden ``.*.tmp`` name); returns how many.
+
+        Only call this while holding the data root's ingest lock.
+        """
         removed = 0
-        if self.dir.exists():
-            for tmp in self.dir.glob("*/.*.tmp"):
-                tmp.unlink(missing_ok=True)
-                removed += 1
+        patterns = [(self.dir, "*/.*.tmp")] + [(self.root / "index" / sub, ".*.tmp")
+                                               for sub in ("frames", "logs", "paths")]
+        for folder, pattern in patterns:
+            if folder.exists():
+                for tmp in folder.glob(pattern):
+                    tmp.unlink(missing_ok=True)
+                    removed += 1
         return removed
 
 
