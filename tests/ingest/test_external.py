@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from collections import Counter
 from pathlib import Path
 
@@ -12,18 +11,6 @@ import pytest
 from longtail.errors import InputError
 from longtail.ingest.external import import_dataset
 from longtail.ingest.store import load_frame_index
-
-REPO = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="module")
-def real_data() -> Path:
-    """../shared/data/real beside the checkout (or $LONGTAIL_REAL_DATA)."""
-    for candidate in (os.environ.get("LONGTAIL_REAL_DATA"), REPO.parent / "shared" / "data" / "real",
-                      Path("/work/shared/data/real")):
-        if candidate and (Path(candidate) / "kitti").is_dir():
-            return Path(candidate)
-    pytest.fail("the real KITTI/nuScenes samples were not found: set LONGTAIL_REAL_DATA to shared/data/real")
 
 
 def test_kitti_import_keeps_every_box_per_class_and_coordinate(real_data: Path, tmp_path: Path) -> None:
