@@ -212,3 +212,49 @@ def validate_frame_index(table: pa.Table, source: str) -> None:
         values = table.column(name).to_pylist()
         if any(v is None or v <= 0 for v in values):
             raise SchemaError(f"{source}: field {name} must be > 0 for every frame")
+
+
+# ---------------------------------------------------------------------------------------------
+# Labeling batch (DATA/batches/<batch_id>/): frames.parquet, then manifest.json written last.
+
+LABELING_BATCH_FRAMES_SCHEMA = pa.schema([
+    ("frame_id", pa.string()),
+    ("image_sha256", pa.string()),
+    ("store_path", pa.string()),        # image path relative to the data root
+    ("log_id", pa.string()),            # drive log it came from (lineage)
+    ("drive_id", pa.string()),
+    ("timestamp_ns", pa.int64()),
+    ("rank", pa.int32()),               # order of choice, 0 first
+    ("score", pa.float32()),            # the selector's total score at choice time (NaN for baselines)
+    ("priority", pa.float32()),         # trigger priority 0..1
+    ("uncertainty", pa.float32()),      # model uncertainty 0..1 (0 before any model)
+    ("fm_similarity", pa.float32()),    # similarity to an open failure mode 0..1
+    ("fm_name", pa.string()),           # the failure mode it resembles most, or ""
+    ("diversity", pa.float32()),        # k-center distance to the covered set, normalised 0..1
+    ("quota", pa.string()),             # scenario tag whose quota this frame filled, or ""
+    ("tags", pa.list_(pa.string())),    # scenario tags at selection time
+    ("triggers", pa.list_(pa.string())),
+    ("reason", pa.string()),            # why it was chosen, in words
+])
+LABELING_BATCH_KEYS = ("batch_id", "digest", "created_at", "budget", "selector", "config", "config_digest",
+                       "dataset", "pool", "failure_modes", "frames", "frames_file", "lineage")
+
+
+def validate_labeling_batch(manifest: dict[str, Any], table: pa.Table, source: str) -> None:
+    """Check a labeling batch manifest and its frames table against each other.
+
+    Raises:
+        SchemaError: naming ``source`` and the first bad field.
+    """
+    missing = [k for k in LABELING_BATCH_KEYS if k not in manifest]
+    if missing:
+        raise SchemaError(f"{source}: labeling batch manifest lacks field(s) {missing}")
+    if not table.schema.equals(LABELING_BATCH_FRAMES_SCHEMA, check_metadata=False):
+        raise SchemaError(f"{source}: frames table schema differs from LABELING_BATCH_FRAMES_SCHEMA: {table.schema.names}")
+    ids = table.column("frame_id").to_pylist()
+    if ids != list(manifest["frames"]):
+        raise SchemaError(f"{source}: field frames of the manifest does not match frames.parquet")
+    if len(set(ids)) != len(ids):
+        raise SchemaError(f"{source}: a frame appears twice in the batch")
+    if len(ids) != manifest["budget"]:
+        raise SchemaError(f"{source}: {len(ids)} frames for a budget of {manifest['budget']}")

@@ -1,0 +1,1 @@
+"""Curate: the FiftyOne dataset, scenario tags, embeddings, failure modes and batch selection."""

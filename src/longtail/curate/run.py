@@ -1,0 +1,253 @@
+"""The curate and select stages: what `longtail curate`, `longtail select` and the notebook call."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import logging
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+from pydantic import Field
+from tqdm import tqdm
+
+from longtail.config import _Frozen
+from longtail.curate.brain import MAP_KEY, SIMILARITY_KEY, UNIQUENESS_KEY, refresh_brain
+from longtail.curate.dataset import DEFAULT_DATASET, add_new_frames, load_pool_fields, open_dataset
+from longtail.curate.embeddings import DescriptorEmbedder, Embedder, compute_embeddings
+from longtail.curate.failure_modes import FailureMode, discover_failure_modes, get_failure_modes, load_registry
+from longtail.curate.select import SelectConfig, select_frames, selection_digest
+from longtail.schemas import LABELING_BATCH_FRAMES_SCHEMA, validate_labeling_batch
+from longtail.storage import atomic_write_json, atomic_writer
+
+if TYPE_CHECKING:
+    import fiftyone as fo
+
+log = logging.getLogger(__name__)
+
+
+class CurateConfig(_Frozen):
+    """How the FiftyOne dataset is built."""
+
+    dataset: str = Field(DEFAULT_DATASET, min_length=1, max_length=100, description="FiftyOne dataset name")
+    workers: int = Field(1, ge=1, le=64, description="processes computing image descriptors")
+    batch_size: int = Field(1000, ge=1, le=100_000, description="samples added to FiftyOne per batch")
+    brain: bool = Field(True, description="run FiftyOne Brain (uniqueness, similarity, map) after adding frames")
+
+
+def current_embedder(root: str | os.PathLike[str]) -> Embedder:
+    """The embedder curation uses: the champion's backbone once one is deployed, else the
+    hand-built descriptor."""
+    return DescriptorEmbedder()
+
+
+def dataset_embeddings(root: str | os.PathLike[str], dataset: fo.Dataset, embedder: Embedder,
+                       progress: bool = False) -> tuple[pd.DataFrame, np.ndarray]:
+    """The pool fields of every sample and their embeddings, in the dataset's order."""
+    frame = load_pool_fields(dataset)
+    paths = dataset.values("filepath")
+    rel = [os.path.relpath(p, Path(root).resolve()) for p in paths]
+    bar = tqdm(total=len(frame), unit="frame", desc="embedding", disable=not progress)
+    vectors = compute_embeddings(root, embedder, frame["image_sha256"].tolist(), rel, progress=bar.update)
+    bar.close()
+    return frame, vectors
+
+
+def run_curate(root: str | os.PathLike[str], config: CurateConfig | None = None, progress: bool = False,
+               embedder: Embedder | None = None) -> dict[str, Any]:
+    """Bring the data root's FiftyOne dataset up to date with the frame index.
+
+    1. Add the frames it does not have yet (fields, image tags and trigger tags at creation).
+    2. When frames were added (or the embedder changed): embeddings, then uniqueness, the
+       similarity index and the 2-D map over the whole dataset.
+    3. Run the failure-mode queries: record discoveries, save open ones as views.
+    4. Write DATA/curate/manifest.json last.
+
+    Returns:
+        The manifest.
+    """
+    config = config or CurateConfig()
+    embedder = embedder or current_embedder(root)
+    dataset = open_dataset(root, config.dataset, create=True)
+    bar = tqdm(unit="frame", desc="adding frames", disable=not progress)
+    added = add_new_frames(root, dataset, batch_size=config.batch_size, workers=config.workers, progress=bar.update)
+    bar.close()
+    stale = added > 0 or dataset.info.get("embedding_key") != embedder.key or \
+        not {UNIQUENESS_KEY, SIMILARITY_KEY, MAP_KEY} <= set(dataset.list_brain_runs())
+    if config.brain and stale:
+        _, vectors = dataset_embeddings(root, dataset, embedder, progress)
+        refresh_brain(dataset, vectors, embedder.key)
+    modes = discover_failure_modes(root, dataset)
+    path = Path(root) / "curate" / "manifest.json"
+    previous = json.loads(path.read_text()) if path.exists() else None
+    manifest = {
+        "dataset": dataset.name, "samples": len(dataset), "added": added,
+        "embedding_key": dataset.info.get("embedding_key"), "brain_runs": sorted(dataset.list_brain_runs()),
+        "failure_modes": {n: {"status": m.status, "count": m.count} for n, m in modes.items()},
+        "config": config.model_dump(mode="json"),
+        "logs": sorted(set(dataset.distinct("log_id"))),
+    }
+    if previous is None or {k: v for k, v in previous.items() if k not in ("added", "updated_at")} != \
+            {k: v for k, v in manifest.items() if k != "added"}:
+        manifest["updated_at"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+        atomic_write_json(path, manifest)
+    else:
+        manifest["updated_at"] = previous.get("updated_at")
+    log.info("dataset %s: %d frame(s), %d added; failure modes open: %s", dataset.name, len(dataset), added,
+             ", ".join(n for n, m in modes.items() if m.status == "open") or "none")
+    return manifest
+
+
+def batches_dir(root: str | os.PathLike[str]) -> Path:
+    """DATA/batches."""
+    return Path(root) / "batches"
+
+
+def list_batches(root: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """Every labeling batch manifest (complete batches only: the manifest is written last)."""
+    folder = batches_dir(root)
+    out = []
+    for p in sorted(folder.glob("*/manifest.json")) if folder.exists() else []:
+        out.append(json.loads(p.read_text()))
+    return out
+
+
+def failure_mode_similarity(pool: pd.DataFrame, vectors: np.ndarray, dataset: fo.Dataset,
+                            modes: list[FailureMode]) -> tuple[np.ndarray, list[str]]:
+    """Each candidate's similarity to the nearest member frame of any open failure mode, 0..1.
+
+    Raw cosine similarities of this embedding are high for any two road scenes, so they are
+    rescaled against the pool: 0 up to the pool's 90th percentile, 1 at identical.
+
+    Returns:
+        The similarity and the name of the failure mode it comes from ("" when 0).
+    """
+    n = len(pool)
+    best = np.full(n, -1.0, np.float32)
+    name = np.full(n, "", dtype=object)
+    row_of = {sha: i for i, sha in enumerate(pool["image_sha256"])}
+    for mode in modes:
+        if mode.status != "open":
+            continue
+        members = [row_of[s] for s in mode.query.to_view(dataset).values("image_sha256") if s in row_of]
+        if not members:
+            continue
+        m = vectors[np.asarray(members[:2000])]
+        for start in range(0, n, 8192):
+            sims = (vectors[start:start + 8192] @ m.T).max(axis=1)
+            better = sims > best[start:start + 8192]
+            best[start:start + 8192][better] = sims[better]
+            name[start:start + 8192][better] = mode.name
+    if not (best > -1).any():
+        return np.zeros(n), [""] * n
+    p90 = float(np.percentile(best[best > -1], 90))
+    sim = np.clip((best - p90) / max(1.0 - p90, 1e-6), 0, 1)
+    return sim, [nm if s > 0 else "" for nm, s in zip(name, sim, strict=True)]
+
+
+def make_pool(root: str | os.PathLike[str], dataset: fo.Dataset, failure_modes: list[str] | None = None,
+              embedder: Embedder | None = None) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """The candidate pool: every frame not labeled and not in an earlier labeling batch.
+
+    Returns:
+        (pool, its embeddings, embeddings of frames already labeled or batched).
+    """
+    embedder = embedder or current_embedder(root)
+    frame, vectors = dataset_embeddings(root, dataset, embedder)
+    taken = {fid for b in list_batches(root) for fid in b["frames"]}
+    done = frame["labeled"].to_numpy(bool) | frame["frame_id"].isin(taken).to_numpy()
+    modes = get_failure_modes(root, failure_modes) if failure_modes is not None else \
+        [m for m in load_registry(root).values() if m.status == "open"]
+    pool = frame[~done].reset_index(drop=True)
+    pool_vec = vectors[~done]
+    sim, names = failure_mode_similarity(pool, pool_vec, dataset, modes)
+    pool["fm_similarity"], pool["fm_name"] = sim, names
+    return pool, pool_vec, vectors[done]
+
+
+def _ids_digest(frame_ids: set[str]) -> str:
+    return hashlib.sha256("\n".join(sorted(frame_ids)).encode()).hexdigest()
+
+
+def run_select(root: str | os.PathLike[str], config: SelectConfig, dataset_name: str = DEFAULT_DATASET,
+               failure_modes: list[str] | None = None) -> dict[str, Any]:
+    """Choose a labeling batch and write it to DATA/batches/<batch_id>/ (frames.parquet, then
+    manifest.json last). The same request against the same data returns the batch already
+    written (its pool was today's pool plus its own frames), so re-running changes nothing.
+
+    Raises:
+        BudgetError: when the budget exceeds the pool.
+        UnknownFailureModeError: for a failure mode name not in the registry.
+    """
+    if failure_modes is not None:
+        get_failure_modes(root, failure_modes)  # fail fast on unknown names, before any work
+    dataset = open_dataset(root, dataset_name)
+    pool, vectors, labeled = make_pool(root, dataset, failure_modes)
+    pool_ids = set(pool["frame_id"])
+    for earlier in list_batches(root):
+        # The same request against the same state: that batch's pool was today's plus its own frames.
+        if earlier["config_digest"] == config.digest() and \
+                _ids_digest(pool_ids | set(earlier["frames"])) == earlier["pool"]["digest"]:
+            log.info("labeling batch %s exists already (same pool and config)", earlier["batch_id"])
+            return earlier
+    picks = select_frames(pool, vectors, config, labeled=labeled)
+    pool_digest = _ids_digest(pool_ids)
+    frame_ids = picks["frame_id"].tolist()
+    digest = selection_digest(frame_ids, config, pool_digest)
+    batch_id = f"batch-{digest[:16]}"
+    folder = batches_dir(root) / batch_id
+    if (folder / "manifest.json").exists():
+        log.info("labeling batch %s exists already (same pool and config)", batch_id)
+        return dict(json.loads((folder / "manifest.json").read_text()))
+
+    info = pool.set_index("frame_id").loc[frame_ids]
+    index_cols = dataset.select_by("frame_id", frame_ids, ordered=True).values(
+        ["frame_id", "filepath", "log_id", "drive_id", "timestamp_ns", "image_sha256"])
+    by_id = {fid: (fp, lg, dr, ts, sha) for fid, fp, lg, dr, ts, sha in zip(*index_cols, strict=True)}
+    table = pa.table({
+        "frame_id": frame_ids,
+        "image_sha256": [by_id[f][4] for f in frame_ids],
+        "store_path": [os.path.relpath(by_id[f][0], Path(root).resolve()) for f in frame_ids],
+        "log_id": [by_id[f][1] for f in frame_ids],
+        "drive_id": [by_id[f][2] for f in frame_ids],
+        "timestamp_ns": pa.array([by_id[f][3] for f in frame_ids], pa.int64()),
+        "rank": pa.array(picks["rank"].to_numpy(), pa.int32()),
+        "score": pa.array(picks.get("score", pd.Series(np.nan, index=picks.index)).to_numpy(np.float32)),
+        "priority": pa.array(picks.get("priority", pd.Series(0.0, index=picks.index)).to_numpy(np.float32)),
+        "uncertainty": pa.array(picks.get("uncertainty", pd.Series(0.0, index=picks.index)).to_numpy(np.float32)),
+        "fm_similarity": pa.array(picks.get("fm_similarity", pd.Series(0.0, index=picks.index)).to_numpy(np.float32)),
+        "fm_name": [info["fm_name"].iat[i] for i in range(len(frame_ids))],
+        "diversity": pa.array(picks.get("diversity", pd.Series(np.nan, index=picks.index)).to_numpy(np.float32)),
+        "quota": picks.get("quota", pd.Series("", index=picks.index)).astype(str).tolist(),
+        "tags": [list(t) for t in info["tags"]],
+        "triggers": [list(t) for t in info["triggers"]],
+        "reason": picks["reason"].astype(str).tolist(),
+    }, schema=LABELING_BATCH_FRAMES_SCHEMA)
+    manifest = {
+        "batch_id": batch_id, "digest": digest,
+        "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "budget": config.budget, "selector": config.selector, "config": config.model_dump(mode="json"),
+        "config_digest": config.digest(), "dataset": dataset.name,
+        "pool": {"frames": len(pool), "digest": pool_digest, "embedding_key": dataset.info.get("embedding_key")},
+        "failure_modes": failure_modes if failure_modes is not None else sorted(
+            m.name for m in load_registry(root).values() if m.status == "open"),
+        "frames": frame_ids, "frames_file": "frames.parquet",
+        "lineage": {"logs": sorted(set(table.column("log_id").to_pylist()))},
+    }
+    validate_labeling_batch(manifest, table, str(folder))
+    folder.mkdir(parents=True, exist_ok=True)
+    with atomic_writer(folder / "frames.parquet") as fh:
+        pq.write_table(table, fh)
+    atomic_write_json(folder / "manifest.json", manifest)
+    view = dataset.select_by("frame_id", frame_ids)
+    view.set_values("labeling_batch", [batch_id] * len(view))
+    dataset.save_view(batch_id, dataset.select_by("frame_id", frame_ids, ordered=True),
+                      description=f"Labeling batch of {len(frame_ids)} frames ({config.selector})", overwrite=True)
+    log.info("labeling batch %s: %d frame(s) of %d candidates -> %s", batch_id, len(frame_ids), len(pool), folder)
+    return manifest
