@@ -38,13 +38,10 @@ DRIVES = (
 )
 
 
-def _simulate(args: tuple[int, tuple, str]) -> str:
-    k, (name, road, vehicle, tod, weather, events), out = args
+def _plan(k: int, drive: tuple):  # type: ignore[no-untyped-def]
+    name, road, vehicle, tod, weather, events = drive
     plan = fixed_plan(CFG, 100 + k, road=road, vehicle=vehicle, time_of_day=tod, weather=weather, events=events)
-    plan = dataclasses.replace(plan, vehicle_id=f"{vehicle}-{k:03d}", drive_id=f"{vehicle}-{k:03d}_drive000")
-    log = Path(out) / f"{k:02d}-{name}.mcap"
-    simulate_drive(plan, CFG, log, Path(out) / "ground_truth" / f"{k:02d}-{name}.parquet")
-    return str(log)
+    return name, dataclasses.replace(plan, vehicle_id=f"{vehicle}-{k:03d}", drive_id=f"{vehicle}-{k:03d}_drive000")
 
 
 @pytest.fixture(scope="session")
@@ -54,8 +51,12 @@ def curate_fleet(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
 
     out = tmp_path_factory.mktemp("curate-fleet")
     (out / "ground_truth").mkdir()
+    plans = [_plan(k, d) for k, d in enumerate(DRIVES)]
+    logs = [out / f"{k:02d}-{name}.mcap" for k, (name, _) in enumerate(plans)]
+    truths = [out / "ground_truth" / f"{k:02d}-{name}.parquet" for k, (name, _) in enumerate(plans)]
+    # Library functions only cross the process boundary (conftest modules share one name).
     with ProcessPoolExecutor(2) as pool:
-        logs = [Path(p) for p in pool.map(_simulate, [(k, d, str(out)) for k, d in enumerate(DRIVES)])]
+        list(pool.map(simulate_drive, [p for _, p in plans], [CFG] * len(plans), logs, truths))
     root = tmp_path_factory.mktemp("curate-data")
     ingest(logs, root, workers=2, progress=False)
     truth = pd.concat([load_ground_truth(p)[0] for p in sorted((out / "ground_truth").glob("*.parquet"))])

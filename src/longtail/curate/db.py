@@ -148,6 +148,9 @@ def configure_fiftyone(root: str | os.PathLike[str]) -> str:
     configure_environment()
     folder = fiftyone_dir(root)
     os.environ.setdefault("FIFTYONE_DATABASE_VALIDATION", "false")  # the bundled mongod 6.0 is supported; quiet its warning
+    # FiftyOne logs to stdout by default, which would corrupt `--json` output; with any other
+    # destination its loggers only propagate to Longtail's (stderr) handler.
+    os.environ.setdefault("FIFTYONE_LOGGING_DESTINATION", "python")
     for key, sub in (("FIFTYONE_DEFAULT_DATASET_DIR", "datasets"), ("FIFTYONE_PLUGINS_DIR", "plugins"),
                      ("FIFTYONE_MODEL_ZOO_DIR", "models"), ("FIFTYONE_DATABASE_DIR", "default-db")):
         os.environ.setdefault(key, str(folder / sub))
