@@ -5,7 +5,7 @@ SHELL := /bin/bash
 PY := .venv/bin/python
 TARGET ?= local
 
-.PHONY: help setup run test lint lab bench preview lock clean
+.PHONY: help setup browser run test lint lab bench preview lock clean
 
 help:  ## list the targets
 	@grep -E '^[a-z]+:.*## ' Makefile | sed -E 's/:.*## /\t/'
@@ -13,10 +13,13 @@ help:  ## list the targets
 setup:  ## create or reuse the locked environment (cached outside the checkout) and link .venv
 	@env/setup-venv.sh
 
+browser:  ## headless Chromium from the OS packages, for the tests that look at pages
+	@env/setup-browser.sh
+
 run: setup  ## run the pipeline on TARGET (default: local) and print where the results are
 	$(PY) -m longtail run --target $(TARGET)
 
-test: setup lint  ## run the whole test suite (real servers are started by the tests)
+test: setup browser lint  ## run the whole test suite (real servers are started by the tests)
 	$(PY) -m pytest -q
 
 lint: setup  ## ruff and mypy on the library
@@ -30,6 +33,7 @@ lab: setup  ## JupyterLab on the notebooks (jupytext pairs .py and .ipynb)
 bench: setup  ## benchmarks; results go to bench/RESULTS.md
 	$(PY) bench/sim.py
 	$(PY) bench/ingest.py
+	$(PY) bench/curate.py
 
 preview: setup  ## re-render the README's gallery of simulated frames
 	$(PY) -m longtail sim-preview --out docs/fleet --seed 7
@@ -37,5 +41,6 @@ preview: setup  ## re-render the README's gallery of simulated frames
 lock:  ## re-resolve the whole dependency set into env/requirements.lock (needs the package index)
 	env/lock.sh
 
-clean:  ## remove generated data and build products (the cached environment stays)
+clean:  ## stop the data roots' databases, remove generated data and build products (the cached environment stays)
+	@for r in data build/ci; do if [ -f $$r/fiftyone/mongod.json ] && [ -x $(PY) ]; then $(PY) -m longtail db stop --root $$r; fi; done
 	rm -rf data build .pytest_cache .mypy_cache .ruff_cache

@@ -51,3 +51,24 @@ def real_data() -> Path:
         if candidate and (Path(candidate) / "kitti").is_dir():
             return Path(candidate)
     pytest.fail("the real KITTI/nuScenes samples were not found: set LONGTAIL_REAL_DATA to shared/data/real")
+
+
+CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                  "--disable-sync", "--no-first-run"]
+
+
+@pytest.fixture(scope="session")
+def chromium():  # type: ignore[no-untyped-def]
+    """Headless Chromium (the OS package env/setup-browser.sh installs) driven by Playwright."""
+    import shutil
+
+    from playwright.sync_api import sync_playwright
+
+    exe = os.environ.get("LONGTAIL_CHROMIUM") or next(
+        (p for p in map(shutil.which, ("chromium", "chromium-browser", "google-chrome")) if p), None)
+    if exe is None:
+        pytest.fail("no Chromium: run env/setup-browser.sh (make test does) or set LONGTAIL_CHROMIUM")
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=exe, headless=True, args=CHROMIUM_FLAGS)
+        yield browser
+        browser.close()
