@@ -13,10 +13,12 @@ from longtail.pipeline import load_env, make_dag
 
 @pytest.mark.slow
 def test_pipeline_builds_on_the_ci_target(tmp_path: Path) -> None:
-    dag = make_dag("ci", overrides={"root": str(tmp_path)}, in_process=True)
+    env = load_env("ci")
+    # The test session shares one MongoDB: name the pipeline's FiftyOne dataset after this test.
+    overrides = {"root": str(tmp_path), "curate": {**env["curate"], "dataset": "t-pipeline"}}
+    dag = make_dag("ci", overrides=overrides, in_process=True)
     dag.build(force=True, show_progress=False)
     manifest = json.loads((tmp_path / "fleet" / "fleet.json").read_text())
-    env = load_env("ci")
     assert len(manifest["drives"]) == env["sim"]["vehicles"] * env["sim"]["drives_per_vehicle"]
     notebook = json.loads((tmp_path / "reports" / "00_simulate.ipynb").read_text())
     outputs = [o for cell in notebook["cells"] if cell["cell_type"] == "code" for o in cell.get("outputs", [])]
@@ -33,10 +35,27 @@ def test_pipeline_builds_on_the_ci_target(tmp_path: Path) -> None:
     assert not [o for o in outputs if o.get("output_type") == "error"]
     assert any("image/png" in o.get("data", {}) for o in outputs)
     assert any("plotly" in str(o.get("data", {}).get("text/html", "")) for o in outputs)
+    # Curate: every frame in the dataset, one labeling batch of the budget, and the notebook shows
+    # figures, tables and thumbnails.
+    from longtail.curate.run import list_batches
+
+    curated = json.loads((tmp_path / "curate" / "manifest.json").read_text())
+    assert curated["dataset"] == "t-pipeline" and curated["samples"] == len(load_frame_index(tmp_path))
+    batches = list_batches(tmp_path)
+    assert [len(b["frames"]) for b in batches] == [env["curate"]["budget"]]
+    assert (tmp_path / "batches" / batches[0]["batch_id"] / "frames.parquet").is_file()
+    curate_nb = json.loads((tmp_path / "reports" / "02_curate.ipynb").read_text())
+    outputs = [o for cell in curate_nb["cells"] if cell["cell_type"] == "code" for o in cell.get("outputs", [])]
+    assert not [o for o in outputs if o.get("output_type") == "error"]
+    html = [str(o.get("data", {}).get("text/html", "")) for o in outputs]
+    assert sum("plotly" in h for h in html) >= 4, "scenario distribution and embedding map, pool and batch"
+    assert any(batches[0]["batch_id"] in h and "data:image/jpeg;base64," in h for h in html), "the batch's frames"
     # A second build finds nothing to do: the products stay as they were.
-    stamp = (tmp_path / "fleet" / "fleet.json").stat().st_mtime_ns
+    stamps = [p.stat().st_mtime_ns for p in (tmp_path / "fleet" / "fleet.json", tmp_path / "curate" / "manifest.json",
+                                              tmp_path / "batches" / batches[0]["batch_id"] / "manifest.json")]
     dag.build(show_progress=False)
-    assert (tmp_path / "fleet" / "fleet.json").stat().st_mtime_ns == stamp
+    assert [p.stat().st_mtime_ns for p in (tmp_path / "fleet" / "fleet.json", tmp_path / "curate" / "manifest.json",
+                                           tmp_path / "batches" / batches[0]["batch_id"] / "manifest.json")] == stamps
 
 
 def test_unknown_target_lists_the_valid_ones() -> None:

@@ -437,8 +437,11 @@ def _add_db(sub: Any) -> None:
     p = sub.add_parser(
         "db",
         help="start or stop the FiftyOne database of a data root",
-        description=("Longtail runs one MongoDB (the one FiftyOne ships) per data root, started on demand and "
-                     "left running for the notebooks and the App. 'stop' shuts it down cleanly."),
+        description=("Longtail runs one MongoDB (the one FiftyOne ships) per data root, started on demand by any "
+                     "command that needs it and left running for the notebooks and the App. Its files are in "
+                     "DATA/fiftyone/db and its address in DATA/fiftyone/mongod.json. 'start' prints its URI, "
+                     "'status' prints the URI or 'not running', 'stop' shuts it down cleanly (make clean does too). "
+                     "To use your own MongoDB instead, set FIFTYONE_DATABASE_URI."),
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("action", choices=["start", "stop", "status"], help="what to do")
@@ -480,17 +483,27 @@ def _add_run(sub: Any) -> None:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Run ``longtail run``."""
+    from longtail.curate.run import list_batches
     from longtail.pipeline import run
 
     overrides = {"root": args.root} if args.root else None
     env = run(args.target, force=args.force, overrides=overrides)
-    fleet = f"{env['root']}/fleet"
+    root = env["root"]
+    fleet = f"{root}/fleet"
+    dataset = env.get("curate", {}).get("dataset", "longtail")
+    batches = sorted(list_batches(root), key=lambda m: m["created_at"])
+    latest = f"{root}/batches/{batches[-1]['batch_id']}/ (latest of {len(batches)})" if batches else f"{root}/batches/"
+    app = f"longtail app --root {root}" + (f" --dataset {dataset}" if dataset != "longtail" else "")
     sys.stdout.write(
         f"\nDrive logs: {fleet}/*.mcap (ground truth in {fleet}/ground_truth/, manifest {fleet}/fleet.json)\n"
-        f"Frame store and index: {env['root']}/frames/, {env['root']}/index/ (read with "
+        f"Frame store and index: {root}/frames/, {root}/index/ (read with "
         "longtail.ingest.store.load_frame_index)\n"
-        f"Reports: {env['root']}/reports/00_simulate.ipynb, {env['root']}/reports/01_ingest.ipynb\n"
+        f"Curated dataset: FiftyOne dataset {dataset!r} (manifest {root}/curate/manifest.json, failure modes "
+        f"{root}/curate/failure_modes.json)\n"
+        f"Labeling batch: {latest} (frames.parquet, manifest.json)\n"
+        f"Reports: {root}/reports/00_simulate.ipynb, {root}/reports/01_ingest.ipynb, {root}/reports/02_curate.ipynb\n"
         "Open a log in Foxglove (File > Open local file) or read it in Python with longtail.logs.iter_messages.\n"
+        f"Explore the dataset, its failure modes and the batch in the FiftyOne App: {app}\n"
     )
     return 0
 
