@@ -237,7 +237,8 @@ def register_failure_mode(root: str | os.PathLike[str], name: str, query: dict[s
                            query=q, registered_at=_now(), registered_by=by)
     except ValidationError as exc:
         raise LongtailError(f"failure mode {name!r}: {exc.errors()[0]['msg']} (field "
-                            f"{'.'.join(str(x) for x in exc.errors()[0]['loc'])})") from exc
+                            f"{'.'.join(str(x) for x in exc.errors()[0]['loc'])}); query fields are "
+                            f"{', '.join(FailureModeQuery.model_fields)}") from exc
     modes[name] = mode
     save_registry(root, modes)
     return mode
