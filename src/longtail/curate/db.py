@@ -127,12 +127,29 @@ def stop_database(root: str | os.PathLike[str], timeout_s: float = 30.0) -> bool
     state = _state(root)
     if not state or not _alive(state["pid"]):
         return False
+    if "fiftyone" in sys.modules and os.environ.get(URI_ENV) == f"mongodb://127.0.0.1:{state['port']}":
+        _forget_exit_hook()
     os.kill(state["pid"], signal.SIGTERM)  # mongod shuts down cleanly on SIGTERM
     deadline = time.monotonic() + timeout_s
     while _alive(state["pid"]) and time.monotonic() < deadline:
         time.sleep(0.1)
     (fiftyone_dir(root) / "mongod.json").unlink(missing_ok=True)
     return True
+
+
+def _forget_exit_hook() -> None:
+    """FiftyOne's exit hook deletes non-persistent datasets in the database it connected to; once
+    that database is stopped, the hook waits out pymongo's 30 s server selection. Longtail's
+    datasets are persistent, so there is nothing for it to do."""
+    import atexit
+
+    try:
+        from fiftyone.core.odm import database
+    except ImportError:  # pragma: no cover - FiftyOne is a dependency
+        return
+    hook = getattr(database, "_delete_non_persistent_datasets_if_allowed", None)
+    if hook is not None:
+        atexit.unregister(hook)
 
 
 def configure_fiftyone(root: str | os.PathLike[str]) -> str:

@@ -9,6 +9,7 @@ for the same key; a crash loses at most the batch in flight.
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import os
 import re
 from collections.abc import Callable, Iterable, Sequence
@@ -200,7 +201,9 @@ def compute_descriptors(root: str | os.PathLike[str], shas: Sequence[str], paths
         return [((root / path_of[s]).read_bytes(), str(root / path_of[s])) for s in batch]
 
     if workers > 1 and len(batches) > 1:
-        with ProcessPoolExecutor(workers, initializer=_one_thread) as pool:
+        # forkserver, not fork: a fork after OpenCV started its thread pool deadlocks the child.
+        ctx = multiprocessing.get_context("forkserver")
+        with ProcessPoolExecutor(workers, initializer=_one_thread, mp_context=ctx) as pool:
             futures = [(b, pool.submit(_describe_batch, load(b))) for b in batches[:workers * 2]]
             nxt = len(futures)
             while futures:
