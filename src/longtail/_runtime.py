@@ -21,6 +21,7 @@ TELEMETRY_OFF = {
     "FRONTEND_SENTRY_DSN": "",
     "COLLECT_ANALYTICS": "false",
     "LATEST_VERSION_CHECK": "false",
+    "DVC_NO_ANALYTICS": "1",  # the data root's .dvc/config also sets core.analytics false
 }
 
 

@@ -258,3 +258,34 @@ def validate_labeling_batch(manifest: dict[str, Any], table: pa.Table, source: s
         raise SchemaError(f"{source}: a frame appears twice in the batch")
     if len(ids) != manifest["budget"]:
         raise SchemaError(f"{source}: {len(ids)} frames for a budget of {manifest['budget']}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Labels (label stage): one label set per labeling batch, DATA/labels/<batch_id>/.
+#   labels.parquet  one row per frame of the batch (LABEL_SET_SCHEMA)
+#   qa.json         the QA report (counts per check, held frames with reasons)
+#   manifest.json   written last: batch_id, digest (sha256 of labels.parquet), source, cost, qa summary,
+#                   lineage (logs, batch digest, pre-label model)
+
+BOX_TYPE = pa.struct([
+    ("category", pa.string()),          # car | truck | pedestrian | cyclist
+    ("x1", pa.float32()), ("y1", pa.float32()), ("x2", pa.float32()), ("y2", pa.float32()),
+    # ^ internal box convention (longtail.boxes): continuous pixel edges, x2/y2 exclusive
+    ("score", pa.float32()),            # detector confidence for pre-labels; 1.0 for human labels
+])
+LABEL_SET_SCHEMA = pa.schema([
+    ("frame_id", pa.string()),
+    ("image_sha256", pa.string()),
+    ("store_path", pa.string()),        # image path relative to the data root
+    ("log_id", pa.string()),
+    ("drive_id", pa.string()),
+    ("timestamp_ns", pa.int64()),
+    ("width", pa.int32()), ("height", pa.int32()),
+    ("boxes", pa.list_(BOX_TYPE)),      # the labels as submitted (human or simulated labeler)
+    ("prelabels", pa.list_(BOX_TYPE)),  # what the labeler started from (empty without a model)
+    ("accepted", pa.bool_()),           # passed QA: may enter a dataset version
+    ("qa_reasons", pa.list_(pa.string())),  # why QA held the frame back (empty when accepted)
+    ("annotator", pa.string()),         # who labeled: a Label Studio user, or "oracle"
+])
+LABEL_SET_KEYS = ("batch_id", "digest", "created_at", "source", "frames", "accepted", "held", "cost", "qa",
+                  "lineage")
