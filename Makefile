@@ -41,6 +41,7 @@ preview: setup  ## re-render the README's gallery of simulated frames
 lock:  ## re-resolve the whole dependency set into env/requirements.lock (needs the package index)
 	env/lock.sh
 
-clean:  ## stop the data roots' databases, remove generated data and build products (the cached environment stays)
+clean:  ## stop the data roots' servers (MongoDB, Label Studio), remove generated data and build products (the cached environment stays)
 	@for r in data build/ci; do if [ -f $$r/fiftyone/mongod.json ] && [ -x $(PY) ]; then $(PY) -m longtail db stop --root $$r; fi; done
+	@for r in data build/ci; do if [ -f $$r/labelstudio/server.json ] && [ -x $(PY) ]; then $(PY) -m longtail label stop --root $$r; fi; done
 	rm -rf data build .pytest_cache .mypy_cache .ruff_cache

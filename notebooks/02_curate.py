@@ -41,12 +41,13 @@ from longtail.curate.report import (
     failure_mode_table,
     scenario_distribution,
 )
-from longtail.curate.run import CurateConfig, run_curate, run_select
+from longtail.curate.run import CurateConfig, record_selected_batch, run_curate, run_select
 from longtail.curate.select import SelectConfig
 
 pio.renderers.default = "notebook"
 curated = run_curate(root, CurateConfig(dataset=dataset, workers=workers), progress=False)
 batch = run_select(root, SelectConfig(budget=budget, selector=selector), dataset)
+record_selected_batch(root, batch, path=product["batch"])  # the batch the label task labels
 frames = open_dataset(root, dataset)
 print(f"dataset {curated['dataset']}: {curated['samples']} frames ({curated['added']} new) from "
       f"{len(curated['logs'])} drive logs indexed in {upstream['ingest']['index']}")

@@ -4,19 +4,34 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from longtail.errors import ConfigError
+from longtail.label import server
 from longtail.pipeline import load_env, make_dag
 
 
 @pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:_NoneStep.value:DeprecationWarning")  # DVC 3.67 reads pygtrie's deprecated API
 def test_pipeline_builds_on_the_ci_target(tmp_path: Path) -> None:
     env = load_env("ci")
     # The test session shares one MongoDB: name the pipeline's FiftyOne dataset after this test.
     overrides = {"root": str(tmp_path), "curate": {**env["curate"], "dataset": "t-pipeline"}}
     dag = make_dag("ci", overrides=overrides, in_process=True)
+    try:
+        _build_and_check(dag, env, tmp_path)
+    finally:
+        server.stop(tmp_path)  # the label notebook leaves the data root's Label Studio running for people
+
+
+def _outputs(notebook: Path) -> list[dict]:
+    cells = json.loads(notebook.read_text())["cells"]
+    return [o for cell in cells if cell["cell_type"] == "code" for o in cell.get("outputs", [])]
+
+
+def _build_and_check(dag: Any, env: dict, tmp_path: Path) -> None:
     dag.build(force=True, show_progress=False)
     manifest = json.loads((tmp_path / "fleet" / "fleet.json").read_text())
     assert len(manifest["drives"]) == env["sim"]["vehicles"] * env["sim"]["drives_per_vehicle"]
@@ -50,12 +65,70 @@ def test_pipeline_builds_on_the_ci_target(tmp_path: Path) -> None:
     html = [str(o.get("data", {}).get("text/html", "")) for o in outputs]
     assert sum("plotly" in h for h in html) >= 4, "scenario distribution and embedding map, pool and batch"
     assert any(batches[0]["batch_id"] in h and "data:image/jpeg;base64," in h for h in html), "the batch's frames"
+    # The curate task records the batch it chose; the label task labels exactly that one.
+    from longtail.curate.run import selected_batch
+
+    batch_id = batches[0]["batch_id"]
+    assert selected_batch(tmp_path) == batch_id
+    # Label: the simulated labeler labeled the whole batch in Label Studio, QA ran, and the accepted
+    # frames went into a dataset version tracked by DVC.
+    from longtail.label.studio import read_label_set
+    from longtail.label.version import list_versions, load_version
+
+    labels, table = read_label_set(tmp_path, batch_id)
+    assert labels["source"] == "oracle" and labels["frames"] == env["curate"]["budget"] == table.num_rows
+    assert labels["accepted"] + labels["held"] == labels["frames"] and labels["accepted"] > 0
+    assert labels["cost"]["added"] == labels["cost"]["boxes"] > 0, "no model yet: every box is drawn"
+    assert (tmp_path / "labels" / batch_id / "qa.json").is_file()
+    [version] = list_versions(tmp_path)
+    vid = version["version_id"]
+    frames, _ = load_version(tmp_path, vid, check_images=True)
+    assert len(frames) == version["frames"] == labels["accepted"] and version["batches"] == [batch_id]
+    assert (tmp_path / "datasets" / vid / "manifest.json").is_file()
+    assert (tmp_path / "datasets" / f"{vid}.dvc").is_file() and (tmp_path / ".dvc" / "config").is_file()
+    outputs = _outputs(tmp_path / "reports" / "03_label.ipynb")
+    assert not [o for o in outputs if o.get("output_type") == "error"]
+    html = [str(o.get("data", {}).get("text/html", "")) for o in outputs]
+    for shown in ("frames submitted", "boxes drawn from scratch", "what it catches", "test_longtail",
+                  f"datasets/{vid}.dvc"):
+        assert any(shown in h for h in html), f"the label report shows {shown!r}"
+    assert any(f"Labels of batch {batch_id}" in h and "data:image/jpeg;base64," in h for h in html), "the gallery"
     # A second build finds nothing to do: the products stay as they were.
-    stamps = [p.stat().st_mtime_ns for p in (tmp_path / "fleet" / "fleet.json", tmp_path / "curate" / "manifest.json",
-                                              tmp_path / "batches" / batches[0]["batch_id"] / "manifest.json")]
+    products = (tmp_path / "fleet" / "fleet.json", tmp_path / "curate" / "manifest.json",
+                tmp_path / "batches" / batch_id / "manifest.json", tmp_path / "labels" / batch_id / "manifest.json",
+                tmp_path / "datasets" / vid / "manifest.json")
+    stamps = [p.stat().st_mtime_ns for p in products]
     dag.build(show_progress=False)
-    assert [p.stat().st_mtime_ns for p in (tmp_path / "fleet" / "fleet.json", tmp_path / "curate" / "manifest.json",
-                                           tmp_path / "batches" / batches[0]["batch_id"] / "manifest.json")] == stamps
+    assert [p.stat().st_mtime_ns for p in products] == stamps
+    # Without the simulated labeler a batch waits for people in Label Studio; once they have submitted
+    # every frame, the next run pulls it and builds a new version on top of the first.
+    _people_label_a_later_batch(tmp_path, vid)
+
+
+def _people_label_a_later_batch(root: Path, first_version: str) -> None:
+    import pyarrow.parquet as pq
+
+    from longtail.curate.run import run_select
+    from longtail.curate.select import SelectConfig
+    from longtail.label.run import run_label
+    from longtail.label.studio import batch_truth, labels_dir, submit_annotation
+    from longtail.label.version import list_versions
+
+    later = run_select(root, SelectConfig(budget=3, selector="random", seed=3), "t-pipeline")["batch_id"]
+    run = run_label(root, later, oracle=False, dataset_name="t-pipeline")
+    assert run.waiting and (run.tasks, run.finished) == (3, 0) and run.version is None and run.label_set is None
+    assert run.project_url.endswith(f"/projects/{run.push['project_id']}")
+    assert not (labels_dir(root, later) / "manifest.json").exists() and len(list_versions(root)) == 1
+    truth = batch_truth(root, later)
+    sizes = pq.read_table(labels_dir(root, later) / "prelabels.parquet").to_pandas().set_index("frame_id")
+    conn = server.connect(root)
+    for task, fid in run.push["tasks"].items():
+        submit_annotation(conn, int(task), truth[fid], int(sizes.width[fid]), int(sizes.height[fid]))
+    run = run_label(root, later, oracle=False, dataset_name="t-pipeline")
+    assert not run.waiting and run.label_set is not None and run.version is not None and run.dvc is not None
+    assert run.label_set["source"] == "labelstudio" and run.label_set["frames"] == 3
+    assert run.version["parent"] == first_version and later in run.version["batches"]
+    assert len(run.version["batches"]) == 2 and len(list_versions(root)) == 2
 
 
 def test_unknown_target_lists_the_valid_ones() -> None:

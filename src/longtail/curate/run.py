@@ -23,6 +23,7 @@ from longtail.curate.dataset import DEFAULT_DATASET, add_new_frames, load_pool_f
 from longtail.curate.embeddings import DescriptorEmbedder, Embedder, compute_embeddings
 from longtail.curate.failure_modes import FailureMode, discover_failure_modes, get_failure_modes, load_registry
 from longtail.curate.select import SelectConfig, select_frames, selection_digest
+from longtail.errors import InputError, SchemaError
 from longtail.schemas import LABELING_BATCH_FRAMES_SCHEMA, validate_labeling_batch
 from longtail.storage import atomic_write_json, atomic_writer
 
@@ -251,3 +252,78 @@ def run_select(root: str | os.PathLike[str], config: SelectConfig, dataset_name:
                       description=f"Labeling batch of {len(frame_ids)} frames ({config.selector})", overwrite=True)
     log.info("labeling batch %s: %d frame(s) of %d candidates -> %s", batch_id, len(frame_ids), len(pool), folder)
     return manifest
+
+
+SELECTED_BATCH_FIELDS = ("batch_id", "digest", "budget", "selector")
+"""Fields of DATA/curate/selected_batch.json: the labeling batch the curate task chose."""
+
+
+def selected_batch_path(root: str | os.PathLike[str]) -> Path:
+    """DATA/curate/selected_batch.json: the batch the last curate run chose, for the tasks after it."""
+    return Path(root) / "curate" / "selected_batch.json"
+
+
+def record_selected_batch(root: str | os.PathLike[str], manifest: dict[str, Any],
+                          path: str | os.PathLike[str] | None = None) -> dict[str, Any]:
+    """Record which labeling batch the curate task chose, so downstream tasks label that one.
+
+    The record holds `SELECTED_BATCH_FIELDS` of the batch manifest and is written atomically,
+    only when it changes (re-running with the same batch leaves the file untouched).
+
+    Args:
+        root: the data root.
+        manifest: the labeling batch manifest `run_select` returned.
+        path: where to write (the pipeline's declared product); default `selected_batch_path`.
+
+    Returns:
+        The record.
+
+    Raises:
+        SchemaError: when the manifest lacks a field.
+        InputError: when the batch is not complete in DATA/batches (its manifest is written last).
+    """
+    missing = [k for k in SELECTED_BATCH_FIELDS if k not in manifest]
+    if missing:
+        raise SchemaError(f"labeling batch manifest lacks field(s) {missing}; pass the manifest run_select returned")
+    batch_id = str(manifest["batch_id"])
+    if not (batches_dir(root) / batch_id / "manifest.json").is_file():
+        raise InputError(f"{batches_dir(root) / batch_id / 'manifest.json'}: missing; labeling batch {batch_id} is "
+                         "not complete. Run `longtail select` (or the curate task) again")
+    record = {k: manifest[k] for k in SELECTED_BATCH_FIELDS}
+    target = Path(path) if path is not None else selected_batch_path(root)
+    try:
+        unchanged = json.loads(target.read_text()) == record
+    except (OSError, ValueError):
+        unchanged = False
+    if not unchanged:
+        atomic_write_json(target, record)
+    log.info("selected labeling batch %s (%s, budget %d) -> %s", batch_id, record["selector"], record["budget"],
+             target)
+    return record
+
+
+def selected_batch(root: str | os.PathLike[str], path: str | os.PathLike[str] | None = None) -> str:
+    """The id of the labeling batch the curate task chose (`record_selected_batch`).
+
+    Args:
+        root: the data root.
+        path: the record (the curate task's product); default `selected_batch_path`.
+
+    Raises:
+        InputError: when there is no record (run the curate task or `longtail select`), it is
+            unreadable, or its batch is gone from DATA/batches.
+    """
+    target = Path(path) if path is not None else selected_batch_path(root)
+    if not target.is_file():
+        raise InputError(f"{target}: missing; no labeling batch was chosen yet. Run the curate task "
+                         f"(`longtail run`) or `longtail select --root {root} --budget N` first")
+    try:
+        record = json.loads(target.read_text())
+        batch_id = str(record["batch_id"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise InputError(f"{target}: not a selected-batch record ({type(exc).__name__}: {exc}); run the curate "
+                         "task again to rewrite it") from None
+    if not (batches_dir(root) / batch_id / "manifest.json").is_file():
+        raise InputError(f"{target}: names labeling batch {batch_id}, which is not in {batches_dir(root)}; run the "
+                         "curate task again to choose a batch")
+    return batch_id

@@ -1,0 +1,120 @@
+"""The label stage as the pipeline runs it: what notebooks/03_label.py calls.
+
+One call takes the labeling batch the curate task chose through the whole stage, with the same
+library calls ``longtail label push``, ``pull [--oracle]`` and ``version`` make:
+
+1. Push the batch to the data root's Label Studio (once; a pushed batch keeps its project).
+2. With the simulated labeler (``oracle``), label every unfinished task from the simulator's
+   ground truth through Label Studio's REST API, as a person's *Submit* does.
+3. When every task is finished, pull: QA, then the label set in DATA/labels/<batch_id>/.
+   Without the simulated labeler, unfinished tasks mean people are still labeling: the run
+   stops there, and a later run (or ``longtail label pull`` and ``longtail label version``)
+   pulls.
+4. Freeze the accepted labels of every pulled batch into a dataset version and track it with DVC.
+
+Every step is idempotent, so running the stage again after an interruption finishes the work.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from longtail.curate.dataset import DEFAULT_DATASET
+from longtail.label.server import connect
+from longtail.label.studio import (
+    batch_truth,
+    labels_dir,
+    oracle_annotate,
+    project_tasks,
+    pull_batch,
+    push_batch,
+    read_label_set,
+)
+from longtail.label.version import VersionConfig, build_version, datasets_dir, track_version
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LabelRun:
+    """What one run of the label stage did and where its results are.
+
+    While people are still labeling (``waiting``), ``version`` and ``dvc`` are None and
+    ``label_set`` is the batch's earlier label set (a partial pull), if any.
+    """
+
+    batch_id: str
+    project_url: str
+    """The batch's Label Studio project, at the address Label Studio answers on now."""
+    oracle: bool
+    """True when the simulated labeler labeled the unfinished tasks."""
+    tasks: int
+    finished: int
+    """Tasks finished (submitted) in Label Studio."""
+    push: dict[str, Any]
+    """The push record (DATA/labels/<batch_id>/push.json)."""
+    label_set: dict[str, Any] | None
+    """The label set manifest (DATA/labels/<batch_id>/manifest.json)."""
+    version: dict[str, Any] | None
+    """The dataset version manifest (DATA/datasets/<version_id>/manifest.json)."""
+    dvc: dict[str, Any] | None
+    """`track_version`'s record: dvc_file, md5, remote, pushed."""
+
+    @property
+    def waiting(self) -> bool:
+        """True while tasks of the batch are unfinished in Label Studio (nothing was pulled)."""
+        return self.finished < self.tasks
+
+
+def run_label(root: str | os.PathLike[str], batch_id: str, oracle: bool = True,
+              dataset_name: str = DEFAULT_DATASET, remote: str | os.PathLike[str] | None = None,
+              version_config: VersionConfig | None = None) -> LabelRun:
+    """Push a labeling batch, have it labeled, pull and check it, and version the dataset.
+
+    Needs the data root's Label Studio running (`longtail.label.server.start`), or the user's
+    (``LONGTAIL_LABELSTUDIO_URL``). No pre-labels are pushed: they come from the champion
+    detector once one is trained.
+
+    Args:
+        root: the data root.
+        batch_id: a labeling batch in DATA/batches (`longtail.curate.run.selected_batch`).
+        oracle: label unfinished tasks with the simulated labeler (simulated drives only);
+            False leaves them to people and pulls only once every task is finished.
+        dataset_name: the FiftyOne dataset.
+        remote: DVC remote (a folder or s3:// URL); None: `track_version`'s default.
+        version_config: split settings of the dataset version; defaults when None.
+
+    Returns:
+        What was done; ``waiting`` when people have tasks left.
+
+    Raises:
+        UnknownBatchError: for a batch not in DATA/batches.
+        LabelStudioError: when Label Studio is not running or answers with an error.
+        GroundTruthError: with ``oracle`` when a drive of the batch is not simulated.
+        InputError: when the dataset version cannot be built (e.g. QA held every frame).
+    """
+    record = push_batch(root, batch_id, prelabels=None, dataset_name=dataset_name)
+    cost = oracle_annotate(root, batch_id, batch_truth(root, batch_id)) if oracle else None
+    conn = connect(root)
+    tasks = project_tasks(conn, record["project_id"])
+    finished = sum(bool(t.get("is_labeled")) for t in tasks)
+    url = f"{conn.url}/projects/{record['project_id']}"
+    if finished < len(tasks):
+        # The pipeline declares DATA/datasets a product of this stage: it exists, empty until a version is built.
+        datasets_dir(root).mkdir(parents=True, exist_ok=True)
+        previous = read_label_set(root, batch_id)[0] if (labels_dir(root, batch_id) / "manifest.json").is_file() \
+            else None
+        log.info("batch %s: %d of %d task(s) finished in %s; pull once people finish them", batch_id, finished,
+                 len(tasks), url)
+        return LabelRun(batch_id, url, oracle, len(tasks), finished, record, previous, None, None)
+    # The simulated labeler's own count covers the batch only when it labeled every task; otherwise
+    # (tasks finished earlier) the work is counted from the submitted boxes, in the same units.
+    measured = cost if cost is not None and cost.frames == len(tasks) else None
+    label_set = pull_batch(root, batch_id, source="oracle" if oracle else "labelstudio", cost=measured,
+                           dataset_name=dataset_name)
+    version = build_version(root, config=version_config)
+    tracked = track_version(root, version["version_id"], remote=remote)
+    return LabelRun(batch_id, url, oracle, len(tasks), finished, record, label_set, version, tracked)
