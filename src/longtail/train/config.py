@@ -1,0 +1,78 @@
+"""The training stage's one frozen, typed config, saved with every checkpoint, MLflow run and model."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from longtail.config import _Frozen
+from longtail.train.presets import DEFAULT_PRESET, PRESETS, get_preset
+
+SPLIT_NAMES = ("train", "val", "test_longtail", "test_common")
+
+
+class TrainConfig(_Frozen):
+    """How a detector is trained on a dataset version. Units are in each field's description.
+
+    Defaults are the settings that trained ``fcos-small`` on the simulated fleet (batch 16, AdamW
+    2e-3, cosine schedule; ../shared/ENVIRONMENT.md).
+    """
+
+    preset: str = Field(DEFAULT_PRESET, description=f"detector preset, one of {sorted(PRESETS)}")
+    epochs: int = Field(12, ge=1, le=10_000, description="passes over the training frames")
+    batch_size: int = Field(16, ge=1, le=1024, description="frames per optimizer step")
+    lr: float = Field(2e-3, gt=0, description="peak AdamW learning rate")
+    weight_decay: float = Field(1e-4, ge=0, le=1, description="AdamW weight decay")
+    schedule: Literal["cosine", "constant"] = Field("cosine", description="learning-rate schedule after warm-up")
+    warmup_fraction: float = Field(0.05, ge=0, lt=1, description="share of all steps with a linear warm-up")
+    clip_grad_norm: float = Field(10.0, ge=0, description="clip the gradient norm to this; 0 turns clipping off")
+    hflip: bool = Field(True, description="flip training frames horizontally at random (seeded per epoch)")
+    seed: int = Field(0, ge=0, lt=2**31, description="seed of weights, shuffling and augmentation")
+    threads: int = Field(2, ge=1, le=256, description="torch CPU threads (1 per process when several run at once)")
+    num_workers: int = Field(0, ge=0, le=64, description="DataLoader worker processes decoding JPEGs")
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto: cuda when available, else cpu")
+    max_minutes: float | None = Field(None, gt=0, description="time budget: stop after the epoch in which it runs out")
+    min_size: int | None = Field(None, ge=16, le=4096, description="input short side, px (default: the preset's)")
+    max_size: int | None = Field(None, ge=16, le=8192, description="input long-side limit, px (default: the preset's)")
+    max_train_frames: int | None = Field(None, ge=1, description="use only the first N training frames (quick runs)")
+    train_splits: tuple[str, ...] = Field(("train",), min_length=1, description="splits trained on")
+    val_split: str | None = Field("val", description="split evaluated after each epoch; None skips validation")
+    eval_score_threshold: float = Field(0.05, ge=0, le=1, description="detections kept for validation mAP")
+    keep_checkpoints: int = Field(2, ge=1, description="newest checkpoints kept in the run folder")
+    tracking_uri: str | None = Field(None, description="MLflow tracking URI; None: sqlite:///DATA/mlflow/mlflow.db")
+    artifact_location: str | None = Field(
+        None, description="artifact store of a new experiment; None: DATA/mlflow/artifacts for the default sqlite URI")
+    experiment: str = Field("longtail-train", min_length=1, description="MLflow experiment name")
+    registered_model: str | None = Field(
+        "longtail-detector", description="MLflow registered model the trained model becomes a version of; None: none")
+
+    @field_validator("preset")
+    @classmethod
+    def _preset(cls, v: str) -> str:
+        get_preset(v)  # raises ConfigError (a ValueError) listing the valid names
+        return v
+
+    @field_validator("train_splits")
+    @classmethod
+    def _train_splits(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        bad = [s for s in v if s not in SPLIT_NAMES]
+        if bad:
+            raise ValueError(f"unknown split(s) {bad}; valid splits are {list(SPLIT_NAMES)}")
+        if any(s.startswith("test") for s in v):
+            raise ValueError(f"train_splits={list(v)} includes a test suite; test frames are never trained on")
+        return v
+
+    @field_validator("val_split")
+    @classmethod
+    def _val_split(cls, v: str | None) -> str | None:
+        if v is not None and v not in SPLIT_NAMES:
+            raise ValueError(f"unknown split {v!r}; valid splits are {list(SPLIT_NAMES)}")
+        return v
+
+    @model_validator(mode="after")
+    def _sizes(self) -> TrainConfig:
+        spec = get_preset(self.preset)
+        if (self.min_size or spec.min_size) > (self.max_size or spec.max_size):
+            raise ValueError(f"min_size {self.min_size or spec.min_size} exceeds max_size {self.max_size or spec.max_size}")
+        return self

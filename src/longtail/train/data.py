@@ -1,0 +1,180 @@
+"""Dataset versions as torch datasets: frames of some splits, their JPEGs and boxes as tensors.
+
+A version folder (DATA/datasets/<version_id>/, or a SageMaker channel holding one) is read as it
+is: its labels.parquet is checked against the manifest's digest and `VERSION_LABELS_SCHEMA`
+before any work, and every box is checked before training starts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import torch
+from PIL import Image, UnidentifiedImageError
+from torch.utils.data import Dataset
+
+from longtail.errors import InputError, SchemaError
+from longtail.label.version import LABELS_FILE, MANIFEST_FILE, VERSION_LABELS_SCHEMA
+from longtail.schemas import CATEGORIES
+from longtail.storage import sha256_file
+
+CLASS_INDEX: dict[str, int] = {c: i for i, c in enumerate(CATEGORIES)}
+"""Category -> the detector's label index (FCOS has no background class)."""
+
+Target = dict[str, torch.Tensor]
+
+
+def load_version_folder(folder: str | os.PathLike[str]) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Load a dataset version from its folder alone (the folder may have any name, e.g. a SageMaker channel).
+
+    Args:
+        folder: a folder holding manifest.json, labels.parquet and images/ as `build_version` wrote them.
+
+    Returns:
+        (labels, one row per frame in `VERSION_LABELS_SCHEMA`; the manifest).
+
+    Raises:
+        InputError: the manifest or labels are missing, or labels.parquet differs from the
+            manifest's digest.
+        SchemaError: labels.parquet does not match `VERSION_LABELS_SCHEMA`.
+    """
+    folder = Path(folder)
+    manifest_path = folder / MANIFEST_FILE
+    if not manifest_path.is_file():
+        raise InputError(f"{manifest_path}: missing; {folder} is not a dataset version folder. Point at "
+                         f"DATA/datasets/<version_id>/ as build_version wrote it.")
+    try:
+        manifest = json.loads(manifest_path.read_text())
+    except ValueError as exc:
+        raise InputError(f"{manifest_path}: unreadable JSON ({exc}). Restore the version with restore_version.") from None
+    labels = folder / str(manifest.get("labels_file", LABELS_FILE))
+    actual = sha256_file(labels) if labels.is_file() else "missing"
+    if actual != manifest.get("digest"):
+        raise InputError(f"{labels}: sha256 {actual} differs from field digest={manifest.get('digest')!r} of "
+                         f"{manifest_path}; the version was modified. Restore it with restore_version (DVC).")
+    table = pq.read_table(labels)
+    if not table.schema.equals(VERSION_LABELS_SCHEMA, check_metadata=False):
+        raise SchemaError(f"{labels}: schema differs from longtail.label.version.VERSION_LABELS_SCHEMA: {table.schema}")
+    return table.to_pandas(), manifest
+
+
+def _flip_coin(seed: int, epoch: int, index: int) -> bool:
+    """A fair coin from (seed, epoch, frame index) alone: the same in any worker and after a resume."""
+    digest = hashlib.sha256(f"{seed}:{epoch}:{index}".encode()).digest()
+    return digest[0] < 128
+
+
+class VersionDataset(Dataset[tuple[torch.Tensor, Target]]):
+    """Frames of some splits of a dataset version: (image, target) pairs for torchvision detectors.
+
+    Images are float32 RGB tensors [3, H, W] in 0..1; targets hold ``boxes`` (float32 [N, 4],
+    x1, y1, x2, y2 in pixel edges, x2/y2 exclusive: `longtail.boxes`), ``labels`` (int64 [N],
+    `CLASS_INDEX`) and ``index`` (the row, for looking the frame up).
+    """
+
+    def __init__(self, folder: str | os.PathLike[str], frames: pd.DataFrame, version_id: str,
+                 hflip: bool = False, seed: int = 0) -> None:
+        self.folder = Path(folder)
+        self.frames = frames.reset_index(drop=True)
+        self.version_id = version_id
+        self.hflip = hflip
+        self.seed = seed
+        self.epoch = 0
+        self.targets = [boxes_to_target(row.boxes, version_id, row.frame_id, row.width, row.height)
+                        for row in self.frames.itertuples()]
+
+    def set_epoch(self, epoch: int) -> None:
+        """Choose this epoch's random flips (the same for the same seed and epoch)."""
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, Target]:
+        row = self.frames.iloc[index]
+        image = load_image(self.folder / row["image_path"])
+        target = {"boxes": self.targets[index]["boxes"].clone(), "labels": self.targets[index]["labels"].clone(),
+                  "index": torch.tensor(index)}
+        if self.hflip and _flip_coin(self.seed, self.epoch, index):
+            width = image.shape[-1]
+            image = image.flip(-1)
+            boxes = target["boxes"]
+            target["boxes"] = torch.stack([width - boxes[:, 2], boxes[:, 1], width - boxes[:, 0], boxes[:, 3]], dim=1)
+        return image, target
+
+
+def load_image(path: str | os.PathLike[str]) -> torch.Tensor:
+    """Decode a JPEG (or PNG) to a float32 RGB tensor [3, H, W] in 0..1.
+
+    PIL decodes: torchvision's decoders are deprecated since torchvision 0.29 (in favour of
+    TorchCodec, not installed here).
+
+    Raises:
+        InputError: the file is missing or not a decodable image.
+    """
+    try:
+        with Image.open(path) as image:
+            pixels = np.asarray(image.convert("RGB"))
+    except (OSError, UnidentifiedImageError) as exc:
+        raise InputError(f"{path}: not a readable image ({exc}). Restore the dataset version with "
+                         f"restore_version.") from None
+    return torch.from_numpy(pixels.copy()).permute(2, 0, 1).float().div_(255.0)
+
+
+def boxes_to_target(boxes: Sequence[dict[str, Any]], version_id: str, frame_id: str, width: int, height: int
+                    ) -> Target:
+    """Turn a frame's box dicts into detector targets, refusing any degenerate or unknown box.
+
+    Args:
+        boxes: dicts with ``category`` and ``x1, y1, x2, y2`` (pixel edges, x2/y2 exclusive).
+        version_id: the version, for the error message.
+        frame_id: the frame, for the error message.
+        width: image width, px.
+        height: image height, px.
+
+    Returns:
+        ``{"boxes": float32 [N, 4], "labels": int64 [N]}``.
+
+    Raises:
+        SchemaError: a box is non-finite, empty (x2 <= x1 or y2 <= y1), outside the image, or of
+            an unknown category; the message names the version, frame and box.
+    """
+    coords: list[list[float]] = []
+    labels: list[int] = []
+    for i, box in enumerate(boxes):
+        xyxy = [math.nan if box[k] is None else float(box[k]) for k in ("x1", "y1", "x2", "y2")]  # None: missing
+        where = f"dataset version {version_id}, frame {frame_id}, box {i} {box['category']} {xyxy}"
+        if box["category"] not in CLASS_INDEX:
+            raise SchemaError(f"{where}: unknown category; valid are {list(CATEGORIES)}. Rebuild the version.")
+        if not all(math.isfinite(v) for v in xyxy):
+            raise SchemaError(f"{where}: non-finite coordinate. Fix the label and rebuild the version.")
+        x1, y1, x2, y2 = xyxy
+        if x2 <= x1 or y2 <= y1:
+            raise SchemaError(f"{where}: degenerate box (x2 <= x1 or y2 <= y1). Fix the label and rebuild the version.")
+        if x1 < 0 or y1 < 0 or x2 > width or y2 > height:
+            raise SchemaError(f"{where}: outside the {width}x{height} image. Fix the label and rebuild the version.")
+        coords.append([x1, y1, x2, y2])
+        labels.append(CLASS_INDEX[box["category"]])
+    return {"boxes": torch.tensor(coords, dtype=torch.float32).reshape(-1, 4),
+            "labels": torch.tensor(labels, dtype=torch.int64)}
+
+
+def select_frames(frames: pd.DataFrame, splits: Sequence[str], limit: int | None = None) -> pd.DataFrame:
+    """Frames of ``splits``, in frame_id order, the first ``limit`` of them when given."""
+    out = frames[frames["split"].isin(list(splits))].sort_values("frame_id", kind="stable")
+    return out.head(limit) if limit else out
+
+
+def collate(batch: Sequence[tuple[torch.Tensor, Target]]) -> tuple[list[torch.Tensor], list[Target]]:
+    """Batch of (image, target) -> (list of images, list of targets): detectors take images of any size."""
+    images, targets = zip(*batch, strict=True)
+    return list(images), list(targets)

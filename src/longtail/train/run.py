@@ -1,0 +1,608 @@
+"""Wiring of a training run: data, model, checkpoints, resume and MLflow tracking around the engine.
+
+Layout::
+
+    DATA/runs/<run_id>/checkpoint-<epoch>.pt   model, optimizer, scheduler, epoch, config, RNG states
+    DATA/runs/<run_id>/model.pt                the final weights (a state dict)
+    DATA/runs/<run_id>/model.json              preset, classes, input size, dataset version, config
+    DATA/mlflow/mlflow.db                      MLflow's tracking and model registry (sqlite), by default
+    DATA/mlflow/artifacts/<experiment>/        MLflow's artifacts, by default
+
+``<run_id>`` is the MLflow run id, so a checkpoint, its run folder and its MLflow run share one name.
+Weights are saved and logged as state dicts (never a pickled module) and always loaded with
+``torch.load(weights_only=True)``; MLflow's default ``torch.export`` model flavour fails for
+torchvision detectors (../shared/ENVIRONMENT.md).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import math
+import os
+import random
+import re
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+from pydantic import ValidationError
+from torch import nn
+from torch.utils.data import DataLoader
+
+from longtail.errors import ConfigError, InputError
+from longtail.label.version import datasets_dir
+from longtail.schemas import CATEGORIES
+from longtail.storage import atomic_write_json, atomic_writer
+from longtail.train.config import TrainConfig
+from longtail.train.data import VersionDataset, collate, load_version_folder, select_frames
+from longtail.train.engine import evaluate_map50, train_one_epoch
+from longtail.train.presets import build_model, count_parameters, get_preset
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+
+log = logging.getLogger(__name__)
+
+MODEL_ARTIFACT = "model"
+"""Artifact folder of a run holding the model: model.pt (state dict) and model.json."""
+MODEL_FILE = "model.pt"
+MODEL_META_FILE = "model.json"
+CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)\.pt$")
+MLFLOW_DIGEST_CHARS = 36
+"""MLflow's SQL schema stores a dataset digest in 36 characters (``datasets.digest`` is String(36));
+longer digests pass on sqlite but fail on Postgres and MySQL, so the version's sha256 is cut to
+this length there and kept whole in the ``longtail.dataset_digest`` tag."""
+
+
+def make_train_config(source: str, **values: Any) -> TrainConfig:
+    """Validate ``values`` into a `TrainConfig`, naming ``source`` in the error.
+
+    Raises:
+        ConfigError: naming the source, each bad field and why.
+    """
+    try:
+        return TrainConfig(**values)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'config'}: {e['msg']}" for e in exc.errors())
+        raise ConfigError(f"{source}: invalid training config: {problems}") from None
+
+
+# ---------------------------------------------------------------------------------------------
+# Seeds, devices, provenance
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python's, NumPy's and torch's generators."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def resolve_device(device: str) -> torch.device:
+    """``auto`` -> cuda when available, else cpu.
+
+    Raises:
+        ConfigError: ``cuda`` was asked for on a machine without a GPU.
+    """
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("TrainConfig: invalid device='cuda'; no CUDA device here. Use device='cpu' or 'auto'.")
+    return torch.device(device)
+
+
+def _rng_state() -> dict[str, Any]:
+    state = np.random.get_state()
+    return {"python": random.getstate(), "torch": torch.get_rng_state(),
+            "numpy": {"name": state[0], "keys": [int(k) for k in state[1]], "pos": int(state[2]),  # type: ignore[index]
+                      "has_gauss": int(state[3]), "cached_gaussian": float(state[4])}}  # type: ignore[index]
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    py = state["python"]
+    random.setstate((py[0], tuple(py[1]), py[2]))
+    torch.set_rng_state(state["torch"])
+    n = state["numpy"]
+    np.random.set_state((n["name"], np.array(n["keys"], dtype=np.uint32), n["pos"], n["has_gauss"],
+                         n["cached_gaussian"]))
+
+
+def _repo_dir() -> Path:
+    return Path(__file__).resolve().parents[3]
+
+
+def git_commit() -> str | None:
+    """The git commit of the checked-out source (``+dirty`` when it has changes), or None outside git."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=_repo_dir(), capture_output=True, text=True,
+                              timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=_repo_dir(),
+                               capture_output=True, text=True, timeout=10, check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return f"{head}+dirty" if dirty else head
+
+
+def env_lock_hash() -> str | None:
+    """sha256 of env/requirements.lock (the locked dependency set), or None when absent (an installed package)."""
+    path = _repo_dir() / "env" / "requirements.lock"
+    return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
+
+
+# ---------------------------------------------------------------------------------------------
+# Optimizer, schedule, checkpoints
+
+
+def make_optimizer(model: nn.Module, config: TrainConfig, total_steps: int
+                   ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
+    """AdamW and a per-step schedule: linear warm-up over ``warmup_fraction`` of the steps, then cosine to 0
+    (or constant)."""
+    decay = [p for n, p in model.named_parameters() if p.requires_grad and p.ndim > 1]
+    no_decay = [p for n, p in model.named_parameters() if p.requires_grad and p.ndim <= 1]  # norms and biases
+    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": config.weight_decay},
+                                   {"params": no_decay, "weight_decay": 0.0}], lr=config.lr)
+    warmup = int(config.warmup_fraction * total_steps)
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / (warmup + 1)
+        if config.schedule == "constant":
+            return 1.0
+        progress = (step - warmup) / max(total_steps - warmup, 1)
+        return 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
+
+    return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+    """Write a checkpoint atomically (a crash leaves the previous one intact)."""
+    with atomic_writer(path) as handle:
+        torch.save(state, handle)
+
+
+def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read a checkpoint with ``weights_only=True`` (tensors and plain data only, no code).
+
+    Raises:
+        InputError: missing or unreadable.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: checkpoint missing; resume from a DATA/runs/<run_id>/checkpoint-<epoch>.pt")
+    try:
+        state: dict[str, Any] = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises several types for damaged files
+        raise InputError(f"{path}: not a readable checkpoint ({exc})") from None
+    missing = [k for k in ("model", "optimizer", "scheduler", "epoch", "config", "run_id") if k not in state]
+    if missing:
+        raise InputError(f"{path}: checkpoint lacks {missing}; it was not written by longtail.train")
+    return state
+
+
+def latest_checkpoint(run_dir: str | os.PathLike[str]) -> Path | None:
+    """The checkpoint of the highest epoch in a run folder, or None."""
+    found = [(int(m.group(1)), p) for p in Path(run_dir).glob("checkpoint-*.pt") if (m := CHECKPOINT_RE.match(p.name))]
+    return max(found)[1] if found else None
+
+
+def _prune_checkpoints(run_dir: Path, keep: int) -> None:
+    found = sorted((int(m.group(1)), p) for p in run_dir.glob("checkpoint-*.pt") if (m := CHECKPOINT_RE.match(p.name)))
+    for _, path in found[:-keep]:
+        path.unlink(missing_ok=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Model files
+
+
+def model_meta(config: TrainConfig, version: dict[str, Any], extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """What it takes to rebuild a model from its state dict, and where it came from."""
+    spec = get_preset(config.preset)
+    return {"format": "longtail.detector/1", "preset": config.preset, "classes": list(CATEGORIES),
+            "num_classes": len(CATEGORIES), "min_size": config.min_size or spec.min_size,
+            "max_size": config.max_size or spec.max_size, "box_convention": "pixel edges x1,y1,x2,y2; x2/y2 exclusive",
+            "dataset_version": version.get("version_id"), "dataset_digest": version.get("digest"),
+            "config": config.model_dump(mode="json"), **(extra or {})}
+
+
+def save_model(folder: str | os.PathLike[str], model: nn.Module, meta: dict[str, Any]) -> Path:
+    """Write ``model.pt`` (a CPU state dict) and ``model.json`` (its meta) into ``folder``; returns model.pt."""
+    folder = Path(folder)
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    with atomic_writer(folder / MODEL_FILE) as handle:
+        torch.save(state, handle)
+    atomic_write_json(folder / MODEL_META_FILE, meta)
+    return folder / MODEL_FILE
+
+
+def load_model(folder: str | os.PathLike[str], device: str | torch.device = "cpu") -> tuple[nn.Module, dict[str, Any]]:
+    """Rebuild a detector from a folder holding model.pt and model.json, in eval mode.
+
+    Raises:
+        InputError: either file is missing or the weights do not fit the preset.
+    """
+    folder = Path(folder)
+    for name in (MODEL_FILE, MODEL_META_FILE):
+        if not (folder / name).is_file():
+            raise InputError(f"{folder / name}: missing; a model folder holds {MODEL_FILE} and {MODEL_META_FILE}")
+    meta = json.loads((folder / MODEL_META_FILE).read_text())
+    state = torch.load(folder / MODEL_FILE, map_location="cpu", weights_only=True)
+    model = build_model(meta["preset"], meta["num_classes"], meta["min_size"], meta["max_size"])
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        raise InputError(f"{folder / MODEL_FILE}: weights do not fit preset {meta['preset']!r} ({exc})") from None
+    return model.to(device).eval(), meta
+
+
+# ---------------------------------------------------------------------------------------------
+# MLflow
+
+
+def default_tracking(mlflow_dir: Path) -> tuple[str, str]:
+    """(tracking URI, artifact root) of the local default: sqlite in ``mlflow_dir``, artifacts beside it."""
+    mlflow_dir.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{mlflow_dir.resolve() / 'mlflow.db'}", (mlflow_dir.resolve() / "artifacts").as_uri()
+
+
+def _client(tracking_uri: str) -> MlflowClient:
+    from mlflow import MlflowClient
+
+    return MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+
+
+def _experiment_id(client: MlflowClient, name: str, artifact_root: str | None) -> str:
+    found = client.get_experiment_by_name(name)
+    if found is not None:
+        return str(found.experiment_id)
+    from mlflow.exceptions import MlflowException
+
+    location = f"{artifact_root.rstrip('/')}/{name}" if artifact_root else None
+    with contextlib.suppress(MlflowException):  # another process created it meanwhile
+        return str(client.create_experiment(name, artifact_location=location))
+    found = client.get_experiment_by_name(name)
+    if found is None:
+        raise InputError(f"MLflow experiment {name!r} could not be created at {client.tracking_uri}")
+    return str(found.experiment_id)
+
+
+def _log_dataset(client: MlflowClient, run_id: str, version_dir: Path, manifest: dict[str, Any]) -> None:
+    """Record the dataset version as the run's MLflow dataset input (context ``training``)."""
+    from mlflow.entities import Dataset, DatasetInput, InputTag
+
+    source = json.dumps({"uri": version_dir.resolve().as_uri(), "version_id": manifest["version_id"],
+                         "digest": manifest["digest"]})
+    profile = json.dumps({"frames": manifest.get("frames"), "counts": manifest.get("counts")})
+    dataset = Dataset(name=manifest["version_id"], digest=str(manifest["digest"])[:MLFLOW_DIGEST_CHARS],
+                      source_type="local", source=source, profile=profile)
+    client.log_inputs(run_id, datasets=[DatasetInput(dataset, tags=[InputTag("mlflow.data.context", "training")])])
+
+
+def _log_params(client: MlflowClient, run_id: str, params: dict[str, Any]) -> None:
+    from mlflow.entities import Param
+
+    client.log_batch(run_id, params=[Param(k, json.dumps(v) if isinstance(v, list | tuple | dict) else str(v))
+                                     for k, v in sorted(params.items())])
+
+
+def _log_metrics(client: MlflowClient, run_id: str, metrics: dict[str, float], step: int) -> None:
+    from mlflow.entities import Metric
+
+    now = int(time.time() * 1000)
+    client.log_batch(run_id, metrics=[Metric(k, float(v), now, step) for k, v in sorted(metrics.items())
+                                      if math.isfinite(v)])
+
+
+def _reopen_run(client: MlflowClient, run_id: str, checkpoint: object) -> None:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        client.update_run(run_id, status="RUNNING")
+    except MlflowException as exc:
+        raise InputError(f"resume={checkpoint}: its MLflow run {run_id} is not in {client.tracking_uri} ({exc.message}); "
+                         f"resume against the tracking URI the run started with (config.tracking_uri).") from None
+
+
+def _register(client: MlflowClient, name: str, run_id: str, source: str, tags: dict[str, str]) -> str:
+    from mlflow.exceptions import MlflowException
+
+    with contextlib.suppress(MlflowException):  # exists already
+        client.create_registered_model(name)
+    version = client.create_model_version(name, source=source, run_id=run_id, tags=tags)
+    return str(version.version)
+
+
+def parse_model_uri(model_uri: str) -> tuple[str | None, str]:
+    """Split a model reference into (run id or None, artifact URI to download).
+
+    Accepts a bare run id, ``runs:/<run_id>/<path>``, ``models:/<name>/<version>`` and
+    ``models:/<name>@<alias>`` (the registry resolves the last two).
+    """
+    if re.fullmatch(r"[0-9a-f]{32}", model_uri):
+        return model_uri, f"runs:/{model_uri}/{MODEL_ARTIFACT}"
+    if model_uri.startswith("runs:/"):
+        return model_uri.split("/")[1], model_uri
+    if model_uri.startswith("models:/"):
+        return None, model_uri
+    raise ConfigError(f"load_model_from_mlflow: invalid model_uri={model_uri!r}. Give a run id, runs:/<run_id>/model, "
+                      f"models:/<name>/<version> or models:/<name>@<alias>.")
+
+
+def load_model_from_mlflow(model_uri: str, tracking_uri: str, device: str | torch.device = "cpu"
+                           ) -> tuple[nn.Module, dict[str, Any]]:
+    """Download a trained model from MLflow and rebuild it (weights loaded with ``weights_only=True``).
+
+    Args:
+        model_uri: a run id, ``runs:/<run_id>/model``, ``models:/<name>/<version>`` or ``models:/<name>@<alias>``.
+        tracking_uri: the MLflow tracking (and registry) URI, e.g. ``sqlite:///DATA/mlflow/mlflow.db``.
+        device: where to put the model.
+
+    Returns:
+        (the detector in eval mode, its model.json: preset, classes, dataset version and digest, config;
+        plus ``run_id`` and ``model_uri``).
+
+    Raises:
+        ConfigError: malformed ``model_uri``.
+        InputError: the run, registered model or its files are missing.
+    """
+    import mlflow.artifacts
+    from mlflow.exceptions import MlflowException
+
+    run_id, artifact_uri = parse_model_uri(model_uri)
+    client = _client(tracking_uri)
+    try:
+        if run_id is None:  # a registry URI: resolve to the version's run
+            name, _, ref = artifact_uri[len("models:/"):].partition("@")
+            if ref:
+                mv = client.get_model_version_by_alias(name, ref)
+            else:
+                name, _, number = name.partition("/")
+                mv = client.get_model_version(name, number)
+            run_id = mv.run_id
+            artifact_uri = str(mv.source)
+        with tempfile.TemporaryDirectory(prefix="longtail-model-") as tmp:
+            local = mlflow.artifacts.download_artifacts(artifact_uri=artifact_uri, dst_path=tmp,
+                                                        tracking_uri=tracking_uri)
+            model, meta = load_model(local, device)
+    except MlflowException as exc:
+        raise InputError(f"{tracking_uri}: model {model_uri!r} not found ({exc.message})") from None
+    meta.update(run_id=run_id, model_uri=model_uri)
+    return model, meta
+
+
+# ---------------------------------------------------------------------------------------------
+# The run
+
+
+def _loader(dataset: VersionDataset, config: TrainConfig, shuffle: bool, epoch: int) -> DataLoader[Any]:
+    # Shuffling is seeded per epoch, so a resumed run draws the same order as an uninterrupted one.
+    generator = torch.Generator().manual_seed(config.seed * 1_000_003 + epoch)
+    return DataLoader(dataset, batch_size=config.batch_size, shuffle=shuffle, collate_fn=collate,
+                      num_workers=config.num_workers, generator=generator, drop_last=False,
+                      persistent_workers=False)
+
+
+@contextlib.contextmanager
+def _torch_threads(threads: int) -> Iterator[None]:
+    saved = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(saved)
+
+
+def train(root: str | os.PathLike[str], version_id: str, config: TrainConfig | None = None,
+          resume: str | os.PathLike[str] | None = None, progress: bool = True) -> dict[str, Any]:
+    """Train a detector on dataset version ``version_id`` of the data root, tracked in MLflow.
+
+    Checkpoints go to DATA/runs/<run_id>/; MLflow defaults to sqlite:///DATA/mlflow/mlflow.db with
+    artifacts in DATA/mlflow/artifacts (``config.tracking_uri`` picks any other server).
+
+    Args:
+        root: the data root.
+        version_id: a dataset version, DATA/datasets/<version_id>/.
+        config: training settings; `TrainConfig` defaults when None.
+        resume: a checkpoint to continue from (see `train_on_folder`).
+        progress: show progress bars.
+
+    Returns:
+        See `train_on_folder`.
+    """
+    root = Path(root)
+    folder = datasets_dir(root) / version_id
+    if not folder.is_dir():
+        raise InputError(f"{folder}: no dataset version {version_id} in {root}; build one with build_version")
+    return train_on_folder(folder, config, runs_dir=root / "runs", mlflow_dir=root / "mlflow", resume=resume,
+                           progress=progress)
+
+
+def train_on_folder(version_dir: str | os.PathLike[str], config: TrainConfig | None = None, *,
+                    runs_dir: str | os.PathLike[str], mlflow_dir: str | os.PathLike[str] | None = None,
+                    resume: str | os.PathLike[str] | None = None, progress: bool = True,
+                    tags: dict[str, str] | None = None) -> dict[str, Any]:
+    """Train a detector on a dataset version folder (any path: a SageMaker channel works), tracked in MLflow.
+
+    1. Load and check the version; check every box of the frames used (degenerate boxes fail here).
+    2. Seed everything, build the model, AdamW and the per-step schedule; or restore them all
+       from ``resume`` (its config wins; a ``config`` that differs in more than the time budget,
+       threads, workers or device is refused).
+    3. Per epoch: train, validate (mAP@0.5 on ``config.val_split``), log metrics to MLflow,
+       write checkpoint-<epoch>.pt. Stop after the epoch in which ``max_minutes`` runs out.
+    4. Write model.pt + model.json, log them, the config and the dataset input to MLflow and
+       register the model as a new version of ``config.registered_model``.
+
+    Args:
+        version_dir: a dataset version folder (manifest.json, labels.parquet, images/).
+        config: training settings; `TrainConfig` defaults when None.
+        runs_dir: where run folders (checkpoints, model) go.
+        mlflow_dir: the local MLflow folder used when ``config.tracking_uri`` is None.
+        resume: a checkpoint-<epoch>.pt; the run continues in the same run folder and MLflow run.
+        progress: show progress bars.
+        tags: extra MLflow run tags (e.g. a sweep id).
+
+    Returns:
+        ``run_id``, ``run_dir``, ``model_path``, ``model_uri`` (runs:/<run_id>/model),
+        ``registered_model`` and ``model_version`` (or None), ``tracking_uri``, ``version_id``,
+        ``dataset_digest``, ``epochs_done``, ``val_map50`` (last epoch; None without validation),
+        ``images_per_s`` (last epoch), ``stopped_by_budget``, ``history`` (per-epoch metrics),
+        ``config`` (the `TrainConfig` used) and ``model`` (the trained detector, in memory).
+
+    Raises:
+        InputError / SchemaError: bad version, bad box (naming version, frame and box) or checkpoint.
+        ConfigError: bad config, or a resume config that contradicts the checkpoint's.
+        TrainingError: a non-finite loss (naming epoch, step and loss terms).
+    """
+    version_dir = Path(version_dir)
+    runs_dir = Path(runs_dir)
+    state = load_checkpoint(resume) if resume is not None else None
+    if state is not None:
+        saved = make_train_config(f"{resume} (config)", **state["config"])
+        if config is not None:
+            free = {"max_minutes", "threads", "num_workers", "device"}
+            differ = sorted(k for k in TrainConfig.model_fields
+                            if k not in free and getattr(config, k) != getattr(saved, k))
+            if differ:
+                raise ConfigError(f"resume={resume}: config differs from the checkpoint's in {differ}; a resumed run "
+                                  f"keeps its config (only {sorted(free)} may change). Start a new run instead.")
+            saved = saved.model_copy(update={k: getattr(config, k) for k in free})
+        config = saved
+    config = config or TrainConfig()
+
+    # 1. Data, checked before any work.
+    frames, manifest = load_version_folder(version_dir)
+    version_id = str(manifest["version_id"])
+    if state is not None and state.get("version_digest") != manifest["digest"]:
+        raise InputError(f"resume={resume}: checkpoint was trained on version {state.get('version_id')} "
+                         f"(digest {state.get('version_digest')}), not {version_id} at {version_dir}")
+    train_frames = select_frames(frames, config.train_splits, config.max_train_frames)
+    if train_frames.empty:
+        raise InputError(f"{version_dir}: dataset version {version_id} has no frame in split(s) "
+                         f"{list(config.train_splits)}; counts: {manifest.get('counts')}")
+    train_set = VersionDataset(version_dir, train_frames, version_id, hflip=config.hflip, seed=config.seed)
+    val_frames = select_frames(frames, [config.val_split]) if config.val_split else frames.iloc[:0]
+    val_set = VersionDataset(version_dir, val_frames, version_id) if len(val_frames) else None
+    if config.val_split and val_set is None:
+        log.warning("dataset version %s has no %s frame: no validation mAP", version_id, config.val_split)
+
+    device = resolve_device(config.device)
+    if mlflow_dir is None and config.tracking_uri is None:
+        raise ConfigError("train_on_folder: give mlflow_dir or config.tracking_uri; nowhere to track the run")
+    if config.tracking_uri is not None:
+        tracking_uri, artifact_root = config.tracking_uri, config.artifact_location
+    else:
+        tracking_uri, artifact_root = default_tracking(Path(mlflow_dir))  # type: ignore[arg-type]
+        artifact_root = config.artifact_location or artifact_root
+    client = _client(tracking_uri)
+
+    with _torch_threads(config.threads):
+        # 2. Model, optimizer, schedule: fresh and seeded, or restored.
+        seed_everything(config.seed)
+        model = build_model(config.preset, len(CATEGORIES), config.min_size, config.max_size).to(device)
+        steps_per_epoch = math.ceil(len(train_set) / config.batch_size)
+        optimizer, scheduler = make_optimizer(model, config, steps_per_epoch * config.epochs)
+        history: list[dict[str, float]] = []
+        start_epoch = 1
+        if state is not None:
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            scheduler.load_state_dict(state["scheduler"])
+            _set_rng_state(state["rng"])
+            start_epoch = int(state["epoch"]) + 1
+            history = list(state.get("history", []))
+            run_id = str(state["run_id"])
+            _reopen_run(client, run_id, resume)
+            log.info("resuming run %s at epoch %d of %d from %s", run_id, start_epoch, config.epochs, resume)
+        else:
+            experiment_id = _experiment_id(client, config.experiment, artifact_root)
+            run = client.create_run(experiment_id, run_name=f"{config.preset}-{version_id}")
+            run_id = run.info.run_id
+            _log_params(client, run_id, {**config.model_dump(mode="json"), "dataset_version": version_id,
+                                         "train_frames": len(train_set), "val_frames": len(val_frames),
+                                         "parameters": count_parameters(model), "device": str(device)})
+            _log_dataset(client, run_id, version_dir, manifest)
+            run_tags = {"longtail.stage": "train", "longtail.version_id": version_id,
+                        "longtail.dataset_digest": str(manifest["digest"]), "longtail.preset": config.preset,
+                        **(tags or {})}
+            commit = git_commit()
+            if commit:
+                run_tags["mlflow.source.git.commit"] = commit
+            lock = env_lock_hash()
+            if lock:
+                run_tags["longtail.env_lock_sha256"] = lock
+            for key, value in run_tags.items():
+                client.set_tag(run_id, key, value)
+            client.log_text(run_id, config.model_dump_json(indent=2), "config.json")
+        run_dir = runs_dir / run_id
+        run_dir.mkdir(parents=True, exist_ok=True)
+        log.info("training %s (%d parameters) on %s: %d train / %d val frames, %d epochs, device %s, MLflow run %s",
+                 config.preset, count_parameters(model), version_id, len(train_set), len(val_frames), config.epochs,
+                 device, run_id)
+
+        # 3. Epochs.
+        deadline = time.monotonic() + config.max_minutes * 60 if config.max_minutes else None
+        stopped_by_budget = False
+        epoch = start_epoch - 1
+        try:
+            for epoch in range(start_epoch, config.epochs + 1):
+                started = time.perf_counter()
+                train_set.set_epoch(epoch)
+                stats = train_one_epoch(model, _loader(train_set, config, True, epoch), optimizer, scheduler, epoch,
+                                        progress=progress, clip_grad_norm=config.clip_grad_norm, device=device,
+                                        deadline=deadline)
+                metrics = {("images_per_s" if k == "images_per_s" else k if k in ("lr", "loss") else f"train_{k}"): v
+                           for k, v in stats.items() if k not in ("images", "steps", "stopped_early")}
+                if val_set is not None:
+                    scores = evaluate_map50(model, _loader(val_set, config, False, epoch), config.eval_score_threshold,
+                                            device)
+                    metrics.update({f"val_{k}": v for k, v in scores.items()})
+                metrics["epoch_s"] = time.perf_counter() - started
+                history.append({"epoch": float(epoch), **metrics})
+                _log_metrics(client, run_id, metrics, step=epoch)
+                save_checkpoint(run_dir / f"checkpoint-{epoch}.pt", {
+                    "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(), "epoch": epoch, "config": config.model_dump(mode="json"),
+                    "run_id": run_id, "version_id": version_id, "version_digest": manifest["digest"],
+                    "rng": _rng_state(), "history": history})
+                _prune_checkpoints(run_dir, config.keep_checkpoints)
+                log.info("epoch %d/%d: loss %.4f, val mAP@0.5 %s, %.1f images/s", epoch, config.epochs,
+                         metrics["loss"], f"{metrics['val_map50']:.3f}" if "val_map50" in metrics else "n/a",
+                         metrics["images_per_s"])
+                if deadline is not None and time.monotonic() > deadline and epoch < config.epochs:
+                    stopped_by_budget = True
+                    log.warning("time budget of %.1f min spent after epoch %d of %d: stopping", config.max_minutes,
+                                epoch, config.epochs)
+                    break
+
+            # 4. The model, in the run folder and in MLflow.
+            meta = model_meta(config, manifest, {"run_id": run_id, "epochs_done": epoch,
+                                                 "val_map50": history[-1].get("val_map50") if history else None})
+            model_path = save_model(run_dir, model, meta)
+            client.log_artifact(run_id, str(run_dir / MODEL_FILE), MODEL_ARTIFACT)
+            client.log_artifact(run_id, str(run_dir / MODEL_META_FILE), MODEL_ARTIFACT)
+            client.set_tag(run_id, "longtail.stopped_by_budget", str(stopped_by_budget).lower())
+            model_version = None
+            if config.registered_model:
+                source = f"{client.get_run(run_id).info.artifact_uri.rstrip('/')}/{MODEL_ARTIFACT}"
+                model_version = _register(client, config.registered_model, run_id, source,
+                                          {"dataset_version": version_id, "preset": config.preset})
+        except BaseException:
+            client.set_terminated(run_id, "FAILED")
+            raise
+        client.set_terminated(run_id, "FINISHED")
+
+    last = history[-1] if history else {}
+    return {"run_id": run_id, "run_dir": str(run_dir), "model_path": str(model_path),
+            "model_uri": f"runs:/{run_id}/{MODEL_ARTIFACT}", "registered_model": config.registered_model,
+            "model_version": model_version, "tracking_uri": tracking_uri, "version_id": version_id,
+            "dataset_digest": manifest["digest"], "epochs_done": epoch, "val_map50": last.get("val_map50"),
+            "images_per_s": last.get("images_per_s"), "stopped_by_budget": stopped_by_budget, "history": history,
+            "model": model, "config": config}

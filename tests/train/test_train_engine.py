@@ -1,0 +1,112 @@
+"""The engine: mAP@0.5 worked out by hand, non-finite losses and degenerate boxes fail loudly."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+from train_helpers import tiny_config, write_version
+
+from longtail.errors import InputError, SchemaError
+from longtail.train.data import boxes_to_target, load_version_folder
+from longtail.train.engine import TrainingError, compute_average_precision, compute_map50, train_one_epoch
+from longtail.train.run import train
+
+
+def _box(cat: str, x1: float, y1: float, x2: float, y2: float, score: float = 1.0) -> dict[str, object]:
+    return {"category": cat, "x1": x1, "y1": y1, "x2": x2, "y2": y2, "score": score}
+
+
+def test_map50_by_hand_tp_fp_tp_and_a_missed_class() -> None:
+    # Cars: detections 0.9 (hits gt A), 0.8 (hits nothing), 0.7 (hits gt B).
+    # recall 0.5, 0.5, 1.0; precision 1, 1/2, 2/3 -> interpolated AP = 0.5 * 1 + 0.5 * 2/3 = 5/6.
+    # Pedestrian: one ground-truth box, no detection -> AP 0. Truck: no ground truth -> left out.
+    gt = [[_box("car", 0, 0, 10, 10), _box("car", 20, 20, 30, 30), _box("pedestrian", 50, 50, 60, 70)]]
+    preds = [[_box("car", 0, 0, 10, 10, 0.9), _box("car", 40, 0, 50, 10, 0.8), _box("car", 21, 20, 31, 30, 0.7),
+              _box("truck", 0, 0, 5, 5, 0.99)]]
+    out = compute_map50(gt, preds)
+    assert out["ap50_car"] == pytest.approx(5 / 6)
+    assert out["ap50_pedestrian"] == 0.0
+    assert "ap50_truck" not in out
+    assert out["map50"] == pytest.approx((5 / 6 + 0) / 2)
+
+
+def test_map50_iou_threshold_and_duplicates() -> None:
+    gt = [[_box("car", 0, 0, 10, 10)]]
+    # IoU = 100 / 200 = 0.5 exactly: a hit. A second detection of the same object is a false positive.
+    exact = compute_map50(gt, [[_box("car", 0, 0, 10, 20, 0.9), _box("car", 0, 0, 10, 10, 0.8)]])
+    assert exact["ap50_car"] == pytest.approx(1.0)  # recall 1 reached at precision 1
+    # IoU = 100 / 210 < 0.5: a miss, then the duplicate scores recall 1 at precision 1/2.
+    below = compute_map50(gt, [[_box("car", 0, 0, 10, 21, 0.9), _box("car", 0, 0, 10, 10, 0.8)]])
+    assert below["ap50_car"] == pytest.approx(0.5)
+    assert compute_map50([[]], [[]])["map50"] == 0.0
+
+
+def test_average_precision_is_area_under_the_monotone_curve() -> None:
+    import numpy as np
+
+    assert compute_average_precision(np.array([0.25, 0.5, 0.5, 1.0]), np.array([1.0, 1.0, 2 / 3, 0.5])) == \
+        pytest.approx(0.5 * 1.0 + 0.5 * 0.5)
+
+
+def test_degenerate_and_nonfinite_boxes_name_version_frame_and_box() -> None:
+    with pytest.raises(SchemaError, match=r"dataset version v-1, frame f/7, box 1 car \[5.0, 5.0, 5.0, 9.0\]: degenerate"):
+        boxes_to_target([_box("car", 0, 0, 4, 4), _box("car", 5, 5, 5, 9)], "v-1", "f/7", 96, 64)
+    with pytest.raises(SchemaError, match=r"frame f/7, box 0 .*non-finite"):
+        boxes_to_target([_box("car", 0, math.nan, 4, 4)], "v-1", "f/7", 96, 64)
+    with pytest.raises(SchemaError, match="outside the 96x64 image"):
+        boxes_to_target([_box("car", 90, 0, 97, 4)], "v-1", "f/7", 96, 64)
+    target = boxes_to_target([_box("truck", 1, 2, 3, 4)], "v-1", "f/7", 96, 64)
+    assert target["boxes"].tolist() == [[1.0, 2.0, 3.0, 4.0]] and target["labels"].tolist() == [1]
+
+
+def test_training_refuses_a_version_with_a_degenerate_box_before_any_work(tmp_path: Path) -> None:
+    def squash(rows: list[dict[str, object]]) -> None:
+        box = rows[3]["boxes"][0]  # type: ignore[index]
+        box["x2"] = box["x1"]
+
+    root = tmp_path / "data"
+    _, manifest = write_version(root, edit=squash)
+    with pytest.raises(SchemaError, match=rf"dataset version {manifest['version_id']}, frame car-003_drive000/000003, "
+                                          r"box 0 \w+ \[\d+\.0, \d+\.0, \d+\.0, \d+\.0\]: degenerate box"):
+        train(root, manifest["version_id"], tiny_config(), progress=False)
+    assert not (root / "runs").exists()
+
+
+def test_a_modified_version_is_refused(tiny_version: tuple[Path, Path, dict[str, object]]) -> None:
+    _, folder, _ = tiny_version
+    data = json.loads((folder / "manifest.json").read_text())
+    data["digest"] = "0" * 64
+    (folder / "manifest.json").write_text(json.dumps(data))
+    with pytest.raises(InputError, match="differs from field digest"):
+        load_version_folder(folder)
+
+
+class _NaNDetector(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.w = nn.Parameter(torch.ones(1))
+
+    def forward(self, images: list[torch.Tensor], targets: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+        return {"classification": self.w * 0.5, "bbox_regression": self.w * float("nan")}
+
+
+def test_nonfinite_loss_names_epoch_step_and_terms() -> None:
+    model = _NaNDetector()
+    batch = ([torch.zeros(3, 8, 8)], [{"boxes": torch.zeros(0, 4), "labels": torch.zeros(0, dtype=torch.int64)}])
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    with pytest.raises(TrainingError, match=r"non-finite loss at epoch 3, step 1: classification=0.5, "
+                                            r"bbox_regression=nan"):
+        train_one_epoch(model, [batch], optimizer, None, epoch=3, progress=False)
+    assert model.w.item() == 1.0  # no step was taken with the bad loss
+
+
+def test_a_diverging_run_stops_at_the_first_nonfinite_loss(tiny_version: tuple[Path, Path, dict[str, object]]) -> None:
+    root, _, manifest = tiny_version
+    with pytest.raises(TrainingError, match=r"non-finite loss at epoch 1, step \d+: classification=nan"):
+        train(root, str(manifest["version_id"]), tiny_config(lr=1e30, clip_grad_norm=0, warmup_fraction=0),
+              progress=False)

@@ -1,0 +1,134 @@
+"""A tracked run: MLflow holds the dataset input, params, metrics and the model; resume is bit-identical."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from mlflow import MlflowClient
+from train_helpers import tiny_config, write_version
+
+import longtail.train.run as run_module
+from longtail.errors import ConfigError
+from longtail.train.data import load_version_folder, select_frames
+from longtail.train.predict import predict_frames
+from longtail.train.run import MLFLOW_DIGEST_CHARS, latest_checkpoint, load_checkpoint, load_model_from_mlflow, train
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """One uninterrupted 2-epoch run on a 16-frame version (12 train, 4 val), one thread."""
+    root = tmp_path_factory.mktemp("train-run") / "data"
+    folder, manifest = write_version(root)
+    result = train(root, manifest["version_id"], tiny_config(), progress=False)
+    return {"root": root, "folder": folder, "manifest": manifest, "result": result}
+
+
+def _client(result: dict[str, Any]) -> MlflowClient:
+    return MlflowClient(tracking_uri=result["tracking_uri"], registry_uri=result["tracking_uri"])
+
+
+def test_mlflow_run_holds_dataset_digest_params_metrics_tags_and_model(trained: dict[str, Any]) -> None:
+    result, manifest = trained["result"], trained["manifest"]
+    client = _client(result)
+    run = client.get_run(result["run_id"])
+    assert run.info.status == "FINISHED"
+    assert result["tracking_uri"] == f"sqlite:///{trained['root'].resolve()}/mlflow/mlflow.db"
+
+    (dataset_input,) = run.inputs.dataset_inputs
+    assert dataset_input.dataset.name == manifest["version_id"]
+    assert dataset_input.dataset.digest == manifest["digest"][:MLFLOW_DIGEST_CHARS]
+    assert run.data.tags["longtail.dataset_digest"] == manifest["digest"]
+    assert [t.value for t in dataset_input.tags if t.key == "mlflow.data.context"] == ["training"]
+
+    params = run.data.params
+    assert (params["preset"], params["epochs"], params["lr"], params["batch_size"]) == ("fcos-small", "2", "0.002", "4")
+    assert (params["dataset_version"], params["train_frames"], params["val_frames"]) == (manifest["version_id"], "12", "4")
+
+    for name in ("loss", "train_classification", "train_bbox_regression", "val_map50", "images_per_s", "lr"):
+        assert [m.step for m in client.get_metric_history(run.info.run_id, name)] == [1, 2], name
+    assert 0.0 <= run.data.metrics["val_map50"] <= 1.0
+    assert run.data.metrics["images_per_s"] > 0
+
+    lock = Path(run_module.__file__).resolve().parents[3] / "env" / "requirements.lock"
+    assert run.data.tags["longtail.env_lock_sha256"] == hashlib.sha256(lock.read_bytes()).hexdigest()
+    assert len(run.data.tags["mlflow.source.git.commit"].split("+")[0]) == 40
+
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id)} | \
+        {a.path for a in client.list_artifacts(run.info.run_id, "model")}
+    assert {"config.json", "model/model.pt", "model/model.json"} <= artifacts
+    assert (trained["root"] / "mlflow" / "artifacts" / "longtail-train").is_dir()  # the local artifact store
+
+    version = client.get_model_version("test-detector", result["model_version"])
+    assert version.run_id == result["run_id"] and version.tags["dataset_version"] == manifest["version_id"]
+
+
+def test_model_from_mlflow_reloads_bit_identically_for_inference(trained: dict[str, Any]) -> None:
+    result, folder = trained["result"], trained["folder"]
+    client = _client(result)
+    client.set_registered_model_alias("test-detector", "champion", result["model_version"])
+    model = result["model"].eval()
+    frames = select_frames(load_version_folder(folder)[0], ["val", "train"])
+    expected = predict_frames(model, folder, frames, score_threshold=0.0, batch_size=3)
+    assert sum(len(b) for b in expected.values()) > 0  # something to compare
+
+    for uri in (result["run_id"], result["model_uri"], "models:/test-detector@champion"):
+        loaded, meta = load_model_from_mlflow(uri, result["tracking_uri"])
+        assert meta["dataset_digest"] == trained["manifest"]["digest"]
+        assert meta["preset"] == "fcos-small" and meta["classes"] == ["car", "truck", "pedestrian", "cyclist"]
+        assert meta["run_id"] == result["run_id"]
+        reference = model.state_dict()
+        for key, tensor in loaded.state_dict().items():
+            assert torch.equal(tensor, reference[key]), key
+        assert predict_frames(loaded, folder, frames, score_threshold=0.0, batch_size=3) == expected
+
+
+def test_resume_from_a_checkpoint_ends_with_the_same_weights(trained: dict[str, Any],
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    real = run_module.train_one_epoch
+
+    def crash_in_epoch_2(*args: Any, **kwargs: Any) -> dict[str, float]:
+        if args[4] == 2:  # epoch
+            raise KeyboardInterrupt("killed")
+        return real(*args, **kwargs)
+
+    root, version_id = trained["root"], trained["manifest"]["version_id"]
+    monkeypatch.setattr(run_module, "train_one_epoch", crash_in_epoch_2)
+    with pytest.raises(KeyboardInterrupt):
+        train(root, version_id, tiny_config(), progress=False)
+    monkeypatch.setattr(run_module, "train_one_epoch", real)
+
+    runs = sorted((root / "runs").iterdir(), key=lambda p: p.stat().st_mtime)
+    crashed = runs[-1]
+    checkpoint = latest_checkpoint(crashed)
+    assert checkpoint is not None and checkpoint.name == "checkpoint-1.pt"
+    state = load_checkpoint(checkpoint)  # weights_only=True
+    assert state["epoch"] == 1 and state["config"]["lr"] == 0.002 and state["run_id"] == crashed.name
+    client = _client(trained["result"])
+    assert client.get_run(crashed.name).info.status == "FAILED"
+
+    with pytest.raises(ConfigError, match=r"config differs from the checkpoint's in \['lr'\]"):
+        train(root, version_id, tiny_config(lr=1e-3), resume=checkpoint, progress=False)
+
+    resumed = train(root, version_id, None, resume=checkpoint, progress=False)
+    assert resumed["run_id"] == crashed.name and resumed["epochs_done"] == 2
+    reference = trained["result"]["model"].state_dict()
+    for key, tensor in resumed["model"].state_dict().items():
+        assert torch.equal(tensor, reference[key]), key
+    run = client.get_run(resumed["run_id"])
+    assert run.info.status == "FINISHED"
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "val_map50")] == [1, 2]
+    assert [h["loss"] for h in resumed["history"]] == [h["loss"] for h in trained["result"]["history"]]
+
+
+def test_time_budget_stops_after_the_epoch_it_runs_out_in(tmp_path: Path) -> None:
+    root = tmp_path / "data"
+    _, manifest = write_version(root, frames=8, val=0)
+    result = train(root, manifest["version_id"], tiny_config(epochs=5, max_minutes=1e-6, val_split=None,
+                                                              registered_model=None), progress=False)
+    assert result["stopped_by_budget"] and result["epochs_done"] == 1 and result["model_version"] is None
+    assert result["val_map50"] is None
+    assert sorted(p.name for p in Path(result["run_dir"]).iterdir()) == ["checkpoint-1.pt", "model.json", "model.pt"]
