@@ -1,0 +1,276 @@
+"""COCO-style detection metrics, written here in numpy so every number can be checked by hand.
+
+What is computed, and how it follows pycocotools' ``COCOeval`` (bbox, areaRng "all", no crowd):
+
+1. Per frame and class, detections are sorted by score (stable sort, highest first) and cut to
+   ``max_dets``; each is matched greedily, in that order, to the unmatched ground-truth box of
+   the same class with the highest IoU, if that IoU is at least the threshold (COCO ``evaluateImg``;
+   on an IoU tie the later ground-truth box wins, as in COCO).
+2. Per class, detections of all frames are pooled (frames in sorted frame_id order, then a stable
+   sort by score), true and false positives are accumulated, precision is made monotone from the
+   right, and AP is the mean of the precision at 101 recall points 0, 0.01, ..., 1 (COCO
+   ``accumulate``). A recall point beyond the highest recall reached counts as precision 0.
+3. A class without ground truth has no AP (``None``) and is left out of the mean, as in COCO.
+   ``map`` is the mean over classes and IoU thresholds (COCO's AP@[.5:.95]), ``map50`` the mean
+   of the per-class AP at IoU 0.5.
+
+At the deployed operating threshold (``score_threshold``) the same greedy matching at one IoU
+(``match_iou``, 0.5 by default) over the detections scored at least the threshold gives true
+positives, false positives (detections left unmatched: duplicates, wrong class, background) and
+false negatives (ground-truth boxes left unmatched). A detection of the wrong class is therefore
+a false positive of the class it predicted and leaves a false negative of the true class.
+
+Boxes are dicts ``{category, x1, y1, x2, y2, score}`` in the internal pixel-edge convention
+(`longtail.boxes`: x2/y2 exclusive, so width = x2 - x1, the same arithmetic COCO's [x, y, w, h]
+uses). Ground-truth scores are ignored.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from longtail.errors import InputError
+from longtail.schemas import CATEGORIES
+
+COCO_IOU_THRESHOLDS: tuple[float, ...] = tuple(float(x) for x in np.linspace(0.5, 0.95, 10))
+"""IoU thresholds 0.5, 0.55, ..., 0.95 (COCO's ``iouThrs``)."""
+RECALL_POINTS = np.linspace(0.0, 1.0, 101)
+"""Recall points of the interpolated precision (COCO's ``recThrs``)."""
+DEFAULT_MAX_DETS = 100
+"""Detections per frame and class kept, highest score first (COCO keeps 100 per image)."""
+
+Boxes = Sequence[Mapping[str, Any]]
+
+
+def _as_array(boxes: Boxes, frame_id: str, what: str, classes: Sequence[str], need_score: bool
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Validate one frame's boxes; return (xyxy float64 (n, 4), class index (n,), score (n,))."""
+    xyxy = np.zeros((len(boxes), 4))
+    cls = np.zeros(len(boxes), dtype=np.int64)
+    score = np.ones(len(boxes))
+    index = {c: i for i, c in enumerate(classes)}
+    for i, box in enumerate(boxes):
+        try:
+            coords = [float(box[k]) for k in ("x1", "y1", "x2", "y2")]
+            category = box["category"]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InputError(f"{what} of frame {frame_id!r}, box {i}: {box!r} lacks a field or holds a non-number "
+                             f"({exc}); a box is {{category, x1, y1, x2, y2, score}} in pixels") from None
+        if category not in index:
+            raise InputError(f"{what} of frame {frame_id!r}, box {i}: category {category!r} is not evaluated; "
+                             f"valid classes are {list(classes)}")
+        if not all(math.isfinite(c) for c in coords) or coords[2] < coords[0] or coords[3] < coords[1]:
+            raise InputError(f"{what} of frame {frame_id!r}, box {i}: coordinates {coords} are not finite or have "
+                             f"x2 < x1 or y2 < y1 (pixel edges x1, y1, x2, y2)")
+        if need_score:
+            s = box.get("score")
+            if s is None or not math.isfinite(float(s)):
+                raise InputError(f"{what} of frame {frame_id!r}, box {i}: score {s!r} must be a finite number")
+            score[i] = float(s)
+        xyxy[i], cls[i] = coords, index[category]
+    return xyxy, cls, score
+
+
+def compute_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU of every box in ``a`` (n, 4) with every box in ``b`` (m, 4), xyxy pixel edges -> (n, m).
+
+    Areas are (x2 - x1) * (y2 - y1), as COCO computes them from [x, y, w, h]; an empty union gives 0.
+    """
+    if len(a) == 0 or len(b) == 0:
+        return np.zeros((len(a), len(b)))
+    ix = np.clip(np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0]), 0, None)
+    iy = np.clip(np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1]), 0, None)
+    inter = ix * iy
+    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
+    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    union = area_a[:, None] + area_b[None, :] - inter
+    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+
+
+def match_greedy(ious: np.ndarray, threshold: float) -> np.ndarray:
+    """Greedy matching as COCO's ``evaluateImg`` does it.
+
+    Args:
+        ious: (detections, ground truth) IoU, detections already in descending score order.
+        threshold: the IoU a match needs (at least; COCO caps it just under 1).
+
+    Returns:
+        For each detection, the index of the ground-truth box it matched, or -1.
+    """
+    n_det, n_gt = ious.shape
+    matched = np.full(n_det, -1, dtype=np.int64)
+    taken = np.zeros(n_gt, dtype=bool)
+    for d in range(n_det):
+        best = min(threshold, 1 - 1e-10)
+        m = -1
+        for g in range(n_gt):
+            # ">=" keeps looking: on a tie the later ground-truth box wins, exactly as in COCO.
+            if taken[g] or ious[d, g] < best:
+                continue
+            best, m = ious[d, g], g
+        if m >= 0:
+            taken[m] = True
+            matched[d] = m
+    return matched
+
+
+def compute_ap(scores: np.ndarray, tp: np.ndarray, n_gt: int) -> float | None:
+    """COCO's 101-point interpolated average precision of one class at one IoU threshold.
+
+    Args:
+        scores: scores of the pooled detections, in the order the frames gave them.
+        tp: whether each detection matched (bool, same order).
+        n_gt: ground-truth boxes of the class.
+
+    Returns:
+        AP in [0, 1], or None when the class has no ground truth (COCO's -1).
+    """
+    if n_gt == 0:
+        return None
+    order = np.argsort(-scores, kind="mergesort")
+    tps = np.cumsum(tp[order]).astype(float)
+    fps = np.cumsum(~tp[order]).astype(float)
+    recall = tps / n_gt
+    precision = tps / (tps + fps + np.spacing(1))
+    # Monotone from the right: the precision at a recall is the best at that recall or beyond.
+    precision = np.maximum.accumulate(precision[::-1])[::-1] if len(precision) else precision
+    idx = np.searchsorted(recall, RECALL_POINTS, side="left")
+    q = np.zeros(len(RECALL_POINTS))
+    ok = idx < len(precision)
+    q[ok] = precision[idx[ok]]
+    return float(q.mean())
+
+
+def _ratio(num: int, den: int) -> float | None:
+    return num / den if den else None
+
+
+def _mean(values: Iterable[float | None]) -> float | None:
+    vals = [v for v in values if v is not None]
+    return float(np.mean(vals)) if vals else None
+
+
+def evaluate_detections(gt: Mapping[str, Boxes], preds: Mapping[str, Boxes],
+                        classes: Sequence[str] = CATEGORIES,
+                        iou_thresholds: Sequence[float] = COCO_IOU_THRESHOLDS,
+                        score_threshold: float = 0.5, *, match_iou: float = 0.5,
+                        max_dets: int | None = DEFAULT_MAX_DETS) -> dict[str, Any]:
+    """COCO-style AP per class and operating-point counts of one set of frames.
+
+    Args:
+        gt: frame_id -> ground-truth boxes. Its keys are the frames evaluated; a frame without
+            objects is an empty list.
+        preds: frame_id -> predicted boxes (with ``score`` in [0, 1]); a frame left out predicted nothing.
+        classes: the classes evaluated; a box of another class is an error.
+        iou_thresholds: IoU thresholds of ``map`` (default COCO's 0.5:0.05:0.95).
+        score_threshold: the deployed operating threshold: detections scored at least this count
+            at the operating point (precision, recall, tp/fp/fn). APs use every detection.
+        match_iou: IoU a detection needs to match at the operating point.
+        max_dets: detections per frame and class kept for AP, highest score first (None: all).
+
+    Returns:
+        JSON-ready dict: ``frames``, ``classes``, ``iou_thresholds``, ``score_threshold``,
+        ``match_iou``, ``max_dets``; ``map`` (AP@[.5:.95] mean over classes with ground truth),
+        ``map50``, ``map75`` (None when no class has ground truth); ``per_class`` class ->
+        {gt, detections, ap, ap50, ap75, ap_per_iou, tp, fp, fn, precision, recall} (precision
+        None without detections at the threshold, recall and APs None without ground truth);
+        ``totals`` {tp, fp, fn, precision, recall} over the classes.
+
+    Raises:
+        InputError: a prediction for a frame not in ``gt``, or a malformed box (naming frame and box).
+    """
+    unknown = sorted(set(preds) - set(gt))
+    if unknown:
+        raise InputError(f"predictions for {len(unknown)} frame(s) without ground truth (first: {unknown[0]!r}); "
+                         "evaluate predictions on the frames of the dataset version only")
+    ious_t = sorted({float(t) for t in iou_thresholds} | {0.5, 0.75})
+    if not all(0 < t <= 1 for t in ious_t):
+        raise InputError(f"IoU thresholds {list(iou_thresholds)} must lie in (0, 1]")
+    n_cls = len(classes)
+    n_gt = np.zeros(n_cls, dtype=np.int64)
+    op = np.zeros((n_cls, 3), dtype=np.int64)  # tp, fp, fn at the operating point
+    n_det = np.zeros(n_cls, dtype=np.int64)
+    pooled_scores: list[list[np.ndarray]] = [[] for _ in range(n_cls)]
+    pooled_tp: list[list[list[np.ndarray]]] = [[[] for _ in ious_t] for _ in range(n_cls)]
+    for frame_id in sorted(gt):  # COCO pools images in id order; ties in score keep that order
+        g_xy, g_cls, _ = _as_array(gt[frame_id], frame_id, "ground truth", classes, need_score=False)
+        d_xy, d_cls, d_score = _as_array(preds.get(frame_id, ()), frame_id, "predictions", classes, need_score=True)
+        for c in range(n_cls):
+            g = g_xy[g_cls == c]
+            sel = d_cls == c
+            d, s = d_xy[sel], d_score[sel]
+            order = np.argsort(-s, kind="mergesort")
+            d, s = d[order], s[order]
+            n_gt[c] += len(g)
+            # Operating point: every detection at or above the threshold, no max_dets cut.
+            keep = s >= score_threshold
+            m = match_greedy(compute_iou(d[keep], g), match_iou)
+            tp = int((m >= 0).sum())
+            op[c] += (tp, int(keep.sum()) - tp, len(g) - tp)
+            if max_dets is not None:
+                d, s = d[:max_dets], s[:max_dets]
+            n_det[c] += len(d)
+            if len(d) == 0:
+                continue
+            ious = compute_iou(d, g)
+            pooled_scores[c].append(s)
+            for k, t in enumerate(ious_t):
+                pooled_tp[c][k].append(match_greedy(ious, t) >= 0)
+    per_class: dict[str, Any] = {}
+    for c, name in enumerate(classes):
+        scores = np.concatenate(pooled_scores[c]) if pooled_scores[c] else np.zeros(0)
+        aps = {t: compute_ap(scores, np.concatenate(pooled_tp[c][k]) if pooled_tp[c][k] else np.zeros(0, bool),
+                             int(n_gt[c])) for k, t in enumerate(ious_t)}
+        tp, fp, fn = (int(x) for x in op[c])
+        per_class[name] = {
+            "gt": int(n_gt[c]), "detections": int(n_det[c]),
+            "ap": _mean(aps[float(t)] for t in iou_thresholds) if n_gt[c] else None,
+            "ap50": aps[0.5], "ap75": aps[0.75],
+            "ap_per_iou": [aps[float(t)] for t in iou_thresholds],
+            "tp": tp, "fp": fp, "fn": fn,
+            "precision": _ratio(tp, tp + fp), "recall": _ratio(tp, tp + fn),
+        }
+    tp, fp, fn = (int(x) for x in op.sum(axis=0))
+    return {
+        "frames": len(gt), "classes": list(classes), "iou_thresholds": [float(t) for t in iou_thresholds],
+        "score_threshold": float(score_threshold), "match_iou": float(match_iou), "max_dets": max_dets,
+        "map": _mean(v["ap"] for v in per_class.values()),
+        "map50": _mean(v["ap50"] for v in per_class.values()),
+        "map75": _mean(v["ap75"] for v in per_class.values()),
+        "per_class": per_class,
+        "totals": {"tp": tp, "fp": fp, "fn": fn, "precision": _ratio(tp, tp + fp), "recall": _ratio(tp, tp + fn)},
+    }
+
+
+def compute_frame_errors(gt: Mapping[str, Boxes], preds: Mapping[str, Boxes], classes: Sequence[str] = CATEGORIES,
+                         score_threshold: float = 0.5, match_iou: float = 0.5) -> dict[str, dict[str, dict[str, int]]]:
+    """False positives and negatives per frame and class at the operating point.
+
+    The same matching as `evaluate_detections`' operating point, kept per frame so a report can
+    show the frames where a model errs (and where it errs more than another).
+
+    Returns:
+        frame_id -> {"fp": {class: n}, "fn": {class: n}}, classes with 0 left out.
+    """
+    out: dict[str, dict[str, dict[str, int]]] = {}
+    for frame_id in sorted(gt):
+        g_xy, g_cls, _ = _as_array(gt[frame_id], frame_id, "ground truth", classes, need_score=False)
+        d_xy, d_cls, d_score = _as_array(preds.get(frame_id, ()), frame_id, "predictions", classes, need_score=True)
+        fp: dict[str, int] = {}
+        fn: dict[str, int] = {}
+        for c, name in enumerate(classes):
+            g = g_xy[g_cls == c]
+            sel = (d_cls == c) & (d_score >= score_threshold)
+            d, s = d_xy[sel], d_score[sel]
+            d = d[np.argsort(-s, kind="mergesort")]
+            tp = int((match_greedy(compute_iou(d, g), match_iou) >= 0).sum())
+            if len(d) - tp:
+                fp[name] = len(d) - tp
+            if len(g) - tp:
+                fn[name] = len(g) - tp
+        out[frame_id] = {"fp": fp, "fn": fn}
+    return out

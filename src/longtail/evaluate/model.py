@@ -1,0 +1,117 @@
+"""Evaluate a trained model from MLflow on a dataset version, against the registry's champion.
+
+`evaluate_model` is what `longtail evaluate` and notebooks/05_evaluate.py run: it loads the
+challenger (any MLflow model URI; by default the newest registered version), runs it on the
+version's test frames, does the same for the registry's ``champion`` alias when one exists and is
+another model, evaluates both on the same frames and writes
+
+    DATA/evaluations/<version_id>/<run_id>/evaluation.json
+    DATA/reports/evaluate-<version_id>-<run_id>.html
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from longtail.curate.failure_modes import load_registry
+from longtail.errors import InputError
+from longtail.evaluate.report import make_examples, render_report
+from longtail.evaluate.run import EvalConfig, evaluate, load_frames
+from longtail.label.version import datasets_dir
+
+log = logging.getLogger(__name__)
+
+CHAMPION_ALIAS = "champion"
+
+
+def tracking_uri_for(root: str | os.PathLike[str], tracking_uri: str | None = None) -> str:
+    """The MLflow tracking URI: the given one, else the data root's sqlite store."""
+    from longtail.train.run import default_tracking
+
+    return tracking_uri or default_tracking(Path(root) / "mlflow")[0]
+
+
+def latest_model_uri(tracking_uri: str, name: str = "longtail-detector") -> str:
+    """``models:/<name>/<newest version>``.
+
+    Raises:
+        InputError: when the registry has no version of ``name`` (train one first).
+    """
+    from mlflow.tracking import MlflowClient
+
+    versions = MlflowClient(tracking_uri).search_model_versions(f"name='{name}'")
+    if not versions:
+        raise InputError(f"{tracking_uri}: no registered model {name!r}; train one with `longtail train`")
+    return f"models:/{name}/{max(int(v.version) for v in versions)}"
+
+
+def champion_uri(tracking_uri: str, name: str = "longtail-detector") -> str | None:
+    """``models:/<name>@champion`` when that alias exists, else None."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    try:
+        MlflowClient(tracking_uri).get_model_version_by_alias(name, CHAMPION_ALIAS)
+    except MlflowException:
+        return None
+    return f"models:/{name}@{CHAMPION_ALIAS}"
+
+
+def _predict(model_uri: str, tracking_uri: str, version_dir: Path, frames: Any, threshold: float) -> tuple[dict, dict]:
+    from longtail.train.predict import predict_frames
+    from longtail.train.run import load_model_from_mlflow
+
+    model, meta = load_model_from_mlflow(model_uri, tracking_uri)
+    return predict_frames(model, version_dir, frames, score_threshold=threshold), meta
+
+
+def evaluate_model(root: str | os.PathLike[str], version_id: str, model_uri: str | None = None,
+                   tracking_uri: str | None = None, config: EvalConfig | None = None,
+                   registered_model: str = "longtail-detector") -> dict[str, Any]:
+    """Evaluate a model (default: the newest registered version) on a version's test suites.
+
+    Returns:
+        ``{"evaluation", "evaluation_path", "report", "model_uri", "champion_uri", "decision"}``.
+
+    Raises:
+        InputError: for an unknown version or model.
+    """
+    config = config or EvalConfig()
+    root = Path(root)
+    version_dir = datasets_dir(root) / version_id
+    if not version_dir.is_dir():
+        known = sorted(p.name for p in datasets_dir(root).glob("v-*") if p.is_dir()) if datasets_dir(root).exists() else []
+        raise InputError(f"{version_dir}: no dataset version {version_id}; known versions: {known or 'none'}")
+    uri = tracking_uri_for(root, tracking_uri)
+    model_uri = model_uri or latest_model_uri(uri, registered_model)
+    frames = load_frames(version_dir)
+    test = frames[frames["split"].isin(list(config.splits))]
+    if test.empty:
+        raise InputError(f"dataset version {version_id} has no test frames (splits {list(config.splits)}); "
+                         "label more drives so some drive logs fall in the test split")
+    floor = min(0.05, config.score_threshold)
+    preds, meta = _predict(model_uri, uri, version_dir, test, floor)
+    modes = load_registry(root)
+    champ_uri = champion_uri(uri, registered_model)
+    champion_eval = None
+    if champ_uri is not None:
+        champ_preds, champ_meta = _predict(champ_uri, uri, version_dir, test, floor)
+        if champ_meta["run_id"] != meta["run_id"]:
+            champion_eval = evaluate(version_dir, champ_preds, frames, modes.values(), None, config,
+                                     model=f"champion ({champ_meta['run_id'][:8]})")
+        else:
+            champ_uri = None  # the challenger is the champion: nothing to compare against
+    out = root / "evaluations" / version_id / meta["run_id"]
+    evaluation = evaluate(version_dir, preds, frames, modes.values(), champion_eval, config,
+                          model=f"{model_uri} ({meta['run_id'][:8]})", product=out / "evaluation.json")
+    examples = make_examples(evaluation, preds, frames, version_dir, champion=champion_eval)
+    report = root / "reports" / f"evaluate-{version_id}-{meta['run_id'][:12]}.html"
+    render_report(evaluation, report, champion=champion_eval, examples=examples)
+    log.info("evaluated %s on %s: mAP@0.5 %.3f; report %s", model_uri, version_id, evaluation["overall"]["map50"]
+             if "overall" in evaluation else float("nan"), report)
+    return {"evaluation": evaluation, "evaluation_path": str(out / "evaluation.json"), "report": str(report),
+            "model_uri": model_uri, "run_id": meta["run_id"], "champion_uri": champ_uri,
+            "decision": evaluation.get("decision")}
