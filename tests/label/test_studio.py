@@ -19,6 +19,7 @@ from longtail.curate.run import CurateConfig, run_curate, run_select
 from longtail.curate.select import SelectConfig
 from longtail.errors import LongtailError
 from longtail.label import server
+from longtail.label import studio as studio_module
 from longtail.label.server import LabelStudioError
 from longtail.label.studio import (
     UnknownBatchError,
@@ -181,14 +182,14 @@ def test_pull_refuses_unknown_unpushed_and_unfinished_batches(studio: dict) -> N
 
 
 class _FaultyProxy(http.server.BaseHTTPRequestHandler):
-    """Forwards to Label Studio, but answers 500 to GET /api/projects/<id> (what FiftyOne's download
-    asks first), i.e. Label Studio failing in the middle of a pull."""
+    """Forwards to Label Studio, but answers 500 to the second page of the task listing: Label
+    Studio failing in the middle of a pull (the test lists one task per page)."""
 
     upstream = ""
 
     def _forward(self) -> None:
         body = self.rfile.read(int(self.headers.get("Content-Length", 0) or 0)) or None
-        if self.command == "GET" and self.path.rstrip("/").count("/") == 3 and self.path.startswith("/api/projects/"):
+        if self.command == "GET" and self.path.startswith("/api/tasks?") and "&page=2&" in self.path:
             self.send_response(500)
             self.send_header("Content-Type", "application/json")
             self.end_headers()
@@ -221,22 +222,23 @@ def test_a_failure_mid_pull_writes_nothing_and_the_pull_can_be_retried(studio: d
 
     root, conn = studio["root"], studio["conn"]
     batch_id = _batch(root, 3, seed=41)
-    push_batch(root, batch_id)
+    batch_frames = list(push_batch(root, batch_id)["tasks"].values())
     oracle_annotate(root, batch_id, batch_truth(root, batch_id))
 
     _FaultyProxy.upstream = conn.url
     proxy = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _FaultyProxy)
     threading.Thread(target=proxy.serve_forever, daemon=True).start()
+    monkeypatch.setattr(studio_module, "PAGE_SIZE", 1)
     monkeypatch.setenv(server.URL_ENV, f"http://127.0.0.1:{proxy.server_address[1]}")
     monkeypatch.setenv(server.KEY_ENV, conn.api_key)
     try:
-        with pytest.raises(LabelStudioError, match="nothing was written, retry"):
+        with pytest.raises(LabelStudioError, match="answered 500"):
             pull_batch(root, batch_id)
     finally:
         proxy.shutdown()
     assert not labels_dir(root, batch_id).joinpath("manifest.json").exists()
     assert not labels_dir(root, batch_id).joinpath("labels.parquet").exists()
-    assert "longtail_pull_tmp" not in fo.load_dataset(DATASET).get_field_schema()
+    assert fo.load_dataset(DATASET).select_by("frame_id", batch_frames).count("ground_truth.detections") == 0
     monkeypatch.delenv(server.URL_ENV)
     assert pull_batch(root, batch_id)["frames"] == 3  # the retry, straight to Label Studio
 
@@ -313,3 +315,40 @@ def test_the_label_commands_from_serve_to_a_restored_dataset_version(studio: dic
                 for p in sorted(folder.rglob("*")) if p.is_file()}
 
     assert digests(restored) == digests(original) and len(digests(original)) > 2
+
+
+def test_push_pre_labels_with_the_newest_trained_model(studio: dict) -> None:
+    import json
+    import os
+    import subprocess
+    import sys
+
+    import pyarrow.parquet as pq
+
+    from longtail.label.prelabel import current_model
+    from longtail.label.version import build_version
+    from longtail.train.run import make_train_config, train
+
+    root = studio["root"]
+    seed_batch = _batch(root, 12, seed=71)
+    push_batch(root, seed_batch)
+    pull_batch(root, seed_batch, source="oracle", cost=oracle_annotate(root, seed_batch, batch_truth(root, seed_batch)))
+    version = build_version(root)
+    assert current_model(root) is None  # nothing trained yet: the first batches go without pre-labels
+    train(root, version["version_id"], make_train_config("test", epochs=1, max_train_frames=8, batch_size=4,
+                                                         threads=1), progress=False)
+    assert current_model(root) == "models:/longtail-detector/1"
+
+    batch_id = _batch(root, 4, seed=72)
+    out = subprocess.run([sys.executable, "-m", "longtail", "label", "push", batch_id, "--root", str(root),
+                          "--prelabel-threshold", "0.0"], capture_output=True, text=True, env=dict(os.environ),
+                         timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    record = json.loads((labels_dir(root, batch_id) / "push.json").read_text())
+    assert record["prelabel_model"].startswith("models:/longtail-detector/1 (run ")
+    rows = pq.read_table(labels_dir(root, batch_id) / "prelabels.parquet").to_pylist()
+    boxes = [b for r in rows for b in r["boxes"]]
+    assert record["prelabels"] == len(boxes) > 0  # an untrained model still scores boxes above 0
+    assert all(0.0 <= b["score"] <= 1.0 and b["category"] in ("car", "truck", "pedestrian", "cyclist") for b in boxes)
+    tasks = project_tasks(studio["conn"], record["project_id"])
+    assert all(t["total_predictions"] == 1 for t in tasks)

@@ -168,6 +168,10 @@ def start(root: str | os.PathLike[str], port: int | None = None, timeout_s: floa
         "LABEL_STUDIO_DISABLE_SIGNUP_WITHOUT_LINK": "true", "LABEL_STUDIO_BASE_DATA_DIR": str(folder / "data"),
         "SENTRY_DSN": "", "FRONTEND_SENTRY_DSN": "", "COLLECT_ANALYTICS": "false", "LATEST_VERSION_CHECK": "false",
         "PATH": f"{venv / 'bin'}:{env.get('PATH', '')}", "VIRTUAL_ENV": str(venv),
+        # Serve the frame store in place (no copy of each image in Label Studio, no upload limits):
+        # FiftyOne's backend then imports tasks as /data/local-files URLs.
+        **local_files_env(root),
+        "DATA_UPLOAD_MAX_NUMBER_FILES": "100000",
     })
     for key in ("PYTHONPATH", "PYTHONHOME"):
         env.pop(key, None)
@@ -189,6 +193,17 @@ def start(root: str | os.PathLike[str], port: int | None = None, timeout_s: floa
     atomic_write_json(folder / "server.json", {"pid": proc.pid, "port": port, "url": url})
     log.info("Label Studio for %s at %s (pid %d; log %s)", root, url, proc.pid, logfile)
     return Connection(url, creds["token"])
+
+
+def local_files_env(root: str | os.PathLike[str]) -> dict[str, str]:
+    """What tells FiftyOne's backend that the data root's own Label Studio serves its files in place.
+
+    The document root is the data root's parent: FiftyOne connects the *parent* of the frames'
+    common folder (DATA/frames -> DATA) as local storage, and Label Studio requires that to lie
+    strictly below the document root. Label Studio serves these files to logged-in users only.
+    """
+    return {"LABEL_STUDIO_LOCAL_FILES_SERVING_ENABLED": "true",
+            "LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT": str(Path(root).resolve().parent)}
 
 
 def stop(root: str | os.PathLike[str], timeout_s: float = 30.0) -> bool:

@@ -33,19 +33,18 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from longtail.boxes import from_fiftyone, to_fiftyone
+from longtail.boxes import to_fiftyone
 from longtail.curate.dataset import DEFAULT_DATASET, open_dataset
 from longtail.errors import InputError, LongtailError
 from longtail.label.oracle import LabelingCost, plan_edits, total_cost
 from longtail.label.qa import QAConfig, as_label_box, run_qa
-from longtail.label.server import Connection, LabelStudioError, connect
+from longtail.label.server import URL_ENV, Connection, LabelStudioError, connect, local_files_env
 from longtail.schemas import CATEGORIES, LABEL_SET_SCHEMA
 from longtail.storage import atomic_write_json, atomic_writer, sha256_file
 
 log = logging.getLogger(__name__)
 
 PRELABEL_FIELD = "prelabels"
-PULL_FIELD = "longtail_pull_tmp"
 Boxes = Sequence[Mapping[str, Any]]
 
 
@@ -75,12 +74,16 @@ def request(conn: Connection, method: str, path: str, body: Any = None, timeout:
     return json.loads(raw) if raw else None
 
 
+PAGE_SIZE = 500
+"""Tasks per page when listing a project."""
+
+
 def project_tasks(conn: Connection, project_id: int) -> list[dict[str, Any]]:
     """Every task of a project with its annotations (all pages)."""
     tasks: list[dict[str, Any]] = []
     page = 1
     while True:
-        got = request(conn, "GET", f"/api/tasks?project={project_id}&page={page}&page_size=500&fields=all")
+        got = request(conn, "GET", f"/api/tasks?project={project_id}&page={page}&page_size={PAGE_SIZE}&fields=all")
         batch = got["tasks"] if isinstance(got, dict) else got
         tasks.extend(batch)
         total = got.get("total", len(tasks)) if isinstance(got, dict) else len(tasks)
@@ -101,6 +104,25 @@ def to_studio_result(boxes: Sequence[Mapping[str, Any]], width: int, height: int
                       "rotation": 0, "rectanglelabels": [b["category"]]},
         })
     return out
+
+
+def annotation_boxes(task: Mapping[str, Any], width: int, height: int) -> list[dict[str, Any]]:
+    """The boxes of a task's latest submitted annotation, in internal pixels (Label Studio stores
+    percent of the image). Cancelled annotations and non-box results are ignored."""
+    anns = [a for a in task.get("annotations") or [] if not a.get("was_cancelled")]
+    if not anns:
+        return []
+    latest = sorted(anns, key=lambda a: (a.get("updated_at") or "", a.get("id") or 0))[-1]
+    boxes = []
+    for r in latest.get("result") or []:
+        if r.get("type") != "rectanglelabels":
+            continue
+        v = r["value"]
+        labels = v.get("rectanglelabels") or [""]
+        x, y = float(v["x"]) / 100.0 * width, float(v["y"]) / 100.0 * height
+        boxes.append(_box(str(labels[0]), (x, y, x + float(v["width"]) / 100.0 * width,
+                                           y + float(v["height"]) / 100.0 * height), 1.0))
+    return boxes
 
 
 def submit_annotation(conn: Connection, task_id: int, boxes: Sequence[Mapping[str, Any]], width: int, height: int,
@@ -199,6 +221,10 @@ def push_batch(root: str | os.PathLike[str], batch_id: str, prelabels: Mapping[s
     if prelabels is None:
         # Nothing to start from: the field the labels land in must be new to FiftyOne.
         view = view.exclude_fields(PRELABEL_FIELD) if PRELABEL_FIELD in dataset.get_field_schema() else view
+    # The data root's own Label Studio reads frames in place; a user's server gets them uploaded.
+    local = {} if os.environ.get(URL_ENV) else local_files_env(root)
+    saved = {k: os.environ.get(k) for k in local}
+    os.environ.update(local)
     try:
         results = view.annotate(key, backend="labelstudio", url=conn.url, api_key=conn.api_key,
                                 project_name=f"longtail {batch_id}", **kwargs)
@@ -207,6 +233,12 @@ def push_batch(root: str | os.PathLike[str], batch_id: str, prelabels: Mapping[s
             dataset.delete_annotation_run(key)
         raise LabelStudioError(f"pushing batch {batch_id} to {conn.url} failed ({type(exc).__name__}: "
                                f"{str(exc)[:300]}); no push was recorded, retry the push") from exc
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
     task_frames = {str(t): dataset[sid].frame_id for t, sid in results.uploaded_tasks.items()}
     record = {
         "batch_id": batch_id, "batch_digest": manifest["digest"], "project_id": int(results.project_id),
@@ -336,33 +368,21 @@ def pull_batch(root: str | os.PathLike[str], batch_id: str, qa: QAConfig | None 
     annotators = _annotators(conn, done.values())
 
     dataset = open_dataset(root, dataset_name)
-    # FiftyOne caches the run's connection; Label Studio may have moved (a restart picks a new port).
-    dataset.clear_cache()
-    try:
-        dataset.load_annotations(record["anno_key"], dest_field=PULL_FIELD, unexpected="keep", cleanup=False,
-                                 progress=False, url=conn.url, api_key=conn.api_key)
-        pulled = dataset.select_by("frame_id", [record["tasks"][str(t)] for t in done]).values(["frame_id", PULL_FIELD])
-    except LongtailError:
-        raise
-    except Exception as exc:  # the SDK raises requests' and its own errors
-        raise LabelStudioError(f"pulling batch {batch_id} from {conn.url} failed ({type(exc).__name__}: "
-                               f"{str(exc)[:300]}); nothing was written, retry the pull") from exc
-    finally:
-        if PULL_FIELD in dataset.get_field_schema():
-            dataset.delete_sample_field(PULL_FIELD)
-    by_frame = dict(zip(*pulled, strict=True))
+    sizes = _sizes(root, batch_id)
+    # The annotations come from the task listing just read, page by page. (FiftyOne's download asks
+    # for all task ids in one URL, which Label Studio refuses beyond a few hundred tasks, and then
+    # returns no labels without an error: a batch would come back empty.)
+    by_frame = {record["tasks"][str(t)]: annotation_boxes(task, *sizes[record["tasks"][str(t)]])
+                for t, task in done.items()}
 
     pre = read_prelabels(root, batch_id)
-    sizes = _sizes(root, batch_id)
     frame_ids = frames.column("frame_id").to_pylist()
     task_of = {fid: int(t) for t, fid in record["tasks"].items()}
     rows, costs = [], []
     for i, fid in enumerate(frame_ids):
         if task_of[fid] not in done:
             continue
-        w, h = sizes[fid]
-        dets = by_frame.get(fid)
-        boxes = [_box(d.label, from_fiftyone(d.bounding_box, w, h), 1.0) for d in (dets.detections if dets else [])]
+        boxes = by_frame[fid]
         rows.append(_row(frames, i, sizes, boxes, pre.get(fid, []), True, [], annotators.get(task_of[fid], "")))
         if cost is None:
             costs.append(plan_edits(pre.get(fid, []), boxes)[1])
