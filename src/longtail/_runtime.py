@@ -22,6 +22,7 @@ TELEMETRY_OFF = {
     "COLLECT_ANALYTICS": "false",
     "LATEST_VERSION_CHECK": "false",
     "DVC_NO_ANALYTICS": "1",  # the data root's .dvc/config also sets core.analytics false
+    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",  # not telemetry: keeps notebooks and logs clean
 }
 
 

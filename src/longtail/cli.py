@@ -469,6 +469,10 @@ def _add_label(sub: Any) -> None:
     common(q)
     q.add_argument("--dataset", default="longtail", help="FiftyOne dataset name")
     q.add_argument("--force", action="store_true", help="push again even when the batch was pushed")
+    q.add_argument("--model", help="MLflow model URI for pre-labels (default: the registry's champion, else the "
+                                   "newest trained model, else none)")
+    q.add_argument("--no-prelabels", action="store_true", help="push without pre-labels")
+    q.add_argument("--prelabel-threshold", type=float, default=0.3, help="lowest score shown as a pre-label")
     q.set_defaults(func=cmd_label)
     q = actions.add_parser("pull", help="bring a batch's finished annotations back, run QA, write its label set")
     q.add_argument("batch", help="batch id")
@@ -516,9 +520,15 @@ def cmd_label(args: argparse.Namespace) -> int:
         found = server.running(args.root)
         sys.stdout.write(f"{found.url if found else 'not running'}\n")
     elif args.action == "push":
+        from longtail.label.prelabel import current_model, prelabel_batch
         from longtail.label.studio import push_batch
 
-        record = push_batch(args.root, args.batch, prelabels=None, dataset_name=args.dataset, force=args.force)
+        prelabels, model = None, None
+        model_uri = None if args.no_prelabels else (args.model or current_model(args.root))
+        if model_uri is not None:
+            prelabels, model = prelabel_batch(args.root, args.batch, model_uri, threshold=args.prelabel_threshold)
+        record = push_batch(args.root, args.batch, prelabels=prelabels, model=model, dataset_name=args.dataset,
+                            force=args.force)
         url = f"{server.connect(args.root).url}/projects/{record['project_id']}"  # the port changes on restart
         sys.stdout.write(f"{args.batch}: {len(record['tasks'])} task(s), {record['prelabels']} pre-label(s) -> "
                          f"{url}\n")
@@ -527,7 +537,11 @@ def cmd_label(args: argparse.Namespace) -> int:
 
         cost = None
         if args.oracle:
-            cost = oracle_annotate(args.root, args.batch, batch_truth(args.root, args.batch))
+            from tqdm import tqdm
+
+            truth = batch_truth(args.root, args.batch)
+            with tqdm(total=len(truth), unit="task", desc="simulated labeler", disable=not sys.stderr.isatty()) as bar:
+                cost = oracle_annotate(args.root, args.batch, truth, progress=bar.update)
             if cost.frames != len(push_record(args.root, args.batch)["tasks"]):
                 cost = None  # some tasks were done before: count the work from the submitted boxes
         manifest = pull_batch(args.root, args.batch, partial=args.partial, source="oracle" if args.oracle else
@@ -559,6 +573,125 @@ def cmd_label(args: argparse.Namespace) -> int:
 
         manifest = restore_version(args.root, args.version, remote=args.remote)
         sys.stdout.write(f"{args.version}: restored in {args.root}/datasets/{args.version}/\n")
+    return 0
+
+
+# ------------------------------------------------------------------------------------ train
+def _latest_version(root: str) -> str:
+    from longtail.label.version import list_versions
+
+    versions = list_versions(root)
+    if not versions:
+        raise LongtailError(f"no dataset version in {root}/datasets; make one with `longtail label version --root {root}`")
+    return str(versions[-1]["version_id"])
+
+
+def _add_train(sub: Any) -> None:
+    from longtail.train.presets import DEFAULT_PRESET, PRESETS
+
+    p = sub.add_parser(
+        "train",
+        help="train a detector from scratch on a dataset version, tracked in MLflow",
+        description=(
+            "Train a torchvision detector from scratch (no weights are downloaded) on a dataset version's train "
+            "split, validating on its val split; test suites are never used. Checkpoints go to DATA/runs/<run id>/ "
+            "(resume with --resume); MLflow (sqlite:///DATA/mlflow/mlflow.db by default) records params, per-epoch "
+            "metrics, the dataset version as an input with its digest, the git commit, the environment lock hash "
+            "and the model (a state dict), registered as a new version of the registered model. "
+            f"Presets: {', '.join(sorted(PRESETS))} (default {DEFAULT_PRESET}: learns the simulated fleet on 2 CPU "
+            "cores in minutes; fcos-resnet50 is for GPUs)."
+        ),
+        epilog="Example: longtail train --root data --max-minutes 10",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("--root", required=True, help="the data root")
+    p.add_argument("--version", help="dataset version id (default: the newest)")
+    p.add_argument("--preset", default=DEFAULT_PRESET, help="model preset")
+    p.add_argument("--epochs", type=int, help="epochs (default: the config's)")
+    p.add_argument("--max-minutes", type=float, help="stop after this much training time")
+    p.add_argument("--batch-size", type=int, help="images per step")
+    p.add_argument("--lr", type=float, help="learning rate")
+    p.add_argument("--threads", type=int, help="torch threads (2 for one job on a 2-core machine)")
+    p.add_argument("--seed", type=int, help="random seed")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], help="where to train")
+    p.add_argument("--tracking-uri", help="MLflow tracking URI (default: sqlite in DATA/mlflow)")
+    p.add_argument("--resume", help="a checkpoint (DATA/runs/<run id>/checkpoint-N.pt) to continue from")
+    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.set_defaults(func=cmd_train)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """Run ``longtail train``."""
+    from longtail.train.run import make_train_config, train
+
+    values = {k: v for k, v in {"preset": args.preset, "epochs": args.epochs, "max_minutes": args.max_minutes,
+                                "batch_size": args.batch_size, "lr": args.lr, "threads": args.threads,
+                                "seed": args.seed, "device": args.device, "tracking_uri": args.tracking_uri}.items()
+              if v is not None}
+    if args.resume:
+        from longtail.train.run import load_checkpoint
+
+        # A resumed run keeps its own config; only the budget and the machine may change.
+        saved = load_checkpoint(args.resume)["config"]
+        saved = json.loads(saved) if isinstance(saved, str) else dict(saved)
+        values = {**saved, **{k: v for k, v in values.items() if k in ("max_minutes", "threads", "device")}}
+    config = make_train_config("longtail train", **values)
+    version = args.version or _latest_version(args.root)
+    result = train(args.root, version, config, resume=args.resume, progress=not args.no_progress)
+    out = {k: v for k, v in result.items() if k not in ("model", "config", "history")}
+    if args.json:
+        json.dump(out, sys.stdout, indent=2, default=str)
+        sys.stdout.write("\n")
+    else:
+        val = result.get("val_map50")
+        sys.stdout.write(f"run {result['run_id']} on {version}: {result['epochs_done']} epoch(s), val mAP@0.5 "
+                         f"{'n/a' if val is None else f'{val:.3f}'}, {result.get('images_per_s') or 0:.1f} images/s; "
+                         f"model {result['model_uri']} (registered {result.get('registered_model')} "
+                         f"v{result.get('model_version')})\n")
+    return 0
+
+
+# ------------------------------------------------------------------------------------ evaluate
+def _add_evaluate(sub: Any) -> None:
+    p = sub.add_parser(
+        "evaluate",
+        help="evaluate a model on a dataset version's test suites and write the HTML report",
+        description=(
+            "Run a model (default: the newest registered version) on a dataset version's test frames: COCO mAP "
+            "and per-class AP, metrics per slice (conditions, vehicle type, scenario, each failure mode), critical "
+            "false positives and negatives at the operating threshold, the long-tail and common-case suites and "
+            "each failure mode's regression suite, and, when the registry has a champion, every metric side by "
+            "side with the critical-error KPI. Writes DATA/evaluations/<version>/<run>/evaluation.json and a "
+            "self-contained HTML report in DATA/reports/ that opens with the promotion decision."
+        ),
+        epilog="Example: longtail evaluate --root data",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("--root", required=True, help="the data root")
+    p.add_argument("--version", help="dataset version id (default: the newest)")
+    p.add_argument("--model", help="MLflow model URI (runs:/..., models:/name/N, models:/name@alias, or a run id)")
+    p.add_argument("--tracking-uri", help="MLflow tracking URI (default: sqlite in DATA/mlflow)")
+    p.add_argument("--json", action="store_true", help="print the decision and paths as JSON")
+    p.set_defaults(func=cmd_evaluate)
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    """Run ``longtail evaluate``."""
+    from longtail.evaluate.model import evaluate_model
+
+    version = args.version or _latest_version(args.root)
+    out = evaluate_model(args.root, version, model_uri=args.model, tracking_uri=args.tracking_uri)
+    summary = {k: out[k] for k in ("model_uri", "run_id", "champion_uri", "decision", "evaluation_path", "report")}
+    summary["map50"] = out["evaluation"]["overall"]["map50"]
+    summary["suites"] = {r["name"]: r["status"] for r in out["evaluation"]["suites"]}
+    if args.json:
+        json.dump(summary, sys.stdout, indent=2, default=str)
+        sys.stdout.write("\n")
+    else:
+        d = out["decision"] or {}
+        sys.stdout.write(f"{out['model_uri']} on {version}: mAP@0.5 {summary['map50']:.3f}; "
+                         f"{d.get('headline', '')}\nreport: {out['report']}\n")
     return 0
 
 
@@ -614,8 +747,10 @@ def _add_run(sub: Any) -> None:
 def cmd_run(args: argparse.Namespace) -> int:
     """Run ``longtail run``."""
     from longtail.curate.run import list_batches, selected_batch
+    from longtail.evaluate.summary import load_evaluation_record
     from longtail.label.version import list_versions
     from longtail.pipeline import run
+    from longtail.train.report import load_train_record
 
     overrides = {"root": args.root} if args.root else None
     env = run(args.target, force=args.force, overrides=overrides)
@@ -632,8 +767,27 @@ def cmd_run(args: argparse.Namespace) -> int:
     versions = list_versions(root)
     version = (f"{root}/datasets/{versions[-1]['version_id']}/ (latest of {len(versions)}; DVC record "
                f"{root}/datasets/{versions[-1]['version_id']}.dvc)") if versions else f"{root}/datasets/"
+    mlflow_ui = f"mlflow ui --backend-store-uri sqlite:///{root}/mlflow/mlflow.db"
+    try:
+        trained = load_train_record(f"{root}/runs/latest.json")
+        val = trained["val_map50"]
+        model = (f"{trained['model_uri']} = {trained['registered_model']} version {trained['model_version']} "
+                 f"(MLflow run {trained['run_id']}; val mAP@0.5 {'n/a' if val is None else f'{val:.3f}'}; "
+                 f"checkpoints in {trained['run_dir']}/)")
+    except LongtailError:  # a target without the train task
+        model = f"none yet ({root}/runs/latest.json missing)"
+    try:
+        evaluated = load_evaluation_record(f"{root}/evaluations/latest.json")
+        report = evaluated["published_report"] or evaluated["report"]
+        decision = f"{evaluated['headline']} (every number: {evaluated['evaluation_path']})"
+    except LongtailError:  # a target without the evaluate task
+        report, decision = f"{root}/reports/evaluation.html (not written yet)", "none yet"
     sys.stdout.write(
-        f"\nDrive logs: {fleet}/*.mcap (ground truth in {fleet}/ground_truth/, manifest {fleet}/fleet.json)\n"
+        f"\nEvaluation report (open in a browser; the page for product managers): {report}\n"
+        f"Decision: {decision}\n"
+        f"Model: {model}\n"
+        f"MLflow runs and model registry: {mlflow_ui} (then http://127.0.0.1:5000)\n"
+        f"Drive logs: {fleet}/*.mcap (ground truth in {fleet}/ground_truth/, manifest {fleet}/fleet.json)\n"
         f"Frame store and index: {root}/frames/, {root}/index/ (read with "
         "longtail.ingest.store.load_frame_index)\n"
         f"Curated dataset: FiftyOne dataset {dataset!r} (manifest {root}/curate/manifest.json, failure modes "
@@ -642,8 +796,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         f"{root}/curate/selected_batch.json)\n"
         f"Labels of the batch: {labels} (labels.parquet, qa.json, manifest.json)\n"
         f"Dataset version: {version}\n"
-        f"Reports: {root}/reports/00_simulate.ipynb, {root}/reports/01_ingest.ipynb, {root}/reports/02_curate.ipynb, "
-        f"{root}/reports/03_label.ipynb\n"
+        f"Reports: {report}, then the notebooks {root}/reports/00_simulate.ipynb, {root}/reports/01_ingest.ipynb, "
+        f"{root}/reports/02_curate.ipynb, {root}/reports/03_label.ipynb, {root}/reports/04_train.ipynb, "
+        f"{root}/reports/05_evaluate.ipynb\n"
         "Open a log in Foxglove (File > Open local file) or read it in Python with longtail.logs.iter_messages.\n"
         f"Explore the dataset, its failure modes and the batch in the FiftyOne App: {app}\n"
         f"Look at the labeling project in Label Studio: longtail label serve --root {root} (prints its address; "
@@ -654,7 +809,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 # ------------------------------------------------------------------------------------ main
 COMMANDS: list[Callable[[Any], None]] = [_add_sim, _add_preview, _add_ingest, _add_import, _add_curate, _add_select,
-                                         _add_app, _add_db, _add_label, _add_run]
+                                         _add_app, _add_db, _add_label, _add_train, _add_evaluate,
+                                         _add_run]
 
 
 def build_parser() -> argparse.ArgumentParser:

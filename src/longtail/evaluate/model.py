@@ -6,7 +6,7 @@ version's test frames, does the same for the registry's ``champion`` alias when 
 another model, evaluates both on the same frames and writes
 
     DATA/evaluations/<version_id>/<run_id>/evaluation.json
-    DATA/reports/evaluate-<version_id>-<run_id>.html
+    DATA/reports/evaluate-<version_id>-<first 12 characters of run_id>.html
 """
 
 from __future__ import annotations
@@ -60,6 +60,21 @@ def champion_uri(tracking_uri: str, name: str = "longtail-detector") -> str | No
     return f"models:/{name}@{CHAMPION_ALIAS}"
 
 
+def vehicle_types(root: str | os.PathLike[str], frame_ids: list[str]) -> dict[str, str] | None:
+    """frame_id -> car | truck from the curated FiftyOne dataset (the version's table has no vehicle
+    type); None when the data root has no curated dataset."""
+    from longtail.curate.dataset import open_dataset
+    from longtail.errors import LongtailError
+
+    try:
+        view = open_dataset(root).select_by("frame_id", frame_ids)
+    except (LongtailError, ValueError) as exc:
+        log.warning("no vehicle types for the slices (%s)", exc)
+        return None
+    ids, types = view.values(["frame_id", "vehicle_type"])
+    return {f: t for f, t in zip(ids, types, strict=True) if t}
+
+
 def _predict(model_uri: str, tracking_uri: str, version_dir: Path, frames: Any, threshold: float) -> tuple[dict, dict]:
     from longtail.train.predict import predict_frames
     from longtail.train.run import load_model_from_mlflow
@@ -95,18 +110,20 @@ def evaluate_model(root: str | os.PathLike[str], version_id: str, model_uri: str
     floor = min(0.05, config.score_threshold)
     preds, meta = _predict(model_uri, uri, version_dir, test, floor)
     modes = load_registry(root)
+    types = vehicle_types(root, test["frame_id"].tolist())
     champ_uri = champion_uri(uri, registered_model)
     champion_eval = None
     if champ_uri is not None:
         champ_preds, champ_meta = _predict(champ_uri, uri, version_dir, test, floor)
         if champ_meta["run_id"] != meta["run_id"]:
             champion_eval = evaluate(version_dir, champ_preds, frames, modes.values(), None, config,
-                                     model=f"champion ({champ_meta['run_id'][:8]})")
+                                     model=f"champion ({champ_meta['run_id'][:8]})", vehicle_types=types)
         else:
             champ_uri = None  # the challenger is the champion: nothing to compare against
     out = root / "evaluations" / version_id / meta["run_id"]
     evaluation = evaluate(version_dir, preds, frames, modes.values(), champion_eval, config,
-                          model=f"{model_uri} ({meta['run_id'][:8]})", product=out / "evaluation.json")
+                          model=f"{model_uri} ({meta['run_id'][:8]})", product=out / "evaluation.json",
+                          vehicle_types=types)
     examples = make_examples(evaluation, preds, frames, version_dir, champion=champion_eval)
     report = root / "reports" / f"evaluate-{version_id}-{meta['run_id'][:12]}.html"
     render_report(evaluation, report, champion=champion_eval, examples=examples)
