@@ -25,6 +25,8 @@ drives_per_vehicle = 1
 minutes = 0.25
 seed = 7
 profile = "foxglove"
+width = 320
+height = 192
 workers = 1
 
 # %%
@@ -34,7 +36,8 @@ from longtail.config import SimConfig
 from longtail.sim.fleet import format_table, simulate_fleet
 from longtail.sim.inspect import drive_signals, sample_frames
 
-cfg = SimConfig(vehicles=vehicles, drives_per_vehicle=drives_per_vehicle, minutes=minutes, seed=seed, profile=profile)
+cfg = SimConfig(vehicles=vehicles, drives_per_vehicle=drives_per_vehicle, minutes=minutes, seed=seed, profile=profile,
+                width=width, height=height)
 result = simulate_fleet(cfg, product["fleet"], workers=workers, progress=False)
 
 # %% [markdown]

@@ -46,12 +46,13 @@ from longtail.label.report import (
     version_summary,
     version_table,
 )
-from longtail.label.run import run_label
+from longtail.label.run import record_latest_version, run_label
 
 pd.set_option("display.max_colwidth", None)  # show project addresses and reasons in full
 batch_id = selected_batch(root, path=upstream["curate"]["batch"])
 studio = server.start(root)  # the data root's own Label Studio; left running for people to look at
 run = run_label(root, batch_id, oracle=oracle, dataset_name=dataset, remote=remote)
+record_latest_version(root, run, path=product["version"])  # the version the train task trains on
 label_summary(run)
 
 # %% [markdown]

@@ -38,7 +38,7 @@ def _build_and_check(dag: Any, env: dict, tmp_path: Path) -> None:
     notebook = json.loads((tmp_path / "reports" / "00_simulate.ipynb").read_text())
     outputs = [o for cell in notebook["cells"] if cell["cell_type"] == "code" for o in cell.get("outputs", [])]
     assert not [o for o in outputs if o.get("output_type") == "error"]
-    assert any("fleet (2 drives)" in "".join(o.get("text", "")) for o in outputs)
+    assert any(f"fleet ({len(manifest['drives'])} drives)" in "".join(o.get("text", "")) for o in outputs)
     assert any("image/png" in o.get("data", {}) for o in outputs), "the notebook shows frames and signals"
     # Ingest: every simulated log indexed, and the notebook shows the table, a timeline and frames.
     from longtail.ingest.store import list_manifests, load_frame_index
@@ -82,6 +82,8 @@ def _build_and_check(dag: Any, env: dict, tmp_path: Path) -> None:
     assert (tmp_path / "labels" / batch_id / "qa.json").is_file()
     [version] = list_versions(tmp_path)
     vid = version["version_id"]
+    assert version["counts"]["train"] > 0 and version["counts"]["test_longtail"] + version["counts"]["test_common"] > 0, \
+        "the ci fleet's seed puts drive logs in train and test"
     frames, _ = load_version(tmp_path, vid, check_images=True)
     assert len(frames) == version["frames"] == labels["accepted"] and version["batches"] == [batch_id]
     assert (tmp_path / "datasets" / vid / "manifest.json").is_file()
@@ -93,16 +95,70 @@ def _build_and_check(dag: Any, env: dict, tmp_path: Path) -> None:
                   f"datasets/{vid}.dvc"):
         assert any(shown in h for h in html), f"the label report shows {shown!r}"
     assert any(f"Labels of batch {batch_id}" in h and "data:image/jpeg;base64," in h for h in html), "the gallery"
+    _check_train_and_evaluate(tmp_path, version)
     # A second build finds nothing to do: the products stay as they were.
     products = (tmp_path / "fleet" / "fleet.json", tmp_path / "curate" / "manifest.json",
                 tmp_path / "batches" / batch_id / "manifest.json", tmp_path / "labels" / batch_id / "manifest.json",
-                tmp_path / "datasets" / vid / "manifest.json")
+                tmp_path / "datasets" / vid / "manifest.json", tmp_path / "datasets" / "latest.json",
+                tmp_path / "runs" / "latest.json", tmp_path / "evaluations" / "latest.json",
+                tmp_path / "reports" / "evaluation.html")
     stamps = [p.stat().st_mtime_ns for p in products]
     dag.build(show_progress=False)
     assert [p.stat().st_mtime_ns for p in products] == stamps
     # Without the simulated labeler a batch waits for people in Label Studio; once they have submitted
     # every frame, the next run pulls it and builds a new version on top of the first.
     _people_label_a_later_batch(tmp_path, vid)
+
+
+def _check_train_and_evaluate(root: Path, version: dict) -> None:
+    """The train task trained on the label task's version and registered the model in MLflow with the version's
+    digest; the evaluate task evaluated that model on the version's test suites and published the report."""
+    from mlflow import MlflowClient
+
+    from longtail.evaluate.run import load_evaluation
+    from longtail.evaluate.summary import load_evaluation_record
+    from longtail.label.run import latest_version
+    from longtail.train.report import load_train_record
+
+    vid = version["version_id"]
+    assert latest_version(root) == vid
+    trained = load_train_record(root / "runs" / "latest.json")
+    assert (trained["version_id"], trained["dataset_digest"]) == (vid, version["digest"])
+    assert trained["epochs_done"] >= 1 and (root / "runs" / trained["run_id"] / "model.pt").is_file()
+    client = MlflowClient(trained["tracking_uri"])
+    assert trained["tracking_uri"] == f"sqlite:///{(root / 'mlflow' / 'mlflow.db').resolve()}"
+    registered = client.get_model_version(trained["registered_model"], trained["model_version"])
+    assert registered.run_id == trained["run_id"] and registered.tags["dataset_version"] == vid
+    run = client.get_run(trained["run_id"])
+    assert run.info.status == "FINISHED" and run.data.tags["longtail.dataset_digest"] == version["digest"]
+    assert [(d.dataset.name, d.dataset.digest) for d in run.inputs.dataset_inputs] == [(vid, version["digest"][:36])]
+    outputs = _outputs(root / "reports" / "04_train.ipynb")
+    assert not [o for o in outputs if o.get("output_type") == "error"]
+    html = [str(o.get("data", {}).get("text/html", "")) for o in outputs]
+    assert sum("plotly" in h for h in html) >= 1, "the learning curves"
+    for shown in (trained["run_id"], trained["model_uri"], "images/s (last epoch)", "val mAP@0.5"):
+        assert any(shown in h for h in html), f"the train report shows {shown!r}"
+    # Evaluate: the record names the trained model, evaluation.json has the version's test frames, and the
+    # stable report is the evaluation's own, opening with the decision.
+    record = load_evaluation_record(root / "evaluations" / "latest.json")
+    assert (record["run_id"], record["model_uri"], record["version_id"]) == (trained["run_id"], trained["model_uri"], vid)
+    evaluation = load_evaluation(record["evaluation_path"])
+    assert evaluation["frames"] == version["counts"]["test_longtail"] + version["counts"]["test_common"]
+    assert evaluation["decision"]["headline"] == record["headline"] and record["champion_uri"] is None
+    page = (root / "reports" / "evaluation.html").read_text()
+    assert record["published_report"] == str(root / "reports" / "evaluation.html")
+    assert page == Path(record["report"]).read_text()
+    assert "<body><section id='decision'" in page and "Decision: " in page
+    outputs = _outputs(root / "reports" / "05_evaluate.ipynb")
+    assert not [o for o in outputs if o.get("output_type") == "error"]
+    text = "".join("".join(o.get("text", "")) for o in outputs)
+    assert f"Report for product managers: {root / 'reports' / 'evaluation.html'}" in text
+    assert record["evaluation_path"] in text
+    html = [str(o.get("data", {}).get("text/html", "")) for o in outputs]
+    assert any("longtail-decision" in h for h in html), "the decision"
+    assert sum("plotly" in h for h in html) >= 3, "critical errors, per-class AP and slice mAP figures"
+    for shown in ("regression suites passed", "test_longtail", "pedestrian", "No champion yet"):
+        assert any(shown in h for h in html), f"the evaluate report shows {shown!r}"
 
 
 def _people_label_a_later_batch(root: Path, first_version: str) -> None:

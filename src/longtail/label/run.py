@@ -17,12 +17,15 @@ Every step is idempotent, so running the stage again after an interruption finis
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from longtail.curate.dataset import DEFAULT_DATASET
+from longtail.errors import InputError
 from longtail.label.server import connect
 from longtail.label.studio import (
     batch_truth,
@@ -33,7 +36,8 @@ from longtail.label.studio import (
     push_batch,
     read_label_set,
 )
-from longtail.label.version import VersionConfig, build_version, datasets_dir, track_version
+from longtail.label.version import VersionConfig, build_version, datasets_dir, list_versions, track_version
+from longtail.storage import atomic_write_json
 
 log = logging.getLogger(__name__)
 
@@ -118,3 +122,81 @@ def run_label(root: str | os.PathLike[str], batch_id: str, oracle: bool = True,
     version = build_version(root, config=version_config)
     tracked = track_version(root, version["version_id"], remote=remote)
     return LabelRun(batch_id, url, oracle, len(tasks), finished, record, label_set, version, tracked)
+
+
+LATEST_VERSION_FIELDS = ("version_id", "digest", "frames", "counts", "batch_id", "waiting")
+"""Fields of DATA/datasets/latest.json: the dataset version the label task left for training."""
+
+
+def latest_version_path(root: str | os.PathLike[str]) -> Path:
+    """DATA/datasets/latest.json: the dataset version the last label run built, for the tasks after it."""
+    return datasets_dir(root) / "latest.json"
+
+
+def record_latest_version(root: str | os.PathLike[str], run: LabelRun,
+                          path: str | os.PathLike[str] | None = None) -> dict[str, Any]:
+    """Record which dataset version the label task leaves for training, so the train task uses that one.
+
+    The version is the one ``run`` built; while people are still labeling (``run.waiting``) it is
+    the newest earlier version, or none (``version_id`` null) when nothing was ever versioned.
+    The record (`LATEST_VERSION_FIELDS`) is written atomically, only when it changes.
+
+    Args:
+        root: the data root.
+        run: what `run_label` returned.
+        path: where to write (the pipeline's declared product); default `latest_version_path`.
+
+    Returns:
+        The record: ``version_id``, ``digest``, ``frames``, ``counts`` (frames per split; null
+        without a version), ``batch_id`` (the batch of this run) and ``waiting``.
+    """
+    version = run.version
+    if version is None:
+        earlier = list_versions(root)
+        version = earlier[-1] if earlier else None
+    record = {"version_id": version["version_id"] if version else None,
+              "digest": version["digest"] if version else None,
+              "frames": version["frames"] if version else None,
+              "counts": version["counts"] if version else None,
+              "batch_id": run.batch_id, "waiting": run.waiting}
+    target = Path(path) if path is not None else latest_version_path(root)
+    try:
+        unchanged = json.loads(target.read_text()) == record
+    except (OSError, ValueError):
+        unchanged = False
+    if not unchanged:
+        atomic_write_json(target, record)
+    log.info("dataset version for training: %s (batch %s%s) -> %s", record["version_id"], run.batch_id,
+             ", still being labeled" if run.waiting else "", target)
+    return record
+
+
+def latest_version(root: str | os.PathLike[str], path: str | os.PathLike[str] | None = None) -> str:
+    """The id of the dataset version the label task left for training (`record_latest_version`).
+
+    Args:
+        root: the data root.
+        path: the record (the label task's product); default `latest_version_path`.
+
+    Raises:
+        InputError: when there is no record (run the label task), it is unreadable, it names no
+            version yet (people are still labeling the first batch), or its version is gone.
+    """
+    target = Path(path) if path is not None else latest_version_path(root)
+    if not target.is_file():
+        raise InputError(f"{target}: missing; no dataset version was recorded yet. Run the label task "
+                         f"(`longtail run`) or build one with `longtail label version --root {root}`")
+    try:
+        record = json.loads(target.read_text())
+        version_id = record["version_id"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise InputError(f"{target}: not a dataset-version record ({type(exc).__name__}: {exc}); run the label "
+                         "task again to rewrite it") from None
+    if version_id is None:
+        raise InputError(f"{target}: no dataset version yet: labeling batch {record.get('batch_id')} is still being "
+                         f"labeled in Label Studio (`longtail label status --root {root}`). Once every frame is "
+                         "submitted, run the pipeline again to pull the labels and version them")
+    if not (datasets_dir(root) / str(version_id) / "manifest.json").is_file():
+        raise InputError(f"{target}: names dataset version {version_id}, which is not in {datasets_dir(root)}; "
+                         "restore it (`longtail label restore`) or run the label task again")
+    return str(version_id)
