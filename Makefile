@@ -34,6 +34,7 @@ bench: setup  ## benchmarks; results go to bench/RESULTS.md
 	$(PY) bench/sim.py
 	$(PY) bench/ingest.py
 	$(PY) bench/curate.py
+	$(PY) bench/train.py
 
 preview: setup  ## re-render the README's gallery of simulated frames
 	$(PY) -m longtail sim-preview --out docs/fleet --seed 7
