@@ -84,3 +84,15 @@ def atomic_write_json(path: str | os.PathLike[str], obj: Any, durable: bool = Tr
     tmp = final.with_name(f".{final.name}.{os.getpid()}.tmp")
     tmp.write_bytes(text)
     os.replace(tmp, final)
+
+
+def write_json_if_changed(path: str | os.PathLike[str], obj: Any) -> bool:
+    """Write ``obj`` atomically unless ``path`` already holds the same JSON (so a rerun leaves the
+    file, and the tasks that depend on its timestamp, untouched). Returns whether it wrote."""
+    try:
+        if json.loads(Path(path).read_text()) == obj:
+            return False
+    except (OSError, ValueError):
+        pass
+    atomic_write_json(path, obj)
+    return True

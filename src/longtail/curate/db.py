@@ -22,6 +22,7 @@ import sys
 import time
 from pathlib import Path
 
+from longtail._process import free_port, pid_alive
 from longtail._runtime import configure_environment
 from longtail.errors import LongtailError
 from longtail.storage import atomic_write_json
@@ -54,28 +55,12 @@ def mongod_path() -> str:
     return str(exe)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _answers(port: int, timeout: float = 0.5) -> bool:
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=timeout):
             return True
     except OSError:
         return False
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _state(root: str | os.PathLike[str]) -> dict[str, int] | None:
@@ -94,14 +79,14 @@ def start_database(root: str | os.PathLike[str], timeout_s: float = 60.0) -> str
         DatabaseError: when mongod does not start, with the end of its log.
     """
     state = _state(root)
-    if state and _alive(state["pid"]) and _answers(state["port"]):
+    if state and pid_alive(state["pid"]) and _answers(state["port"]):
         return f"mongodb://127.0.0.1:{state['port']}"
     folder = fiftyone_dir(root)
     (folder / "db").mkdir(parents=True, exist_ok=True)
     lock = folder / "db" / "mongod.lock"
-    if lock.exists() and lock.stat().st_size and state and not _alive(state["pid"]):
+    if lock.exists() and lock.stat().st_size and state and not pid_alive(state["pid"]):
         log.warning("mongod of %s did not shut down cleanly; MongoDB recovers its journal on start", root)
-    port = _free_port()
+    port = free_port()
     logfile = folder / "mongod.log"
     cmd = [mongod_path(), "--dbpath", str(folder / "db"), "--port", str(port), "--bind_ip", "127.0.0.1",
            "--fork", "--logpath", str(logfile), "--logappend", "--pidfilepath", str(folder / "mongod.pid"),
@@ -125,13 +110,13 @@ def start_database(root: str | os.PathLike[str], timeout_s: float = 60.0) -> str
 def stop_database(root: str | os.PathLike[str], timeout_s: float = 30.0) -> bool:
     """Stop the mongod of a data root, if it runs. Returns whether one was stopped."""
     state = _state(root)
-    if not state or not _alive(state["pid"]):
+    if not state or not pid_alive(state["pid"]):
         return False
     if "fiftyone" in sys.modules and os.environ.get(URI_ENV) == f"mongodb://127.0.0.1:{state['port']}":
         _forget_exit_hook()
     os.kill(state["pid"], signal.SIGTERM)  # mongod shuts down cleanly on SIGTERM
     deadline = time.monotonic() + timeout_s
-    while _alive(state["pid"]) and time.monotonic() < deadline:
+    while pid_alive(state["pid"]) and time.monotonic() < deadline:
         time.sleep(0.1)
     (fiftyone_dir(root) / "mongod.json").unlink(missing_ok=True)
     return True
@@ -191,6 +176,6 @@ def configure_fiftyone(root: str | os.PathLike[str]) -> str:
 def running_uri(root: str | os.PathLike[str]) -> str | None:
     """The URI of the data root's mongod when it runs, else None."""
     state = _state(root)
-    if state and _alive(state["pid"]) and _answers(state["port"]):
+    if state and pid_alive(state["pid"]) and _answers(state["port"]):
         return f"mongodb://127.0.0.1:{state['port']}"
     return None

@@ -25,7 +25,7 @@ from longtail.curate.failure_modes import FailureMode, discover_failure_modes, g
 from longtail.curate.select import SelectConfig, select_frames, selection_digest
 from longtail.errors import InputError, SchemaError
 from longtail.schemas import LABELING_BATCH_FRAMES_SCHEMA, validate_labeling_batch
-from longtail.storage import atomic_write_json, atomic_writer
+from longtail.storage import atomic_write_json, atomic_writer, write_json_if_changed
 
 if TYPE_CHECKING:
     import fiftyone as fo
@@ -291,12 +291,7 @@ def record_selected_batch(root: str | os.PathLike[str], manifest: dict[str, Any]
                          "not complete. Run `longtail select` (or the curate task) again")
     record = {k: manifest[k] for k in SELECTED_BATCH_FIELDS}
     target = Path(path) if path is not None else selected_batch_path(root)
-    try:
-        unchanged = json.loads(target.read_text()) == record
-    except (OSError, ValueError):
-        unchanged = False
-    if not unchanged:
-        atomic_write_json(target, record)
+    write_json_if_changed(target, record)
     log.info("selected labeling batch %s (%s, budget %d) -> %s", batch_id, record["selector"], record["budget"],
              target)
     return record

@@ -37,7 +37,7 @@ from longtail.label.studio import (
     read_label_set,
 )
 from longtail.label.version import VersionConfig, build_version, datasets_dir, list_versions, track_version
-from longtail.storage import atomic_write_json
+from longtail.storage import write_json_if_changed
 
 log = logging.getLogger(__name__)
 
@@ -160,12 +160,7 @@ def record_latest_version(root: str | os.PathLike[str], run: LabelRun,
               "counts": version["counts"] if version else None,
               "batch_id": run.batch_id, "waiting": run.waiting}
     target = Path(path) if path is not None else latest_version_path(root)
-    try:
-        unchanged = json.loads(target.read_text()) == record
-    except (OSError, ValueError):
-        unchanged = False
-    if not unchanged:
-        atomic_write_json(target, record)
+    write_json_if_changed(target, record)
     log.info("dataset version for training: %s (batch %s%s) -> %s", record["version_id"], run.batch_id,
              ", still being labeled" if run.waiting else "", target)
     return record

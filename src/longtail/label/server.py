@@ -19,7 +19,6 @@ import logging
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import time
 import urllib.error
@@ -27,6 +26,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from longtail._process import free_port, pid_alive
 from longtail._runtime import TELEMETRY_OFF
 from longtail.errors import LongtailError
 from longtail.storage import atomic_write_json
@@ -70,12 +70,6 @@ def _credentials(root: str | os.PathLike[str]) -> dict[str, str]:
     return creds
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def health(url: str, timeout: float = 2.0) -> bool:
     """True when Label Studio answers /health at ``url``."""
     try:
@@ -83,16 +77,6 @@ def health(url: str, timeout: float = 2.0) -> bool:
             return bool(resp.status == 200)
     except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
         return False
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _state(root: str | os.PathLike[str]) -> dict[str, int | str] | None:
@@ -118,7 +102,7 @@ def environment() -> Path:
 def running(root: str | os.PathLike[str]) -> Connection | None:
     """The data root's Label Studio when it answers, else None."""
     state = _state(root)
-    if state and _alive(int(state["pid"])) and health(str(state["url"])):
+    if state and pid_alive(int(state["pid"])) and health(str(state["url"])):
         return Connection(str(state["url"]), _credentials(root)["token"])
     return None
 
@@ -158,7 +142,7 @@ def start(root: str | os.PathLike[str], port: int | None = None, timeout_s: floa
     venv = environment()
     folder = studio_dir(root)
     creds = _credentials(root)
-    port = port or _free_port()
+    port = port or free_port()
     url = f"http://127.0.0.1:{port}"
     env = dict(os.environ)
     env.update(TELEMETRY_OFF)
@@ -209,7 +193,7 @@ def local_files_env(root: str | os.PathLike[str]) -> dict[str, str]:
 def stop(root: str | os.PathLike[str], timeout_s: float = 30.0) -> bool:
     """Stop the data root's Label Studio; False when none was running."""
     state = _state(root)
-    if not state or not _alive(int(state["pid"])):
+    if not state or not pid_alive(int(state["pid"])):
         return False
     pid = int(state["pid"])
     try:
@@ -217,11 +201,11 @@ def stop(root: str | os.PathLike[str], timeout_s: float = 30.0) -> bool:
     except ProcessLookupError:
         return False
     deadline = time.monotonic() + timeout_s
-    while _alive(pid) and time.monotonic() < deadline:
+    while pid_alive(pid) and time.monotonic() < deadline:
         with contextlib.suppress(ChildProcessError):
             os.waitpid(pid, os.WNOHANG)  # reap when it is our child
         time.sleep(0.2)
-    if _alive(pid):
+    if pid_alive(pid):
         os.killpg(pid, signal.SIGKILL)
     (studio_dir(root) / "server.json").unlink(missing_ok=True)
     log.info("stopped Label Studio of %s", root)
