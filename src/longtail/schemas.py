@@ -121,6 +121,15 @@ GT_SCHEMA = pa.schema([
 ])
 CATEGORIES = ("car", "truck", "pedestrian", "cyclist")
 
+MIN_OBJECT_HEIGHT = 0.05
+"""Objects less tall than this share of the frame height are not scored: evaluation ignores them
+(`longtail.evaluate.metrics`, point 3), neither found nor missed.
+
+KITTI's benchmark scores no object under 25 px tall, on a camera with a focal length of 721 px.
+The fleet's car cameras (60 degree horizontal field of view, width:height 5:3) see that same
+angle as 25 * 0.866 * width / 721 px = 5% of the frame height (9.6 px at 320x192): objects
+farther than a KITTI benchmark would score are ignored, all nearer ones count."""
+
 
 def validate_ground_truth(table: pa.Table, source: str, width: int, height: int) -> None:
     """Check a ground-truth table against `GT_SCHEMA` and the image bounds.

@@ -20,7 +20,8 @@ def _box(category: str, x1: float, y1: float, x2: float, y2: float, score: float
 
 
 def _row(fid: str, split: str, tags: list[str], boxes: list[dict[str, Any]], fm_name: str = "") -> dict[str, Any]:
-    return {"frame_id": fid, "split": split, "tags": tags, "triggers": [], "fm_name": fm_name, "boxes": boxes}
+    return {"frame_id": fid, "split": split, "tags": tags, "triggers": [], "fm_name": fm_name, "boxes": boxes,
+            "height": 192}
 
 
 CAR, CAR2 = _box("car", 10, 10, 60, 40), _box("car", 150, 10, 200, 40)

@@ -121,6 +121,33 @@ def test_bad_input_names_the_frame_and_box() -> None:
 
 
 # ---------------------------------------------------------------------------------------------
+def test_objects_too_small_to_score_are_neither_found_nor_missed() -> None:
+    tiny = _box("car", 200, 10, 205, 15)  # 5 px tall: ignored at min_height 10
+    gt = {"f": [_box("car", *A), tiny]}
+    preds = {"f": [_box("car", *A, score=0.9), _box("car", 300, 300, 304, 304, score=0.7),  # a tiny stray box
+                   _box("car", *B, score=0.6)]}  # a stray box big enough to score: a false positive
+    every = evaluate_detections(gt, preds)["per_class"]["car"]
+    assert (every["gt"], every["tp"], every["fp"], every["fn"]) == (2, 1, 2, 1)
+    assert every["ap50"] == pytest.approx(51 / 101)  # recall stops at 0.5
+    scored = evaluate_detections(gt, preds, min_height=10)["per_class"]["car"]
+    # The tiny ground truth drops out, and so does the tiny unmatched detection; B stays a false positive.
+    assert (scored["gt"], scored["tp"], scored["fp"], scored["fn"]) == (1, 1, 1, 0)
+    assert scored["ap50"] == pytest.approx(1.0)
+    # A detection of the tiny object itself is not a false positive either.
+    on_tiny = evaluate_detections(gt, {"f": [_box("car", *A, score=0.9), {**tiny, "score": 0.8}]}, min_height=10)
+    assert (on_tiny["per_class"]["car"]["tp"], on_tiny["per_class"]["car"]["fp"]) == (1, 0)
+    # Per-frame values, and the per-frame error listing agrees.
+    assert evaluate_detections(gt, preds, min_height={"f": 10.0})["per_class"]["car"]["fn"] == 0
+    assert compute_frame_errors(gt, preds, min_height=10) == {"f": {"fp": {"car": 1}, "fn": {}}}
+
+
+def test_a_detection_takes_a_scored_box_before_an_ignored_one_with_higher_iou() -> None:
+    scored, ignored = _box("car", 0, 0, 20, 20), _box("car", 0, 0, 20, 8)
+    det = _box("car", 0, 0, 20, 12, score=0.9)  # IoU 0.6 with the scored box, 0.67 with the ignored one
+    car = evaluate_detections({"f": [ignored, scored]}, {"f": [det]}, min_height=10)["per_class"]["car"]
+    assert (car["gt"], car["tp"], car["fp"], car["fn"]) == (1, 1, 0, 0)
+
+
 # Against pycocotools
 
 
@@ -149,8 +176,13 @@ def _random_set(seed: int, frames: int = 40) -> tuple[dict[str, list[dict[str, A
     return gt, preds
 
 
-def _cocoeval(gt: dict[str, list[dict[str, Any]]], preds: dict[str, list[dict[str, Any]]], max_dets: int) -> np.ndarray:
-    """pycocotools' precision array [iou, recall, class] with areaRng all and one maxDets."""
+def _cocoeval(gt: dict[str, list[dict[str, Any]]], preds: dict[str, list[dict[str, Any]]], max_dets: int,
+              min_height: float = 0.0) -> np.ndarray:
+    """pycocotools' precision array [iou, recall, class] with one maxDets.
+
+    ``min_height`` > 0 runs COCO's own area-range ignore rule on height: every box's "area" is set
+    to 1 when it is at least that tall, else 0, and the area range is [0.5, inf).
+    """
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
 
@@ -164,7 +196,8 @@ def _cocoeval(gt: dict[str, list[dict[str, Any]]], preds: dict[str, list[dict[st
             xywh = to_coco((b["x1"], b["y1"], b["x2"], b["y2"]))  # COCO is [x, y, w, h]
             dataset["annotations"].append({"id": len(dataset["annotations"]) + 1, "image_id": image_ids[fid],
                                            "category_id": CLASSES.index(b["category"]) + 1, "bbox": xywh,
-                                           "area": xywh[2] * xywh[3], "iscrowd": 0})
+                                           "area": float(xywh[3] >= min_height) if min_height else xywh[2] * xywh[3],
+                                           "iscrowd": 0})
     dets = [{"image_id": image_ids[fid], "category_id": CLASSES.index(b["category"]) + 1,
              "bbox": to_coco((b["x1"], b["y1"], b["x2"], b["y2"])), "score": b["score"]}
             for fid, boxes in preds.items() for b in boxes]
@@ -173,20 +206,27 @@ def _cocoeval(gt: dict[str, list[dict[str, Any]]], preds: dict[str, list[dict[st
         coco_gt.dataset = dataset
         coco_gt.createIndex()
         coco_dt = coco_gt.loadRes(dets)
+        if min_height:
+            for ann in coco_dt.anns.values():  # loadRes set area = w * h; COCOeval reads these dicts
+                ann["area"] = float(ann["bbox"][3] >= min_height)
         ev = COCOeval(coco_gt, coco_dt, "bbox")
         ev.params.maxDets = [max_dets]
-        ev.params.areaRng = [[0, 1e10]]
+        ev.params.areaRng = [[0.5, 1e10]] if min_height else [[0, 1e10]]
         ev.params.areaRngLbl = ["all"]
         ev.evaluate()
         ev.accumulate()
     return np.asarray(ev.eval["precision"][:, :, :, 0, 0])
 
 
-@pytest.mark.parametrize(("seed", "max_dets"), [(0, 10_000), (1, 10_000), (2, 2)])
-def test_agrees_with_pycocotools(seed: int, max_dets: int) -> None:
+@pytest.mark.parametrize(("seed", "max_dets", "min_height"),
+                         [(0, 10_000, 0.0), (1, 10_000, 0.0), (2, 2, 0.0), (3, 10_000, 30.0), (4, 3, 25.0)])
+def test_agrees_with_pycocotools(seed: int, max_dets: int, min_height: float) -> None:
     gt, preds = _random_set(seed)
-    ours = evaluate_detections(gt, preds, CLASSES, COCO_IOU_THRESHOLDS, max_dets=max_dets)
-    precision = _cocoeval(gt, preds, max_dets)
+    ours = evaluate_detections(gt, preds, CLASSES, COCO_IOU_THRESHOLDS, max_dets=max_dets, min_height=min_height)
+    precision = _cocoeval(gt, preds, max_dets, min_height)
+    if min_height:  # the set must hold ignored boxes on both sides for the comparison to mean something
+        heights = [b["y2"] - b["y1"] for boxes in gt.values() for b in boxes]
+        assert 0.2 < np.mean(np.array(heights) < min_height) < 0.6
     assert sum(len(v) for v in preds.values()) > 100 and ours["per_class"]["car"]["gt"] > 10
     for k, c in enumerate(CLASSES):
         coco_per_iou = [float(precision[t, :, k].mean()) for t in range(len(COCO_IOU_THRESHOLDS))]

@@ -26,7 +26,7 @@ SMALL_PED = _box("pedestrian", 200, 30, 206, 45)  # 15 px tall
 def _row(fid: str, split: str, tags: list[str], boxes: list[dict[str, Any]], triggers: tuple[str, ...] = (),
          fm_name: str = "") -> dict[str, Any]:
     return {"frame_id": fid, "split": split, "tags": tags, "triggers": list(triggers), "fm_name": fm_name,
-            "boxes": boxes}
+            "boxes": boxes, "height": 192}
 
 
 FRAMES = pd.DataFrame([

@@ -37,7 +37,7 @@ def _box(category: str, x1: float, y1: float, x2: float, y2: float, score: float
 GT = {"f0": ("test_common", [_box("car", 10, 40, 60, 70), _box("pedestrian", 100, 20, 112, 60)]),
       "f1": ("test_common", [_box("cyclist", 70, 30, 95, 80)]),
       "f2": ("train", [_box("car", 10, 10, 50, 50)])}
-FRAMES = pd.DataFrame([{"frame_id": f, "split": s, "tags": [], "triggers": [], "fm_name": "", "boxes": b}
+FRAMES = pd.DataFrame([{"frame_id": f, "split": s, "tags": [], "triggers": [], "fm_name": "", "boxes": b, "height": 192}
                        for f, (s, b) in GT.items()])
 
 

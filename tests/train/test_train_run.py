@@ -132,3 +132,32 @@ def test_time_budget_stops_after_the_epoch_it_runs_out_in(tmp_path: Path) -> Non
     assert result["stopped_by_budget"] and result["epochs_done"] == 1 and result["model_version"] is None
     assert result["val_map50"] is None
     assert sorted(p.name for p in Path(result["run_dir"]).iterdir()) == ["checkpoint-1.pt", "model.json", "model.pt"]
+
+
+def test_schedule_fitted_to_the_time_budget_anneals_where_the_budget_ends() -> None:
+    from longtail.train.config import TrainConfig
+    from longtail.train.run import fit_schedule, make_optimizer
+
+    config = TrainConfig(epochs=20, warmup_fraction=0.05, lr=1e-2)
+    model = torch.nn.Linear(2, 2)
+    optimizer, scheduler = make_optimizer(model, config, total_steps=20 * 10)
+    for _ in range(30):  # three epochs of 10 steps
+        optimizer.step()
+        scheduler.step()
+    lr_at_3 = optimizer.param_groups[0]["lr"]
+    # 4 more epochs of 60 s fit in 250 s: the cosine now ends after epoch 7, not 20.
+    assert fit_schedule(scheduler, 3, 20, 10, seconds_per_epoch=60.0, seconds_left=250.0) == 7
+    factor = scheduler.lr_lambdas[0]
+    assert factor(69) > 0 and factor(70) == pytest.approx(0.0, abs=1e-12) and factor(30) < factor(29)
+    assert factor(9) == pytest.approx(10 / 11)  # warm-up (5% of the first plan's 200 steps) is not re-planned
+    for _ in range(40):
+        optimizer.step()
+        scheduler.step()
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(0.0, abs=1e-12) and lr_at_3 > 1e-3
+    # The plan travels in the scheduler's state: a resumed run keeps the fitted schedule.
+    _, restored = make_optimizer(model, config, total_steps=20 * 10)
+    restored.load_state_dict(scheduler.state_dict())
+    assert restored.lr_lambdas[0].total_steps == 70
+    # Bounds: never beyond the configured epochs, never before the epochs already done.
+    assert fit_schedule(scheduler, 3, 20, 10, seconds_per_epoch=1.0, seconds_left=1e6) == 20
+    assert fit_schedule(scheduler, 3, 20, 10, seconds_per_epoch=60.0, seconds_left=-5.0) == 3

@@ -1,6 +1,6 @@
 """COCO-style detection metrics, written here in numpy so every number can be checked by hand.
 
-What is computed, and how it follows pycocotools' ``COCOeval`` (bbox, areaRng "all", no crowd):
+What is computed, and how it follows pycocotools' ``COCOeval`` (bbox, no crowd):
 
 1. Per frame and class, detections are sorted by score (stable sort, highest first) and cut to
    ``max_dets``; each is matched greedily, in that order, to the unmatched ground-truth box of
@@ -10,7 +10,13 @@ What is computed, and how it follows pycocotools' ``COCOeval`` (bbox, areaRng "a
    sort by score), true and false positives are accumulated, precision is made monotone from the
    right, and AP is the mean of the precision at 101 recall points 0, 0.01, ..., 1 (COCO
    ``accumulate``). A recall point beyond the highest recall reached counts as precision 0.
-3. A class without ground truth has no AP (``None``) and is left out of the mean, as in COCO.
+3. Objects too small to score (``min_height``: a box less tall than this, in pixels) are neither
+   found nor missed, as KITTI and COCO's area ranges treat them: such ground truth is "ignored",
+   and a detection that matches only an ignored box, or matches nothing and is itself too small,
+   is neither a true nor a false positive. Exactly COCO's rule with height in place of area
+   (``evaluateImg``: ignored ground truth sorted last, a match to a scored box preferred).
+   ``min_height=0`` (the default) scores every box, as COCO's areaRng "all" does.
+4. A class without ground truth has no AP (``None``) and is left out of the mean, as in COCO.
    ``map`` is the mean over classes and IoU thresholds (COCO's AP@[.5:.95]), ``map50`` the mean
    of the per-class AP at IoU 0.5.
 
@@ -34,7 +40,7 @@ from typing import Any
 import numpy as np
 
 from longtail.errors import InputError
-from longtail.schemas import CATEGORIES
+from longtail.schemas import CATEGORIES, MIN_OBJECT_HEIGHT  # noqa: F401 (re-exported)
 
 COCO_IOU_THRESHOLDS: tuple[float, ...] = tuple(float(x) for x in np.linspace(0.5, 0.95, 10))
 """IoU thresholds 0.5, 0.55, ..., 0.95 (COCO's ``iouThrs``)."""
@@ -42,6 +48,7 @@ RECALL_POINTS = np.linspace(0.0, 1.0, 101)
 """Recall points of the interpolated precision (COCO's ``recThrs``)."""
 DEFAULT_MAX_DETS = 100
 """Detections per frame and class kept, highest score first (COCO keeps 100 per image)."""
+
 
 Boxes = Sequence[Mapping[str, Any]]
 
@@ -91,12 +98,14 @@ def compute_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
 
 
-def match_greedy(ious: np.ndarray, threshold: float) -> np.ndarray:
+def match_greedy(ious: np.ndarray, threshold: float, gt_ignore: np.ndarray | None = None) -> np.ndarray:
     """Greedy matching as COCO's ``evaluateImg`` does it.
 
     Args:
         ious: (detections, ground truth) IoU, detections already in descending score order.
         threshold: the IoU a match needs (at least; COCO caps it just under 1).
+        gt_ignore: which ground-truth boxes are ignored (bool, ground truth already ordered with
+            the ignored ones last); a detection takes an ignored box only when no scored one matches.
 
     Returns:
         For each detection, the index of the ground-truth box it matched, or -1.
@@ -104,10 +113,13 @@ def match_greedy(ious: np.ndarray, threshold: float) -> np.ndarray:
     n_det, n_gt = ious.shape
     matched = np.full(n_det, -1, dtype=np.int64)
     taken = np.zeros(n_gt, dtype=bool)
+    ignore = np.zeros(n_gt, dtype=bool) if gt_ignore is None else np.asarray(gt_ignore, dtype=bool)
     for d in range(n_det):
         best = min(threshold, 1 - 1e-10)
         m = -1
         for g in range(n_gt):
+            if m >= 0 and not ignore[m] and ignore[g]:
+                break  # a scored match beats any ignored box (ignored ones come last)
             # ">=" keeps looking: on a tie the later ground-truth box wins, exactly as in COCO.
             if taken[g] or ious[d, g] < best:
                 continue
@@ -145,6 +157,34 @@ def compute_ap(scores: np.ndarray, tp: np.ndarray, n_gt: int) -> float | None:
     return float(q.mean())
 
 
+def _split_ignored(g: np.ndarray, min_height: float) -> tuple[np.ndarray, np.ndarray]:
+    """Ground truth (n, 4) reordered scored-first (stable) and its ignore flags."""
+    ignore = (g[:, 3] - g[:, 1]) < min_height
+    order = np.argsort(ignore, kind="mergesort")
+    return g[order], ignore[order]
+
+
+def _match_scored(d: np.ndarray, g: np.ndarray, g_ignore: np.ndarray, threshold: float, min_height: float
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """Match score-ordered detections to ground truth (`_split_ignored` order) at one IoU.
+
+    Returns:
+        (true positive, ignored) flags per detection; the rest are false positives.
+    """
+    m = match_greedy(compute_iou(d, g), threshold, g_ignore)
+    matched = m >= 0
+    on_ignored = np.zeros(len(d), dtype=bool)
+    on_ignored[matched] = g_ignore[m[matched]]
+    too_small = ~matched & ((d[:, 3] - d[:, 1]) < min_height) if len(d) else np.zeros(0, dtype=bool)
+    return matched & ~on_ignored, on_ignored | too_small
+
+
+def _min_height(min_height: float | Mapping[str, float], frame_id: str) -> float:
+    if isinstance(min_height, Mapping):
+        return float(min_height.get(frame_id, 0.0))
+    return float(min_height)
+
+
 def _ratio(num: int, den: int) -> float | None:
     return num / den if den else None
 
@@ -158,7 +198,8 @@ def evaluate_detections(gt: Mapping[str, Boxes], preds: Mapping[str, Boxes],
                         classes: Sequence[str] = CATEGORIES,
                         iou_thresholds: Sequence[float] = COCO_IOU_THRESHOLDS,
                         score_threshold: float = 0.5, *, match_iou: float = 0.5,
-                        max_dets: int | None = DEFAULT_MAX_DETS) -> dict[str, Any]:
+                        max_dets: int | None = DEFAULT_MAX_DETS,
+                        min_height: float | Mapping[str, float] = 0.0) -> dict[str, Any]:
     """COCO-style AP per class and operating-point counts of one set of frames.
 
     Args:
@@ -171,10 +212,13 @@ def evaluate_detections(gt: Mapping[str, Boxes], preds: Mapping[str, Boxes],
             at the operating point (precision, recall, tp/fp/fn). APs use every detection.
         match_iou: IoU a detection needs to match at the operating point.
         max_dets: detections per frame and class kept for AP, highest score first (None: all).
+        min_height: boxes less tall than this (px) are ignored (module docstring, point 3): one
+            value for every frame, or frame_id -> value (frames left out: 0).
 
     Returns:
         JSON-ready dict: ``frames``, ``classes``, ``iou_thresholds``, ``score_threshold``,
-        ``match_iou``, ``max_dets``; ``map`` (AP@[.5:.95] mean over classes with ground truth),
+        ``match_iou``, ``max_dets``, ``min_height`` (the value, or "per frame"); ``map`` (AP@[.5:.95]
+        mean over classes with ground truth),
         ``map50``, ``map75`` (None when no class has ground truth); ``per_class`` class ->
         {gt, detections, ap, ap50, ap75, ap_per_iou, tp, fp, fn, precision, recall} (precision
         None without detections at the threshold, recall and APs None without ground truth);
@@ -194,36 +238,40 @@ def evaluate_detections(gt: Mapping[str, Boxes], preds: Mapping[str, Boxes],
     n_gt = np.zeros(n_cls, dtype=np.int64)
     op = np.zeros((n_cls, 3), dtype=np.int64)  # tp, fp, fn at the operating point
     n_det = np.zeros(n_cls, dtype=np.int64)
-    pooled_scores: list[list[np.ndarray]] = [[] for _ in range(n_cls)]
+    # Per class and IoU threshold: scores and true-positive flags of the detections that count
+    # (ignored ones left out; which are ignored depends on the threshold).
+    pooled_scores: list[list[list[np.ndarray]]] = [[[] for _ in ious_t] for _ in range(n_cls)]
     pooled_tp: list[list[list[np.ndarray]]] = [[[] for _ in ious_t] for _ in range(n_cls)]
     for frame_id in sorted(gt):  # COCO pools images in id order; ties in score keep that order
         g_xy, g_cls, _ = _as_array(gt[frame_id], frame_id, "ground truth", classes, need_score=False)
         d_xy, d_cls, d_score = _as_array(preds.get(frame_id, ()), frame_id, "predictions", classes, need_score=True)
+        min_h = _min_height(min_height, frame_id)
         for c in range(n_cls):
-            g = g_xy[g_cls == c]
+            g, g_ig = _split_ignored(g_xy[g_cls == c], min_h)
             sel = d_cls == c
             d, s = d_xy[sel], d_score[sel]
             order = np.argsort(-s, kind="mergesort")
             d, s = d[order], s[order]
-            n_gt[c] += len(g)
+            scored = int((~g_ig).sum())
+            n_gt[c] += scored
             # Operating point: every detection at or above the threshold, no max_dets cut.
             keep = s >= score_threshold
-            m = match_greedy(compute_iou(d[keep], g), match_iou)
-            tp = int((m >= 0).sum())
-            op[c] += (tp, int(keep.sum()) - tp, len(g) - tp)
+            tp_flags, ig_flags = _match_scored(d[keep], g, g_ig, match_iou, min_h)
+            tp = int(tp_flags.sum())
+            op[c] += (tp, int((~tp_flags & ~ig_flags).sum()), scored - tp)
             if max_dets is not None:
                 d, s = d[:max_dets], s[:max_dets]
             n_det[c] += len(d)
             if len(d) == 0:
                 continue
-            ious = compute_iou(d, g)
-            pooled_scores[c].append(s)
             for k, t in enumerate(ious_t):
-                pooled_tp[c][k].append(match_greedy(ious, t) >= 0)
+                tp_flags, ig_flags = _match_scored(d, g, g_ig, t, min_h)
+                pooled_scores[c][k].append(s[~ig_flags])
+                pooled_tp[c][k].append(tp_flags[~ig_flags])
     per_class: dict[str, Any] = {}
     for c, name in enumerate(classes):
-        scores = np.concatenate(pooled_scores[c]) if pooled_scores[c] else np.zeros(0)
-        aps = {t: compute_ap(scores, np.concatenate(pooled_tp[c][k]) if pooled_tp[c][k] else np.zeros(0, bool),
+        aps = {t: compute_ap(np.concatenate(pooled_scores[c][k]) if pooled_scores[c][k] else np.zeros(0),
+                             np.concatenate(pooled_tp[c][k]) if pooled_tp[c][k] else np.zeros(0, bool),
                              int(n_gt[c])) for k, t in enumerate(ious_t)}
         tp, fp, fn = (int(x) for x in op[c])
         per_class[name] = {
@@ -238,6 +286,7 @@ def evaluate_detections(gt: Mapping[str, Boxes], preds: Mapping[str, Boxes],
     return {
         "frames": len(gt), "classes": list(classes), "iou_thresholds": [float(t) for t in iou_thresholds],
         "score_threshold": float(score_threshold), "match_iou": float(match_iou), "max_dets": max_dets,
+        "min_height": "per frame" if isinstance(min_height, Mapping) else float(min_height),
         "map": _mean(v["ap"] for v in per_class.values()),
         "map50": _mean(v["ap50"] for v in per_class.values()),
         "map75": _mean(v["ap75"] for v in per_class.values()),
@@ -247,11 +296,12 @@ def evaluate_detections(gt: Mapping[str, Boxes], preds: Mapping[str, Boxes],
 
 
 def compute_frame_errors(gt: Mapping[str, Boxes], preds: Mapping[str, Boxes], classes: Sequence[str] = CATEGORIES,
-                         score_threshold: float = 0.5, match_iou: float = 0.5) -> dict[str, dict[str, dict[str, int]]]:
+                         score_threshold: float = 0.5, match_iou: float = 0.5,
+                         min_height: float | Mapping[str, float] = 0.0) -> dict[str, dict[str, dict[str, int]]]:
     """False positives and negatives per frame and class at the operating point.
 
-    The same matching as `evaluate_detections`' operating point, kept per frame so a report can
-    show the frames where a model errs (and where it errs more than another).
+    The same matching as `evaluate_detections`' operating point (ignored boxes included), kept
+    per frame so a report can show the frames where a model errs (and where it errs more than another).
 
     Returns:
         frame_id -> {"fp": {class: n}, "fn": {class: n}}, classes with 0 left out.
@@ -262,15 +312,19 @@ def compute_frame_errors(gt: Mapping[str, Boxes], preds: Mapping[str, Boxes], cl
         d_xy, d_cls, d_score = _as_array(preds.get(frame_id, ()), frame_id, "predictions", classes, need_score=True)
         fp: dict[str, int] = {}
         fn: dict[str, int] = {}
+        min_h = _min_height(min_height, frame_id)
         for c, name in enumerate(classes):
-            g = g_xy[g_cls == c]
+            g, g_ig = _split_ignored(g_xy[g_cls == c], min_h)
             sel = (d_cls == c) & (d_score >= score_threshold)
             d, s = d_xy[sel], d_score[sel]
             d = d[np.argsort(-s, kind="mergesort")]
-            tp = int((match_greedy(compute_iou(d, g), match_iou) >= 0).sum())
-            if len(d) - tp:
-                fp[name] = len(d) - tp
-            if len(g) - tp:
-                fn[name] = len(g) - tp
+            tp_flags, ig_flags = _match_scored(d, g, g_ig, match_iou, min_h)
+            tp = int(tp_flags.sum())
+            n_fp = int((~tp_flags & ~ig_flags).sum())
+            n_fn = int((~g_ig).sum()) - tp
+            if n_fp:
+                fp[name] = n_fp
+            if n_fn:
+                fn[name] = n_fn
         out[frame_id] = {"fp": fp, "fn": fn}
     return out

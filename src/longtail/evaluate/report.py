@@ -311,6 +311,14 @@ def _worst_regressions(comparison: Mapping[str, Any], n: int = 10) -> list[dict[
     return sorted(worse, key=lambda r: (-severity(r), r["metric"]))[:n]
 
 
+def _min_height_text(cfg: dict[str, Any]) -> str:
+    share = cfg.get("min_object_height") or 0.0
+    if not share:
+        return "every object scored; "
+    return (f"objects less tall than {share:.0%} of the frame are too far away to score (neither found nor "
+            "missed, KITTI's rule); ")
+
+
 def render_report(evaluation: Mapping[str, Any], path: str | os.PathLike[str], champion: Mapping[str, Any] | None = None,
                   examples: Sequence[Example] = ()) -> ReportSummary:
     """Write the evaluation report: one self-contained HTML file (structure in the module docstring).
@@ -346,7 +354,8 @@ def render_report(evaluation: Mapping[str, Any], path: str | os.PathLike[str], c
     champ_text = f"champion <b>{_e(champion.get('model'))}</b>" if champion is not None else "no champion yet"
     parts.append(f"<p class='muted'>Model <b>{_e(model)}</b> on dataset version <b>{_e(ev['version_id'])}</b>, "
                  f"{ev['frames']} test frames ({', '.join(_e(s) for s in cfg['splits'])}); operating threshold "
-                 f"{cfg['score_threshold']:.2f} at IoU {cfg['match_iou']:.2f}; {champ_text}. Evaluated "
+                 f"{cfg['score_threshold']:.2f} at IoU {cfg['match_iou']:.2f}; {_min_height_text(cfg)}{champ_text}. "
+                 f"Evaluated "
                  f"{_e(ev['created_at'])}.</p>")
     if ev.get("frames_without_predictions"):
         parts.append(f"<p class='bad'>{ev['frames_without_predictions']} test frames had no predictions and count as "

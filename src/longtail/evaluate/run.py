@@ -37,7 +37,7 @@ from longtail.evaluate.metrics import (
     evaluate_detections,
 )
 from longtail.evaluate.slices import TEST_SPLITS, check_frames_table, default_suites, make_slices, run_suites
-from longtail.schemas import CATEGORIES
+from longtail.schemas import CATEGORIES, MIN_OBJECT_HEIGHT
 from longtail.storage import atomic_write_json
 
 if TYPE_CHECKING:
@@ -57,6 +57,10 @@ class EvalConfig(_Frozen):
     match_iou: float = Field(0.5, gt=0, le=1, description="IoU a detection needs to count as found at the threshold")
     iou_thresholds: tuple[float, ...] = Field(COCO_IOU_THRESHOLDS, min_length=1, description="IoU thresholds of mAP")
     max_dets: int = Field(DEFAULT_MAX_DETS, ge=1, description="detections per frame and class kept for AP")
+    min_object_height: float = Field(
+        MIN_OBJECT_HEIGHT, ge=0, lt=1,
+        description="boxes less tall than this share of the frame height are ignored, neither found nor missed "
+                    "(KITTI's 25 px rule as an angle; 0 scores every box)")
     splits: tuple[str, ...] = Field(TEST_SPLITS, min_length=1, description="splits evaluated")
     suite_metric: str = Field("map50", description="metric of the default suites (slices.metric_value keys)")
     common_threshold: float = Field(0.6, ge=0, le=1, description="test_common suite: least suite_metric")
@@ -138,6 +142,8 @@ def evaluate(version_dir: str | os.PathLike[str], predictions: Mapping[str, Boxe
                          f"(first: {unknown[0]!r}); run the model on this version's frames")
     test = frames[frames["split"].isin(list(config.splits))]
     gt = {fid: _boxes(b) for fid, b in zip(test["frame_id"], test["boxes"], strict=True)}
+    min_height = {fid: config.min_object_height * float(h) for fid, h in zip(test["frame_id"], test["height"],
+                                                                             strict=True)}
     preds = {fid: list(predictions[fid]) for fid in gt if fid in predictions}
     missing = len(gt) - len(preds)
     if missing:
@@ -145,7 +151,7 @@ def evaluate(version_dir: str | os.PathLike[str], predictions: Mapping[str, Boxe
                     missing, len(gt))
     kw: dict[str, Any] = {"classes": CATEGORIES, "iou_thresholds": config.iou_thresholds,
                           "score_threshold": config.score_threshold, "match_iou": config.match_iou,
-                          "max_dets": config.max_dets}
+                          "max_dets": config.max_dets, "min_height": min_height}
 
     def run_on(ids: Sequence[str]) -> dict[str, Any] | None:
         if not ids:
@@ -161,7 +167,7 @@ def evaluate(version_dir: str | os.PathLike[str], predictions: Mapping[str, Boxe
                           "objects": sum(len(gt[f]) for f in s.frame_ids), "metrics": metrics}
     cut_in_ids = [r["frame_id"] for r in test.to_dict("records") if is_cut_in_frame(r, config)]
     critical = compute_critical_errors(overall, run_on(cut_in_ids))
-    frame_errors = compute_frame_errors(gt, preds, CATEGORIES, config.score_threshold, config.match_iou)
+    frame_errors = compute_frame_errors(gt, preds, CATEGORIES, config.score_threshold, config.match_iou, min_height)
     suites = default_suites(modes, config.suite_metric, config.longtail_threshold, config.common_threshold,
                             config.failure_mode_threshold, config.suite_thresholds, config.min_suite_frames)
     results = [r.to_dict() for r in run_suites(slices, suites)]

@@ -44,7 +44,7 @@ VEHICLE_TAGS = {"truck_view": "truck"}
 """Tags that give away the recording vehicle (`longtail.curate.tags.PREDICTION_TAGS`)."""
 TEST_SPLITS: tuple[str, ...] = ("test_longtail", "test_common")
 SliceKind = Literal["suite", "condition", "vehicle", "scenario", "failure_mode"]
-REQUIRED_COLUMNS = ("frame_id", "split", "tags", "triggers", "fm_name", "boxes")
+REQUIRED_COLUMNS = ("frame_id", "split", "tags", "triggers", "fm_name", "boxes", "height")
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from longtail.config import _Frozen
+from longtail.schemas import MIN_OBJECT_HEIGHT
 from longtail.train.presets import DEFAULT_PRESET, PRESETS, get_preset
 
 SPLIT_NAMES = ("train", "val", "test_longtail", "test_common")
@@ -32,13 +33,18 @@ class TrainConfig(_Frozen):
     threads: int = Field(2, ge=1, le=256, description="torch CPU threads (1 per process when several run at once)")
     num_workers: int = Field(0, ge=0, le=64, description="DataLoader worker processes decoding JPEGs")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto: cuda when available, else cpu")
-    max_minutes: float | None = Field(None, gt=0, description="time budget: stop after the epoch in which it runs out")
+    max_minutes: float | None = Field(
+        None, gt=0, description="time budget: the cosine is re-planned after each epoch to end with the epochs that "
+                                "fit (at most `epochs`); training stops after the epoch in which it runs out")
     min_size: int | None = Field(None, ge=16, le=4096, description="input short side, px (default: the preset's)")
     max_size: int | None = Field(None, ge=16, le=8192, description="input long-side limit, px (default: the preset's)")
     max_train_frames: int | None = Field(None, ge=1, description="use only the first N training frames (quick runs)")
     train_splits: tuple[str, ...] = Field(("train",), min_length=1, description="splits trained on")
     val_split: str | None = Field("val", description="split evaluated after each epoch; None skips validation")
     eval_score_threshold: float = Field(0.05, ge=0, le=1, description="detections kept for validation mAP")
+    val_min_object_height: float = Field(
+        MIN_OBJECT_HEIGHT, ge=0, lt=1,
+        description="validation ignores boxes less tall than this share of the frame height, as `longtail evaluate` does")
     keep_checkpoints: int = Field(2, ge=1, description="newest checkpoints kept in the run folder")
     tracking_uri: str | None = Field(None, description="MLflow tracking URI; None: sqlite:///DATA/mlflow/mlflow.db")
     artifact_location: str | None = Field(

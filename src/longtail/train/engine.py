@@ -201,17 +201,30 @@ def compute_map50(ground_truth: Sequence[Sequence[dict[str, Any]]], predictions:
 
 def evaluate_map50(model: nn.Module, loader: Iterable[Batch], score_threshold: float = 0.05,
                    device: torch.device | str = "cpu", categories: Sequence[str] = CATEGORIES,
-                   progress: bool = False) -> dict[str, float]:
-    """Predict every batch of ``loader`` and score the detections with `compute_map50`.
+                   progress: bool = False, min_height_fraction: float = 0.0) -> dict[str, float]:
+    """Predict every batch of ``loader`` and score the detections at IoU 0.5.
+
+    The score is `longtail.evaluate.metrics.evaluate_detections`' COCO AP@0.5, the number
+    `longtail evaluate` reports, with the same rule for objects too small to score: boxes less
+    tall than ``min_height_fraction`` of the image height are ignored (0 scores every box).
 
     Returns:
-        ``map50`` and ``ap50_<category>`` (see `compute_map50`).
+        ``map50`` (0.0 without ground truth) and ``ap50_<category>`` for categories with ground truth.
     """
-    ground_truth: list[list[dict[str, Any]]] = []
-    predictions: list[list[dict[str, Any]]] = []
+    from longtail.evaluate.metrics import evaluate_detections
+
+    ground_truth: dict[str, list[dict[str, Any]]] = {}
+    predictions: dict[str, list[dict[str, Any]]] = {}
+    min_height: dict[str, float] = {}
     for images, targets in tqdm(loader, desc="validate", unit="batch", disable=not progress, leave=False):
-        predictions.extend(predict(model, [im.to(device) for im in images], score_threshold, categories))
-        for t in targets:
-            ground_truth.append([{"category": categories[int(lab)], "x1": b[0], "y1": b[1], "x2": b[2], "y2": b[3]}
-                                 for b, lab in zip(t["boxes"].tolist(), t["labels"].tolist(), strict=True)])
-    return compute_map50(ground_truth, predictions, categories)
+        found = predict(model, [im.to(device) for im in images], score_threshold, categories)
+        for image, t, boxes in zip(images, targets, found, strict=True):
+            key = f"{len(ground_truth):08d}"
+            predictions[key] = boxes
+            min_height[key] = min_height_fraction * image.shape[-2]
+            ground_truth[key] = [{"category": categories[int(lab)], "x1": b[0], "y1": b[1], "x2": b[2], "y2": b[3]}
+                                 for b, lab in zip(t["boxes"].tolist(), t["labels"].tolist(), strict=True)]
+    result = evaluate_detections(ground_truth, predictions, categories, iou_thresholds=(0.5,), max_dets=None,
+                                 min_height=min_height)
+    out = {f"ap50_{c}": v["ap50"] for c, v in result["per_class"].items() if v["ap50"] is not None}
+    return {"map50": result["map50"] or 0.0, **out}

@@ -141,25 +141,57 @@ def env_lock_hash() -> str | None:
 # Optimizer, schedule, checkpoints
 
 
+class WarmupCosine:
+    """The per-step learning-rate factor: linear warm-up over ``warmup_fraction`` of the steps, then
+    cosine to 0 at ``total_steps`` (or constant).
+
+    A callable object rather than a closure so `LambdaLR.state_dict` saves ``total_steps``: a run
+    whose plan was fitted to its time budget (`fit_schedule`) resumes on the same schedule.
+    """
+
+    def __init__(self, total_steps: int, warmup_fraction: float, schedule: str) -> None:
+        self.total_steps = int(total_steps)
+        self.warmup = int(warmup_fraction * total_steps)
+        self.schedule = schedule
+
+    def __call__(self, step: int) -> float:
+        if step < self.warmup:
+            return (step + 1) / (self.warmup + 1)
+        if self.schedule == "constant":
+            return 1.0
+        progress = (step - self.warmup) / max(self.total_steps - self.warmup, 1)
+        return 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
+
+
 def make_optimizer(model: nn.Module, config: TrainConfig, total_steps: int
                    ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
-    """AdamW and a per-step schedule: linear warm-up over ``warmup_fraction`` of the steps, then cosine to 0
-    (or constant)."""
+    """AdamW (no weight decay on norms and biases) and a `WarmupCosine` per-step schedule."""
     decay = [p for n, p in model.named_parameters() if p.requires_grad and p.ndim > 1]
     no_decay = [p for n, p in model.named_parameters() if p.requires_grad and p.ndim <= 1]  # norms and biases
     optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": config.weight_decay},
                                    {"params": no_decay, "weight_decay": 0.0}], lr=config.lr)
-    warmup = int(config.warmup_fraction * total_steps)
-
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / (warmup + 1)
-        if config.schedule == "constant":
-            return 1.0
-        progress = (step - warmup) / max(total_steps - warmup, 1)
-        return 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
-
+    factor = WarmupCosine(total_steps, config.warmup_fraction, config.schedule)
     return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def fit_schedule(scheduler: torch.optim.lr_scheduler.LambdaLR, epochs_done: int, max_epochs: int,
+                 steps_per_epoch: int, seconds_per_epoch: float, seconds_left: float) -> int:
+    """Re-plan the schedule so the cosine reaches 0 when the time budget runs out.
+
+    A cosine planned for ``max_epochs`` that a budget stops early never anneals, and the model is
+    judged at a high learning rate. After each epoch this plans the epochs that still fit (at
+    the mean epoch time so far), at most ``max_epochs``, and stretches or shrinks the cosine to
+    end there; warm-up is never re-planned.
+
+    Returns:
+        The planned number of epochs.
+    """
+    fit = epochs_done + int(max(seconds_left, 0.0) // max(seconds_per_epoch, 1e-9))
+    planned = max(epochs_done, min(max_epochs, fit))
+    factor = scheduler.lr_lambdas[0]
+    if isinstance(factor, WarmupCosine):
+        factor.total_steps = max(planned * steps_per_epoch, factor.warmup + 1)
+    return planned
 
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
@@ -401,7 +433,8 @@ def _torch_threads(threads: int) -> Iterator[None]:
 
 
 def train(root: str | os.PathLike[str], version_id: str, config: TrainConfig | None = None,
-          resume: str | os.PathLike[str] | None = None, progress: bool = True) -> dict[str, Any]:
+          resume: str | os.PathLike[str] | None = None, progress: bool = True,
+          tags: dict[str, str] | None = None) -> dict[str, Any]:
     """Train a detector on dataset version ``version_id`` of the data root, tracked in MLflow.
 
     Checkpoints go to DATA/runs/<run_id>/; MLflow defaults to sqlite:///DATA/mlflow/mlflow.db with
@@ -413,6 +446,7 @@ def train(root: str | os.PathLike[str], version_id: str, config: TrainConfig | N
         config: training settings; `TrainConfig` defaults when None.
         resume: a checkpoint to continue from (see `train_on_folder`).
         progress: show progress bars.
+        tags: extra MLflow run tags (a sweep's id, for instance).
 
     Returns:
         See `train_on_folder`.
@@ -422,7 +456,7 @@ def train(root: str | os.PathLike[str], version_id: str, config: TrainConfig | N
     if not folder.is_dir():
         raise InputError(f"{folder}: no dataset version {version_id} in {root}; build one with build_version")
     return train_on_folder(folder, config, runs_dir=root / "runs", mlflow_dir=root / "mlflow", resume=resume,
-                           progress=progress)
+                           progress=progress, tags=tags)
 
 
 def train_on_folder(version_dir: str | os.PathLike[str], config: TrainConfig | None = None, *,
@@ -562,7 +596,7 @@ def train_on_folder(version_dir: str | os.PathLike[str], config: TrainConfig | N
                            for k, v in stats.items() if k not in ("images", "steps", "stopped_early")}
                 if val_set is not None:
                     scores = evaluate_map50(model, _loader(val_set, config, False, epoch), config.eval_score_threshold,
-                                            device)
+                                            device, min_height_fraction=config.val_min_object_height)
                     metrics.update({f"val_{k}": v for k, v in scores.items()})
                 metrics["epoch_s"] = time.perf_counter() - started
                 history.append({"epoch": float(epoch), **metrics})
@@ -576,11 +610,17 @@ def train_on_folder(version_dir: str | os.PathLike[str], config: TrainConfig | N
                 log.info("epoch %d/%d: loss %.4f, val mAP@0.5 %s, %.1f images/s", epoch, config.epochs,
                          metrics["loss"], f"{metrics['val_map50']:.3f}" if "val_map50" in metrics else "n/a",
                          metrics["images_per_s"])
-                if deadline is not None and time.monotonic() > deadline and epoch < config.epochs:
-                    stopped_by_budget = True
-                    log.warning("time budget of %.1f min spent after epoch %d of %d: stopping", config.max_minutes,
-                                epoch, config.epochs)
-                    break
+                if deadline is not None and epoch < config.epochs:
+                    spent = [h["epoch_s"] for h in history if "epoch_s" in h]
+                    planned = fit_schedule(scheduler, epoch, config.epochs, steps_per_epoch,
+                                           sum(spent) / len(spent), deadline - time.monotonic())
+                    if planned <= epoch:
+                        stopped_by_budget = True
+                        log.warning("time budget of %.1f min spent after epoch %d of %d: stopping",
+                                    config.max_minutes, epoch, config.epochs)
+                        break
+                    log.info("time budget: %d of %d epochs fit; learning rate annealed to end there", planned,
+                             config.epochs)
 
             # 4. The model, in the run folder and in MLflow.
             meta = model_meta(config, manifest, {"run_id": run_id, "epochs_done": epoch,
