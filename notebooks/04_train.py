@@ -29,6 +29,9 @@ epochs = 12
 batch_size = 16
 threads = 2
 seed = 0
+version = None  # a dataset version id; None: the one the label task built
+config = None  # a whole TrainConfig as a dict (a sweep's grid point); replaces the values above
+sweep_id = None  # set by `longtail sweep`: tags the MLflow run so the sweep's runs compare in one table
 
 # %%
 import plotly.io as pio
@@ -38,13 +41,15 @@ from longtail.label.run import latest_version
 from longtail.label.version import load_version
 from longtail.train.report import config_table, history_figure, history_table, record_train_run, train_summary
 from longtail.train.run import make_train_config, train
+from longtail.train.sweep import SWEEP_TAG
 
 pio.renderers.default = "notebook"
-version_id = latest_version(root, path=upstream["label"]["version"])  # the version the label task built
-_, version = load_version(root, version_id)
-config = make_train_config("notebooks/04_train.py parameters", preset=preset, max_minutes=max_minutes,
-                           epochs=epochs, batch_size=batch_size, threads=threads, seed=seed)
-result = train(root, version_id, config, progress=False)
+# The version the label task built, unless a sweep names one.
+version_id = version or latest_version(root, path=upstream["label"]["version"])
+_, version_record = load_version(root, version_id)
+config = make_train_config("notebooks/04_train.py parameters", **(config or dict(
+    preset=preset, max_minutes=max_minutes, epochs=epochs, batch_size=batch_size, threads=threads, seed=seed)))
+result = train(root, version_id, config, progress=False, tags={SWEEP_TAG: sweep_id} if sweep_id else None)
 record_train_run(result, product["run"])  # what the evaluate task evaluates
 train_summary(result)
 
@@ -56,7 +61,7 @@ train_summary(result)
 # in train means a weak AP for them, whatever the training time.
 
 # %%
-version_table(version)
+version_table(version_record)
 
 # %% [markdown]
 # ## Learning curves

@@ -652,6 +652,74 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _parse_grid(items: list[str]) -> dict[str, list[Any]]:
+    """``FIELD=V1,V2`` items -> {field: [values]}; each value read as YAML (numbers, booleans, strings)."""
+    import yaml
+
+    grid: dict[str, list[Any]] = {}
+    for item in items:
+        field, sep, values = item.partition("=")
+        if not sep or not field.strip() or not values.strip():
+            raise LongtailError(f"--grid {item!r}: write FIELD=VALUE[,VALUE...], e.g. --grid lr=0.001,0.002")
+        if field.strip() in grid:
+            raise LongtailError(f"--grid {item!r}: field {field.strip()!r} given twice; list all its values in one --grid")
+        grid[field.strip()] = [yaml.safe_load(v.strip()) for v in values.split(",")]
+    return grid
+
+
+def _add_sweep(sub: Any) -> None:
+    p = sub.add_parser(
+        "sweep",
+        help="train a grid of presets and hyperparameters in parallel and compare the runs in one table",
+        description=(
+            "Train one run per point of a grid of training-config fields (any field of longtail.train.config."
+            "TrainConfig: preset, lr, batch_size, epochs, ...) on a dataset version. The points run as parallel "
+            "tasks of a Ploomber DAG (notebooks/04_train.py each, sharing --threads), every run is tracked in "
+            "MLflow with the sweep's id, and a last task reads them back into one table, best validation "
+            "mAP@0.5 first: DATA/sweeps/<sweep id>/table.csv. The same request is the same sweep: a re-run "
+            "trains only the points not trained yet. A bad grid fails before anything trains."
+        ),
+        epilog="Example: longtail sweep --root data --grid lr=0.001,0.002,0.004 --grid batch_size=8,16 "
+               "--max-minutes 5 --parallel 2",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("--root", required=True, help="the data root")
+    p.add_argument("--version", help="dataset version id (default: the newest)")
+    p.add_argument("--grid", action="append", required=True, metavar="FIELD=V1,V2",
+                   help="a swept field and its values; repeat for more fields (every combination runs)")
+    p.add_argument("--preset", help="preset of the points (unless swept)")
+    p.add_argument("--epochs", type=int, help="epochs of each point (unless swept)")
+    p.add_argument("--max-minutes", type=float, help="time budget of each point")
+    p.add_argument("--threads", type=int, default=2, help="torch threads of the whole sweep, shared by the jobs")
+    p.add_argument("--parallel", type=int, default=2, help="points trained at once")
+    p.add_argument("--tracking-uri", help="MLflow tracking URI (default: sqlite in DATA/mlflow)")
+    p.add_argument("--force", action="store_true", help="re-train points already trained")
+    p.add_argument("--register", action="store_true",
+                   help="register every point's model (off: `evaluate` and pre-labels use the newest registered model)")
+    p.add_argument("--json", action="store_true", help="print the table as JSON")
+    p.set_defaults(func=cmd_sweep)
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    """Run ``longtail sweep``."""
+    from longtail.train.run import make_train_config
+    from longtail.train.sweep import sweep
+
+    grid = _parse_grid(args.grid)
+    values = {k: v for k, v in {"preset": args.preset, "epochs": args.epochs, "max_minutes": args.max_minutes,
+                                "threads": args.threads, "tracking_uri": args.tracking_uri}.items() if v is not None}
+    base = make_train_config("longtail sweep", **values)
+    version = args.version or _latest_version(args.root)
+    table = sweep(args.root, version, grid, base, progress=not args.json, parallel=args.parallel, force=args.force,
+                  register=args.register)
+    if args.json:
+        json.dump(table.to_dict("records"), sys.stdout, indent=2, default=str)
+        sys.stdout.write("\n")
+    else:
+        sys.stdout.write(table.to_string(index=False) + "\n")
+    return 0
+
+
 # ------------------------------------------------------------------------------------ evaluate
 def _add_evaluate(sub: Any) -> None:
     p = sub.add_parser(
@@ -809,7 +877,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 # ------------------------------------------------------------------------------------ main
 COMMANDS: list[Callable[[Any], None]] = [_add_sim, _add_preview, _add_ingest, _add_import, _add_curate, _add_select,
-                                         _add_app, _add_db, _add_label, _add_train, _add_evaluate,
+                                         _add_app, _add_db, _add_label, _add_train, _add_sweep, _add_evaluate,
                                          _add_run]
 
 

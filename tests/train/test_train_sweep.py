@@ -2,26 +2,43 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import pytest
+from mlflow import MlflowClient
 from train_helpers import tiny_config
 
 from longtail.errors import ConfigError
-from longtail.train.sweep import expand_grid, sweep
+from longtail.train.sweep import expand_grid, sweep, sweep_dir
 
 
-def test_two_point_grid_gives_a_two_row_table(tiny_version: tuple[Path, Path, dict[str, Any]]) -> None:
+def test_two_point_grid_runs_as_parallel_pipeline_tasks_and_compares_in_one_table(
+        tiny_version: tuple[Path, Path, dict[str, Any]]) -> None:
     root, _, manifest = tiny_version
-    table = sweep(root, manifest["version_id"], {"lr": [1e-3, 3e-3]}, tiny_config(epochs=1, registered_model=None))
+    base = tiny_config(epochs=2, registered_model=None, threads=2)
+    table = sweep(root, manifest["version_id"], {"lr": [1e-3, 3e-3]}, base, parallel=2)
     assert len(table) == 2
     assert sorted(table["lr"]) == ["0.001", "0.003"]
     assert list(table.columns) == ["run_id", "status", "lr", "val_map50", "images_per_s", "epochs_done", "sweep_id"]
     assert table["run_id"].nunique() == 2 and table["sweep_id"].nunique() == 1
     assert (table["status"] == "FINISHED").all() and (table["images_per_s"] > 0).all()
-    assert table["val_map50"].between(0, 1).all() and (table["epochs_done"] == 1).all()
+    assert table["val_map50"].between(0, 1).all() and (table["epochs_done"] == 2).all()
     assert table["val_map50"].is_monotonic_decreasing
+    # Each point was a task of its own: an executed notebook and a training record per point, the table last.
+    folder = sweep_dir(root, table["sweep_id"][0])
+    assert sorted(p.name for p in folder.glob("train-*.ipynb")) == ["train-00.ipynb", "train-01.ipynb"]
+    records = [json.loads((folder / f"run-{k:02d}.json").read_text()) for k in range(2)]
+    assert sorted(r["run_id"] for r in records) == sorted(table["run_id"])
+    assert {r["config"]["threads"] for r in records} == {1}  # the sweep's 2 threads shared by 2 jobs
+    # ... and they ran at the same time: each MLflow run started before the other ended.
+    client = MlflowClient(f"sqlite:///{root}/mlflow/mlflow.db")
+    a, b = (client.get_run(r).info for r in table["run_id"])
+    assert a.start_time < b.end_time and b.start_time < a.end_time
+    # The same request is the same sweep: nothing trains again.
+    again = sweep(root, manifest["version_id"], {"lr": [1e-3, 3e-3]}, base, parallel=2)
+    assert sorted(again["run_id"]) == sorted(table["run_id"])
 
 
 def test_bad_grid_fails_before_any_training(tiny_version: tuple[Path, Path, dict[str, Any]]) -> None:

@@ -71,10 +71,17 @@ def write_version(root: Path, frames: int = 16, val: int = 4, seed: int = 0,
     for sha, data in images.items():
         (folder / IMAGES_DIR / f"{sha}.jpg").write_bytes(data)
     pq.write_table(pa.Table.from_pylist(rows, schema=VERSION_LABELS_SCHEMA), folder / LABELS_FILE)
+    splits = ("train", "val", "test_common", "test_longtail")
+    counts = {s: sum(r["split"] == s for r in rows) for s in splits}
+    categories = {s: {c: sum(b["category"] == c for r in rows if r["split"] == s for b in r["boxes"]) for c in COLORS}
+                  for s in splits}
+    logs = {s: sorted({r["log_id"] for r in rows if r["split"] == s}) for s in splits}
     manifest = {"version_id": version_id, "format": FORMAT, "digest": sha256_file(folder / LABELS_FILE),
                 "created_at": dt.datetime.now(dt.UTC).isoformat(), "frames": len(rows), "frames_held": 0,
-                "counts": {}, "categories": {}, "images": {}, "label_sets": [], "batches": ["b-test"], "logs": {},
-                "lineage": {}, "duplicates": {}, "config": VersionConfig().model_dump(mode="json"),
+                "counts": counts, "categories": categories, "images": {}, "label_sets": [], "batches": ["b-test"],
+                "logs": logs,
+                "lineage": {"drive_logs": sorted({r["log_id"] for r in rows})}, "duplicates": {},
+                "config": VersionConfig().model_dump(mode="json"),
                 "long_tail_rule": "", "parent": None, "labels_file": LABELS_FILE, "images_dir": IMAGES_DIR}
     atomic_write_json(folder / MANIFEST_FILE, manifest)
     return folder, manifest

@@ -6,7 +6,9 @@ It only turns SageMaker's container contract into the same `TrainConfig` and cal
 
 - ``SM_CHANNEL_TRAINING``: a dataset version folder (manifest.json, labels.parquet, images/).
 - ``SM_HPS``: the hyperparameters as JSON (fields of `TrainConfig`); without it, ``SM_HP_<FIELD>``
-  variables. Keys starting with ``sagemaker_`` (the SDK's own) are ignored.
+  variables. Keys starting with ``sagemaker_`` (the SDK's own) are ignored. ``sweep_id`` is not a
+  config field: it becomes the MLflow run tag ``longtail.sweep_id`` (`longtail.train.sweep.SWEEP_TAG`),
+  so `load_sweep` finds the run. ``tracking_uri`` points the run at an MLflow tracking server.
 - ``SM_NUM_GPUS``: > 0 trains on cuda, else cpu (a ``device`` hyperparameter wins).
 - ``SM_NUM_CPUS``: torch threads (a ``threads`` hyperparameter wins).
 - ``SM_MODEL_DIR``: receives model.pt (a state dict), model.json and config.json; SageMaker uploads it.
@@ -33,6 +35,12 @@ from longtail.train.config import TrainConfig
 
 log = logging.getLogger(__name__)
 
+TRAINING_CHANNEL = "training"
+"""The input channel holding the dataset version folder; SageMaker mounts it as ``SM_CHANNEL_TRAINING``."""
+
+SWEEP_ID_HP = "sweep_id"
+"""The hyperparameter carrying a sweep's id; the run is tagged with it, it is not a `TrainConfig` field."""
+
 
 @dataclass(frozen=True)
 class SageMakerJob:
@@ -43,6 +51,7 @@ class SageMakerJob:
     model_dir: Path
     output_dir: Path
     job_name: str | None
+    sweep_id: str | None = None
 
 
 def _parse_value(text: str) -> Any:
@@ -91,15 +100,21 @@ def job_from_env(environ: Mapping[str, str]) -> SageMakerJob:
     """
     from longtail.train.run import make_train_config
 
-    version_dir = _require_dir(environ, "SM_CHANNEL_TRAINING",
+    version_dir = _require_dir(environ, f"SM_CHANNEL_{TRAINING_CHANNEL.upper()}",
                                "Give the job a 'training' input channel holding a dataset version folder")
     model_dir = Path(environ.get("SM_MODEL_DIR") or "")
     if not environ.get("SM_MODEL_DIR"):
         raise ConfigError("SM_MODEL_DIR: not set; SageMaker sets it to /opt/ml/model, where the model is written")
     hps = read_hyperparameters(environ)
+    sweep_id = hps.pop(SWEEP_ID_HP, None)
+    if isinstance(sweep_id, int) and not isinstance(sweep_id, bool):
+        sweep_id = str(sweep_id)  # SM_HP_SWEEP_ID=123 parses as a number
+    if sweep_id is not None and (not isinstance(sweep_id, str) or not sweep_id):
+        raise ConfigError(f"SM_HPS: {SWEEP_ID_HP}={sweep_id!r} is not a sweep id; give a non-empty string or leave it out")
     unknown = sorted(set(hps) - set(TrainConfig.model_fields))
     if unknown:
-        raise ConfigError(f"SM_HPS: unknown hyperparameter(s) {unknown}; valid are {sorted(TrainConfig.model_fields)}")
+        raise ConfigError(f"SM_HPS: unknown hyperparameter(s) {unknown}; valid are {sorted(TrainConfig.model_fields)} "
+                          f"and {SWEEP_ID_HP!r}")
     if "device" not in hps and "SM_NUM_GPUS" in environ:
         try:
             gpus = int(environ["SM_NUM_GPUS"])
@@ -110,14 +125,20 @@ def job_from_env(environ: Mapping[str, str]) -> SageMakerJob:
         hps["threads"] = max(1, int(environ["SM_NUM_CPUS"]))
     config = make_train_config("SM_HPS", **hps)
     output_dir = Path(environ.get("SM_OUTPUT_DATA_DIR") or "/opt/ml/output/data")
-    return SageMakerJob(config, version_dir, model_dir, output_dir, environ.get("TRAINING_JOB_NAME"))
+    return SageMakerJob(config, version_dir, model_dir, output_dir, environ.get("TRAINING_JOB_NAME"), sweep_id)
 
 
 def run_job(job: SageMakerJob, progress: bool = False) -> dict[str, Any]:
-    """Train with `train_on_folder` and put model.pt, model.json and config.json into the model folder."""
+    """Train with `train_on_folder` and put model.pt, model.json and config.json into the model folder.
+
+    The MLflow run is tagged with the training job's name and, for a sweep, its id (``SWEEP_TAG``).
+    """
     from longtail.train.run import MODEL_FILE, MODEL_META_FILE, train_on_folder
+    from longtail.train.sweep import SWEEP_TAG
 
     tags = {"sagemaker.training_job": job.job_name} if job.job_name else {}
+    if job.sweep_id:
+        tags[SWEEP_TAG] = job.sweep_id
     result = train_on_folder(job.version_dir, job.config, runs_dir=job.output_dir / "runs",
                              mlflow_dir=job.output_dir / "mlflow", progress=progress, tags=tags)
     job.model_dir.mkdir(parents=True, exist_ok=True)
