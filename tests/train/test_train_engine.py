@@ -6,13 +6,14 @@ import json
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
 from train_helpers import tiny_config, write_version
 
 from longtail.errors import InputError, SchemaError
-from longtail.train.data import boxes_to_target, load_version_folder
+from longtail.train.data import boxes_to_target, epoch_indices, load_version_folder, repeat_factors
 from longtail.train.engine import TrainingError, compute_average_precision, compute_map50, train_one_epoch
 from longtail.train.run import train
 
@@ -110,3 +111,35 @@ def test_a_diverging_run_stops_at_the_first_nonfinite_loss(tiny_version: tuple[P
     with pytest.raises(TrainingError, match=r"non-finite loss at epoch 1, step \d+: classification=nan"):
         train(root, str(manifest["version_id"]), tiny_config(lr=1e30, clip_grad_norm=0, warmup_fraction=0),
               progress=False)
+
+
+def test_repeat_factors_raise_frames_of_rare_classes_by_sqrt_of_threshold_over_share() -> None:
+    car, ped = torch.tensor([0]), torch.tensor([0, 2])
+    labels = [car] * 9 + [ped, torch.tensor([], dtype=torch.int64)]  # pedestrians in 1 of 11 frames
+    assert repeat_factors(labels, 0.0).tolist() == [1.0] * 11
+    factors = repeat_factors(labels, 0.44)
+    # car: share 10/11 > t, factor 1; pedestrian: share 1/11, factor sqrt(0.44 * 11) = 2.2; empty frame 1.
+    assert factors[:9].tolist() == [1.0] * 9 and factors[10] == 1.0
+    assert factors[9] == pytest.approx(math.sqrt(0.44 * 11))
+
+
+def test_epoch_indices_repeat_by_stochastic_rounding_and_are_seeded() -> None:
+    factors = np.array([1.0, 2.0, 1.5])
+    draws = [epoch_indices(factors, torch.Generator().manual_seed(seed)) for seed in range(400)]
+    assert all(d.count(0) == 1 and d.count(1) == 2 and d.count(2) in (1, 2) for d in draws)
+    assert np.mean([d.count(2) for d in draws]) == pytest.approx(1.5, abs=0.08)
+    assert epoch_indices(factors, torch.Generator().manual_seed(7)) == epoch_indices(factors, torch.Generator().manual_seed(7))
+    assert len({tuple(d) for d in draws}) > 3  # shuffled, not a fixed order
+
+
+def test_training_with_repeat_factor_sampling_sees_more_frames_per_epoch(
+        tiny_version: tuple[Path, Path, dict[str, object]]) -> None:
+    root, _, manifest = tiny_version
+    plain = train(root, str(manifest["version_id"]), tiny_config(epochs=1, val_split=None, registered_model=None),
+                  progress=False)
+    repeated = train(root, str(manifest["version_id"]),
+                     tiny_config(epochs=1, val_split=None, registered_model=None, repeat_factor_threshold=1.0),
+                     progress=False)
+    assert plain["history"][0]["train_images"] == 12  # the tiny version's 12 training frames, once each
+    assert repeated["history"][0]["train_images"] > 12  # every frame holds a class in under all frames
+    assert repeated["config"].repeat_factor_threshold == 1.0

@@ -28,6 +28,9 @@ class TrainConfig(_Frozen):
     schedule: Literal["cosine", "constant"] = Field("cosine", description="learning-rate schedule after warm-up")
     warmup_fraction: float = Field(0.05, ge=0, lt=1, description="share of all steps with a linear warm-up")
     clip_grad_norm: float = Field(10.0, ge=0, description="clip the gradient norm to this; 0 turns clipping off")
+    repeat_factor_threshold: float = Field(
+        0.0, ge=0, le=1, description="repeat-factor sampling (LVIS): frames with classes held by fewer than this "
+                                     "share of training frames are repeated sqrt(t / share) times per epoch; 0: off")
     hflip: bool = Field(True, description="flip training frames horizontally at random (seeded per epoch)")
     seed: int = Field(0, ge=0, lt=2**31, description="seed of weights, shuffling and augmentation")
     threads: int = Field(2, ge=1, le=256, description="torch CPU threads (1 per process when several run at once)")

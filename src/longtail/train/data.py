@@ -73,6 +73,44 @@ def _flip_coin(seed: int, epoch: int, index: int) -> bool:
     return digest[0] < 128
 
 
+def repeat_factors(labels: Sequence[torch.Tensor], threshold: float, num_classes: int = len(CATEGORIES)) -> np.ndarray:
+    """Repeat-factor sampling (Gupta et al., "LVIS", CVPR 2019; detectron2's RepeatFactorTrainingSampler).
+
+    With f_c the share of frames holding class c, class c's factor is r_c = max(1, sqrt(t / f_c)),
+    and a frame's factor is the largest of its classes' (1 for a frame without boxes): frames with
+    rare classes (pedestrians, cyclists) are seen more often, frames of common ones once.
+
+    Args:
+        labels: each frame's class indices (`VersionDataset.targets[i]["labels"]`).
+        threshold: t in (0, 1]; 0 gives every frame the factor 1 (plain sampling).
+        num_classes: number of classes.
+
+    Returns:
+        float64 factors, one per frame, each >= 1.
+    """
+    factors = np.ones(len(labels))
+    if threshold <= 0 or not len(labels):
+        return factors
+    present = [set(int(c) for c in lab.tolist()) for lab in labels]
+    freq = np.array([sum(c in p for p in present) for c in range(num_classes)]) / len(labels)
+    per_class = np.where(freq > 0, np.maximum(1.0, np.sqrt(threshold / np.maximum(freq, 1e-12))), 1.0)
+    for i, p in enumerate(present):
+        if p:
+            factors[i] = max(per_class[c] for c in p)
+    return factors
+
+
+def epoch_indices(factors: np.ndarray, generator: torch.Generator) -> list[int]:
+    """One epoch's frames under repeat factors, shuffled: frame i appears floor(r_i) times and once
+    more with probability frac(r_i) (stochastic rounding, drawn from ``generator``)."""
+    whole = np.floor(factors).astype(np.int64)
+    extra = torch.rand(len(factors), generator=generator).numpy() < (factors - whole)
+    counts = whole + extra
+    indices = np.repeat(np.arange(len(factors)), counts)
+    order = torch.randperm(len(indices), generator=generator).numpy()
+    return indices[order].tolist()
+
+
 class VersionDataset(Dataset[tuple[torch.Tensor, Target]]):
     """Frames of some splits of a dataset version: (image, target) pairs for torchvision detectors.
 

@@ -42,7 +42,7 @@ from longtail.label.version import datasets_dir
 from longtail.schemas import CATEGORIES
 from longtail.storage import atomic_write_json, atomic_writer
 from longtail.train.config import TrainConfig
-from longtail.train.data import VersionDataset, collate, load_version_folder, select_frames
+from longtail.train.data import VersionDataset, collate, epoch_indices, load_version_folder, repeat_factors, select_frames
 from longtail.train.engine import evaluate_map50, train_one_epoch
 from longtail.train.presets import build_model, count_parameters, get_preset
 
@@ -414,9 +414,14 @@ def load_model_from_mlflow(model_uri: str, tracking_uri: str, device: str | torc
 # The run
 
 
-def _loader(dataset: VersionDataset, config: TrainConfig, shuffle: bool, epoch: int) -> DataLoader[Any]:
+def _loader(dataset: VersionDataset, config: TrainConfig, shuffle: bool, epoch: int,
+            factors: np.ndarray | None = None) -> DataLoader[Any]:
     # Shuffling is seeded per epoch, so a resumed run draws the same order as an uninterrupted one.
     generator = torch.Generator().manual_seed(config.seed * 1_000_003 + epoch)
+    if shuffle and factors is not None and (factors > 1).any():  # repeat-factor sampling
+        order = epoch_indices(factors, generator)
+        return DataLoader(dataset, batch_size=config.batch_size, sampler=order, collate_fn=collate,
+                          num_workers=config.num_workers, drop_last=False, persistent_workers=False)
     return DataLoader(dataset, batch_size=config.batch_size, shuffle=shuffle, collate_fn=collate,
                       num_workers=config.num_workers, generator=generator, drop_last=False,
                       persistent_workers=False)
@@ -541,7 +546,11 @@ def train_on_folder(version_dir: str | os.PathLike[str], config: TrainConfig | N
         # 2. Model, optimizer, schedule: fresh and seeded, or restored.
         seed_everything(config.seed)
         model = build_model(config.preset, len(CATEGORIES), config.min_size, config.max_size).to(device)
-        steps_per_epoch = math.ceil(len(train_set) / config.batch_size)
+        factors = repeat_factors([t["labels"] for t in train_set.targets], config.repeat_factor_threshold)
+        if (factors > 1).any():
+            log.info("repeat-factor sampling (t=%.2f): %d of %d training frames repeated, %.0f frames per epoch",
+                     config.repeat_factor_threshold, int((factors > 1).sum()), len(factors), factors.sum())
+        steps_per_epoch = math.ceil(factors.sum() / config.batch_size)
         optimizer, scheduler = make_optimizer(model, config, steps_per_epoch * config.epochs)
         history: list[dict[str, float]] = []
         start_epoch = 1
@@ -589,11 +598,11 @@ def train_on_folder(version_dir: str | os.PathLike[str], config: TrainConfig | N
             for epoch in range(start_epoch, config.epochs + 1):
                 started = time.perf_counter()
                 train_set.set_epoch(epoch)
-                stats = train_one_epoch(model, _loader(train_set, config, True, epoch), optimizer, scheduler, epoch,
-                                        progress=progress, clip_grad_norm=config.clip_grad_norm, device=device,
+                stats = train_one_epoch(model, _loader(train_set, config, True, epoch, factors), optimizer, scheduler,
+                                        epoch, progress=progress, clip_grad_norm=config.clip_grad_norm, device=device,
                                         deadline=deadline)
                 metrics = {("images_per_s" if k == "images_per_s" else k if k in ("lr", "loss") else f"train_{k}"): v
-                           for k, v in stats.items() if k not in ("images", "steps", "stopped_early")}
+                           for k, v in stats.items() if k not in ("steps", "stopped_early")}
                 if val_set is not None:
                     scores = evaluate_map50(model, _loader(val_set, config, False, epoch), config.eval_score_threshold,
                                             device, min_height_fraction=config.val_min_object_height)

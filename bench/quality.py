@@ -1,0 +1,66 @@
+"""Score trained models on a dataset version's splits: mAP@0.5 and AP@0.5 per class.
+
+Not a speed benchmark: the quality a training run reached, with the same metric and the same
+ignore rule as the evaluate task (`longtail.evaluate.metrics.evaluate_detections`, objects under
+``--min-object-height`` of the frame height neither found nor missed). Each model predicts every
+frame of the splits (score >= 0.05), then each split is scored on its own.
+
+Example:
+    python bench/quality.py --root data --version v-2e809eab1176d1f5 runs:/<run id>/model models:/longtail-detector/1
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from longtail.evaluate.metrics import evaluate_detections
+from longtail.schemas import MIN_OBJECT_HEIGHT
+from longtail.train.predict import predict_frames
+from longtail.train.run import default_tracking, load_model_from_mlflow
+
+log = logging.getLogger("bench.quality")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--root", required=True, help="the data root")
+    parser.add_argument("--version", required=True, help="dataset version id")
+    parser.add_argument("--splits", default="val,test_common,test_longtail", help="comma-separated splits")
+    parser.add_argument("--min-object-height", type=float, default=MIN_OBJECT_HEIGHT,
+                        help="ignore boxes less tall than this share of the frame height (0: score every box)")
+    parser.add_argument("--threads", type=int, default=2, help="torch threads")
+    parser.add_argument("models", nargs="+", help="MLflow model URIs (runs:/<id>/model, models:/name/N)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    torch.set_num_threads(args.threads)
+    root = Path(args.root)
+    folder = root / "datasets" / args.version
+    frames = pd.read_parquet(folder / "labels.parquet")
+    splits = args.splits.split(",")
+    frames = frames[frames["split"].isin(splits)]
+    tracking = default_tracking(root / "mlflow")[0]
+    print("| model | split | frames | mAP@0.5 | AP@0.5 per class (scored boxes) |")
+    print("|---|---|---|---|---|")
+    for uri in args.models:
+        model, _ = load_model_from_mlflow(uri, tracking)
+        preds = predict_frames(model, folder, frames, score_threshold=0.05)
+        for split in splits:
+            part = frames[frames["split"] == split]
+            gt = {f: [dict(b) for b in boxes] for f, boxes in zip(part["frame_id"], part["boxes"], strict=True)}
+            min_h = {f: args.min_object_height * h for f, h in zip(part["frame_id"], part["height"], strict=True)}
+            r = evaluate_detections(gt, {f: preds.get(f, []) for f in gt}, min_height=min_h)
+            per_class = ", ".join(f"{c} {v['ap50']:.2f} ({v['gt']})" for c, v in r["per_class"].items()
+                                  if v["ap50"] is not None)
+            print(f"| {uri} | {split} | {len(part)} | {r['map50'] if r['map50'] is not None else float('nan'):.3f} "
+                  f"| {per_class} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
