@@ -653,9 +653,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def _parse_grid(items: list[str]) -> dict[str, list[Any]]:
-    """``FIELD=V1,V2`` items -> {field: [values]}; each value read as YAML (numbers, booleans, strings)."""
-    import yaml
-
+    """``FIELD=V1,V2`` items -> {field: [values]}; each value a number, boolean or string (`_grid_value`)."""
     grid: dict[str, list[Any]] = {}
     for item in items:
         field, sep, values = item.partition("=")
@@ -663,8 +661,18 @@ def _parse_grid(items: list[str]) -> dict[str, list[Any]]:
             raise LongtailError(f"--grid {item!r}: write FIELD=VALUE[,VALUE...], e.g. --grid lr=0.001,0.002")
         if field.strip() in grid:
             raise LongtailError(f"--grid {item!r}: field {field.strip()!r} given twice; list all its values in one --grid")
-        grid[field.strip()] = [yaml.safe_load(v.strip()) for v in values.split(",")]
+        grid[field.strip()] = [_grid_value(v.strip()) for v in values.split(",")]
     return grid
+
+
+def _grid_value(text: str) -> Any:
+    """A --grid value: a JSON number, boolean or null (``2e-3`` too, which YAML 1.1 reads as text), else YAML."""
+    import yaml
+
+    try:
+        return json.loads(text)
+    except ValueError:
+        return yaml.safe_load(text)
 
 
 def _add_sweep(sub: Any) -> None:

@@ -54,3 +54,21 @@ def test_grid_expands_in_key_order() -> None:
     configs = expand_grid({"preset": ["fcos-small", "fcos-resnet50"], "lr": [1e-3, 2e-3]}, tiny_config())
     assert [(c.preset, c.lr) for c in configs] == [("fcos-small", 1e-3), ("fcos-small", 2e-3),
                                                    ("fcos-resnet50", 1e-3), ("fcos-resnet50", 2e-3)]
+
+
+def test_cli_grid_parses_values_and_refuses_bad_items(tiny_version: tuple[Path, Path, dict[str, Any]],
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    from longtail.cli import _parse_grid, main
+
+    assert _parse_grid(["lr=0.001, 2e-3", "preset=fcos-small", "hflip=true,false"]) == {
+        "lr": [0.001, 0.002], "preset": ["fcos-small"], "hflip": [True, False]}
+    root, _, manifest = tiny_version
+    cases = [(["--grid", "lr"], "--grid 'lr': write FIELD=VALUE[,VALUE...]"),
+             (["--grid", "lr=0.1", "--grid", "lr=0.2"], "field 'lr' given twice"),
+             (["--grid", "learning_rate=0.1"], "unknown field(s) ['learning_rate']"),
+             (["--grid", "batch_size=0"], "sweep grid point {'batch_size': 0}: invalid training config")]
+    for extra, message in cases:
+        assert main(["sweep", "--root", str(root), "--version", manifest["version_id"], *extra]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("longtail: error: ") and message in err, (extra, err)
+    assert not (root / "runs").exists() and not (root / "sweeps").exists()  # nothing ran
