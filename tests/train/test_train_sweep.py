@@ -11,7 +11,7 @@ from mlflow import MlflowClient
 from train_helpers import tiny_config
 
 from longtail.errors import ConfigError
-from longtail.train.sweep import expand_grid, sweep, sweep_dir
+from longtail.train.sweep import SWEEP_TAG, expand_grid, sweep, sweep_dir
 
 
 def test_two_point_grid_runs_as_parallel_pipeline_tasks_and_compares_in_one_table(
@@ -32,10 +32,12 @@ def test_two_point_grid_runs_as_parallel_pipeline_tasks_and_compares_in_one_tabl
     records = [json.loads((folder / f"run-{k:02d}.json").read_text()) for k in range(2)]
     assert sorted(r["run_id"] for r in records) == sorted(table["run_id"])
     assert {r["config"]["threads"] for r in records} == {1}  # the sweep's 2 threads shared by 2 jobs
-    # ... and they ran at the same time: each MLflow run started before the other ended.
+    # ... and they ran at the same time: each notebook (kernel start, imports, training: over 10 s)
+    # started before the other ended. One after another, the windows could not overlap.
+    a, b = (json.loads((folder / f"train-{k:02d}.ipynb").read_text())["metadata"]["papermill"] for k in range(2))
+    assert a["start_time"] < b["end_time"] and b["start_time"] < a["end_time"]
     client = MlflowClient(f"sqlite:///{root}/mlflow/mlflow.db")
-    a, b = (client.get_run(r).info for r in table["run_id"])
-    assert a.start_time < b.end_time and b.start_time < a.end_time
+    assert {client.get_run(r).data.tags.get(SWEEP_TAG) for r in table["run_id"]} == {table["sweep_id"][0]}
     # The same request is the same sweep: nothing trains again.
     again = sweep(root, manifest["version_id"], {"lr": [1e-3, 3e-3]}, base, parallel=2)
     assert sorted(again["run_id"]) == sorted(table["run_id"])
