@@ -51,6 +51,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import numpy as np
 import pandas as pd
 
+from _results import append_section
 from longtail.config import SimConfig
 from longtail.curate.db import URI_ENV, configure_fiftyone, stop_database
 from longtail.curate.descriptor import DESCRIPTOR_KEY, DIM
@@ -379,9 +380,7 @@ def main() -> int:
     if args.out:
         Path(args.out).write_text(json.dumps(results, indent=2, default=str) + "\n")
     if args.record:
-        path = Path(args.record)
-        existing = path.read_text() if path.exists() else "# Benchmark results\n"
-        path.write_text(existing.rstrip("\n") + "\n\n" + text)
+        append_section(args.record, text)
     return 0
 
 

@@ -40,6 +40,7 @@ from foxglove_schemas_protobuf.CompressedImage_pb2 import CompressedImage
 from mcap.reader import make_reader
 from mcap.writer import CompressionType, Writer
 
+from _results import append_section
 from longtail.config import NO_SCENARIO_RATES, SimConfig
 from longtail.sim.drive import simulate_drive
 from longtail.sim.fleet import plan_fleet
@@ -276,9 +277,7 @@ def main() -> int:
     text = "\n".join(lines) + "\n"
     print(text)
     if args.record:
-        path = Path(args.record)
-        existing = path.read_text() if path.exists() else "# Benchmark results\n"
-        path.write_text(existing.rstrip("\n") + "\n\n" + text)
+        append_section(args.record, text)
     return 0
 
 

@@ -29,6 +29,7 @@ import cv2
 import numpy as np
 import pyarrow.parquet as pq
 
+from _results import append_section
 from longtail.config import SimConfig
 from longtail.sim.drive import simulate_drive
 from longtail.sim.fleet import plan_fleet
@@ -108,10 +109,7 @@ def main() -> int:
     text = "\n".join(lines) + "\n"
     print(text)
     if args.record:
-        path = Path(args.record)
-        header = "# Benchmark results\n\nEach section is one run; the command that produced it is in the section.\n\n"
-        existing = path.read_text() if path.exists() else header
-        path.write_text(existing.rstrip("\n") + "\n\n" + text)
+        append_section(args.record, text)
     return 0
 
 

@@ -61,6 +61,7 @@ import torch
 from PIL import Image
 from torch import nn
 
+from _results import append_section
 from longtail.schemas import CATEGORIES
 from longtail.train.config import TrainConfig
 from longtail.train.data import CLASS_INDEX, Target, load_image
@@ -391,9 +392,7 @@ def main() -> int:
     if args.out:
         Path(args.out).write_text(json.dumps(results, indent=2, default=str) + "\n")
     if args.record:
-        path = Path(args.record)
-        existing = path.read_text() if path.exists() else "# Benchmark results\n"
-        path.write_text(existing.rstrip("\n") + "\n\n" + text)
+        append_section(args.record, text)
     return 0
 
 

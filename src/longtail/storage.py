@@ -11,7 +11,7 @@ import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -96,3 +96,32 @@ def write_json_if_changed(path: str | os.PathLike[str], obj: Any) -> bool:
         pass
     atomic_write_json(path, obj)
     return True
+
+
+def read_json_record(path: str | os.PathLike[str], fields: Sequence[str], *, kind: str, task: str,
+                     missing: str) -> dict[str, Any]:
+    """Read a pipeline task's JSON record and check it holds ``fields``.
+
+    Args:
+        path: the record.
+        fields: keys it must have.
+        kind: what it is, for the error ("a training record").
+        task: the pipeline task that writes it ("train").
+        missing: what to say when the file is not there (what to run).
+
+    Raises:
+        InputError: the file is missing, is not JSON, or lacks a field; each says how to fix it.
+    """
+    from longtail.errors import InputError
+
+    target = Path(path)
+    if not target.is_file():
+        raise InputError(f"{target}: missing; {missing}")
+    try:
+        record = json.loads(target.read_text())
+    except ValueError as exc:
+        raise InputError(f"{target}: not JSON ({exc}); run the {task} task again to rewrite it") from None
+    lacking = [k for k in fields if not isinstance(record, dict) or k not in record]
+    if lacking:
+        raise InputError(f"{target}: not {kind}, lacks {lacking}; run the {task} task again to rewrite it")
+    return dict(record)

@@ -14,44 +14,12 @@ from train_helpers import tiny_config, write_version
 
 from longtail.errors import InputError, SchemaError
 from longtail.train.data import boxes_to_target, epoch_indices, load_version_folder, repeat_factors
-from longtail.train.engine import TrainingError, compute_average_precision, compute_map50, train_one_epoch
+from longtail.train.engine import TrainingError, train_one_epoch
 from longtail.train.run import train
 
 
 def _box(cat: str, x1: float, y1: float, x2: float, y2: float, score: float = 1.0) -> dict[str, object]:
     return {"category": cat, "x1": x1, "y1": y1, "x2": x2, "y2": y2, "score": score}
-
-
-def test_map50_by_hand_tp_fp_tp_and_a_missed_class() -> None:
-    # Cars: detections 0.9 (hits gt A), 0.8 (hits nothing), 0.7 (hits gt B).
-    # recall 0.5, 0.5, 1.0; precision 1, 1/2, 2/3 -> interpolated AP = 0.5 * 1 + 0.5 * 2/3 = 5/6.
-    # Pedestrian: one ground-truth box, no detection -> AP 0. Truck: no ground truth -> left out.
-    gt = [[_box("car", 0, 0, 10, 10), _box("car", 20, 20, 30, 30), _box("pedestrian", 50, 50, 60, 70)]]
-    preds = [[_box("car", 0, 0, 10, 10, 0.9), _box("car", 40, 0, 50, 10, 0.8), _box("car", 21, 20, 31, 30, 0.7),
-              _box("truck", 0, 0, 5, 5, 0.99)]]
-    out = compute_map50(gt, preds)
-    assert out["ap50_car"] == pytest.approx(5 / 6)
-    assert out["ap50_pedestrian"] == 0.0
-    assert "ap50_truck" not in out
-    assert out["map50"] == pytest.approx((5 / 6 + 0) / 2)
-
-
-def test_map50_iou_threshold_and_duplicates() -> None:
-    gt = [[_box("car", 0, 0, 10, 10)]]
-    # IoU = 100 / 200 = 0.5 exactly: a hit. A second detection of the same object is a false positive.
-    exact = compute_map50(gt, [[_box("car", 0, 0, 10, 20, 0.9), _box("car", 0, 0, 10, 10, 0.8)]])
-    assert exact["ap50_car"] == pytest.approx(1.0)  # recall 1 reached at precision 1
-    # IoU = 100 / 210 < 0.5: a miss, then the duplicate scores recall 1 at precision 1/2.
-    below = compute_map50(gt, [[_box("car", 0, 0, 10, 21, 0.9), _box("car", 0, 0, 10, 10, 0.8)]])
-    assert below["ap50_car"] == pytest.approx(0.5)
-    assert compute_map50([[]], [[]])["map50"] == 0.0
-
-
-def test_average_precision_is_area_under_the_monotone_curve() -> None:
-    import numpy as np
-
-    assert compute_average_precision(np.array([0.25, 0.5, 0.5, 1.0]), np.array([1.0, 1.0, 2 / 3, 0.5])) == \
-        pytest.approx(0.5 * 1.0 + 0.5 * 0.5)
 
 
 def test_degenerate_and_nonfinite_boxes_name_version_frame_and_box() -> None:

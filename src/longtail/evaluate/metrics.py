@@ -164,14 +164,16 @@ def _split_ignored(g: np.ndarray, min_height: float) -> tuple[np.ndarray, np.nda
     return g[order], ignore[order]
 
 
-def _match_scored(d: np.ndarray, g: np.ndarray, g_ignore: np.ndarray, threshold: float, min_height: float
+def _match_scored(d: np.ndarray, ious: np.ndarray, g_ignore: np.ndarray, threshold: float, min_height: float
                   ) -> tuple[np.ndarray, np.ndarray]:
-    """Match score-ordered detections to ground truth (`_split_ignored` order) at one IoU.
+    """Match score-ordered detections ``d`` to ground truth (`_split_ignored` order) at one IoU.
+
+    ``ious`` is `compute_iou` (d, ground truth), computed once for every threshold.
 
     Returns:
         (true positive, ignored) flags per detection; the rest are false positives.
     """
-    m = match_greedy(compute_iou(d, g), threshold, g_ignore)
+    m = match_greedy(ious, threshold, g_ignore)
     matched = m >= 0
     on_ignored = np.zeros(len(d), dtype=bool)
     on_ignored[matched] = g_ignore[m[matched]]
@@ -256,7 +258,7 @@ def evaluate_detections(gt: Mapping[str, Boxes], preds: Mapping[str, Boxes],
             n_gt[c] += scored
             # Operating point: every detection at or above the threshold, no max_dets cut.
             keep = s >= score_threshold
-            tp_flags, ig_flags = _match_scored(d[keep], g, g_ig, match_iou, min_h)
+            tp_flags, ig_flags = _match_scored(d[keep], compute_iou(d[keep], g), g_ig, match_iou, min_h)
             tp = int(tp_flags.sum())
             op[c] += (tp, int((~tp_flags & ~ig_flags).sum()), scored - tp)
             if max_dets is not None:
@@ -264,8 +266,9 @@ def evaluate_detections(gt: Mapping[str, Boxes], preds: Mapping[str, Boxes],
             n_det[c] += len(d)
             if len(d) == 0:
                 continue
+            ious = compute_iou(d, g)
             for k, t in enumerate(ious_t):
-                tp_flags, ig_flags = _match_scored(d, g, g_ig, t, min_h)
+                tp_flags, ig_flags = _match_scored(d, ious, g_ig, t, min_h)
                 pooled_scores[c][k].append(s[~ig_flags])
                 pooled_tp[c][k].append(tp_flags[~ig_flags])
     per_class: dict[str, Any] = {}
@@ -318,7 +321,7 @@ def compute_frame_errors(gt: Mapping[str, Boxes], preds: Mapping[str, Boxes], cl
             sel = (d_cls == c) & (d_score >= score_threshold)
             d, s = d_xy[sel], d_score[sel]
             d = d[np.argsort(-s, kind="mergesort")]
-            tp_flags, ig_flags = _match_scored(d, g, g_ig, match_iou, min_h)
+            tp_flags, ig_flags = _match_scored(d, compute_iou(d, g), g_ig, match_iou, min_h)
             tp = int(tp_flags.sum())
             n_fp = int((~tp_flags & ~ig_flags).sum())
             n_fn = int((~g_ig).sum()) - tp

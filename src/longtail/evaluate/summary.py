@@ -10,7 +10,6 @@ the evaluate task evaluated (DATA/evaluations/latest.json).
 from __future__ import annotations
 
 import html
-import json
 import logging
 import os
 from collections.abc import Mapping
@@ -24,7 +23,7 @@ import plotly.graph_objects as go
 from longtail.errors import InputError
 from longtail.evaluate.compare import CRITICAL_GROUPS
 from longtail.evaluate.report import delta_figure
-from longtail.storage import atomic_write_bytes, atomic_write_json
+from longtail.storage import atomic_write_bytes, atomic_write_json, read_json_record
 
 log = logging.getLogger(__name__)
 
@@ -202,15 +201,6 @@ def load_evaluation_record(path: str | os.PathLike[str]) -> dict[str, Any]:
     Raises:
         InputError: missing (run the evaluate task), not JSON, or lacking a field.
     """
-    target = Path(path)
-    if not target.is_file():
-        raise InputError(f"{target}: missing; no model was evaluated yet. Run the evaluate task (`longtail run`) "
-                         "or `longtail evaluate --root <root>`")
-    try:
-        record = json.loads(target.read_text())
-    except ValueError as exc:
-        raise InputError(f"{target}: not JSON ({exc}); run the evaluate task again to rewrite it") from None
-    missing = [k for k in EVALUATION_RECORD_FIELDS if not isinstance(record, dict) or k not in record]
-    if missing:
-        raise InputError(f"{target}: not an evaluation record, lacks {missing}; run the evaluate task again")
-    return dict(record)
+    return read_json_record(path, EVALUATION_RECORD_FIELDS, kind="an evaluation record", task="evaluate",
+                            missing="no model was evaluated yet. Run the evaluate task (`longtail run`) or "
+                                    "`longtail evaluate --root <root>`")

@@ -12,7 +12,6 @@ import time
 from collections.abc import Iterable, Sequence, Sized
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 from tqdm import tqdm
@@ -122,81 +121,6 @@ def predict(model: nn.Module, images: Sequence[torch.Tensor], score_threshold: f
         result.append([{"category": categories[int(lab)], "x1": b[0], "y1": b[1], "x2": b[2], "y2": b[3],
                         "score": s} for b, s, lab in zip(boxes, scores, labels, strict=True)])
     return result
-
-
-def _iou(box: Sequence[float], others: np.ndarray) -> np.ndarray:
-    if len(others) == 0:
-        return np.zeros(0)
-    ix1 = np.maximum(box[0], others[:, 0])
-    iy1 = np.maximum(box[1], others[:, 1])
-    ix2 = np.minimum(box[2], others[:, 2])
-    iy2 = np.minimum(box[3], others[:, 3])
-    inter = np.clip(ix2 - ix1, 0, None) * np.clip(iy2 - iy1, 0, None)
-    area = (box[2] - box[0]) * (box[3] - box[1])
-    areas = (others[:, 2] - others[:, 0]) * (others[:, 3] - others[:, 1])
-    return inter / np.maximum(area + areas - inter, 1e-12)
-
-
-def compute_average_precision(recall: np.ndarray, precision: np.ndarray) -> float:
-    """Area under the precision-recall curve, all-point interpolated (PASCAL VOC 2010+).
-
-    Precision is first made monotonically non-increasing from the right, then summed over the
-    recall steps.
-    """
-    r = np.concatenate([[0.0], recall, [1.0]])
-    p = np.concatenate([[0.0], precision, [0.0]])
-    for i in range(len(p) - 2, -1, -1):
-        p[i] = max(p[i], p[i + 1])
-    steps = np.nonzero(r[1:] != r[:-1])[0]
-    return float(np.sum((r[steps + 1] - r[steps]) * p[steps + 1]))
-
-
-def compute_map50(ground_truth: Sequence[Sequence[dict[str, Any]]], predictions: Sequence[Sequence[dict[str, Any]]],
-                  categories: Sequence[str] = CATEGORIES) -> dict[str, float]:
-    """mAP at IoU 0.5 over images, for validation during training.
-
-    1. Per category, sort all detections by score (highest first).
-    2. Match each to the unmatched ground-truth box of its image with the highest IoU >= 0.5;
-       matched is a true positive, otherwise a false positive.
-    3. AP = area under the all-point interpolated precision-recall curve.
-    4. mAP = mean AP over the categories with at least one ground-truth box.
-
-    Args:
-        ground_truth: per image, box dicts ``category, x1, y1, x2, y2``.
-        predictions: per image (same order), box dicts with ``score`` too.
-        categories: categories to score.
-
-    Returns:
-        ``{"map50": mAP, "ap50_<category>": AP, ...}`` (categories without ground truth left out);
-        ``map50`` is 0.0 when there is no ground truth at all.
-    """
-    out: dict[str, float] = {}
-    for cat in categories:
-        gts = [np.array([[b["x1"], b["y1"], b["x2"], b["y2"]] for b in boxes if b["category"] == cat],
-                        dtype=np.float64).reshape(-1, 4) for boxes in ground_truth]
-        n_gt = sum(len(g) for g in gts)
-        if n_gt == 0:
-            continue
-        dets = [(b["score"], i, (b["x1"], b["y1"], b["x2"], b["y2"]))
-                for i, boxes in enumerate(predictions) for b in boxes if b["category"] == cat]
-        dets.sort(key=lambda d: -d[0])
-        used = [np.zeros(len(g), dtype=bool) for g in gts]
-        tp = np.zeros(len(dets))
-        for k, (_, i, box) in enumerate(dets):
-            ious = _iou(box, gts[i])
-            if len(ious):
-                ious = np.where(used[i], -1.0, ious)
-                j = int(np.argmax(ious))
-                if ious[j] >= 0.5:
-                    used[i][j] = True
-                    tp[k] = 1.0
-        ctp = np.cumsum(tp)
-        recall = ctp / n_gt
-        precision = ctp / np.arange(1, len(dets) + 1)
-        out[f"ap50_{cat}"] = compute_average_precision(recall, precision) if len(dets) else 0.0
-    aps = list(out.values())
-    out["map50"] = float(np.mean(aps)) if aps else 0.0
-    return out
 
 
 def evaluate_map50(model: nn.Module, loader: Iterable[Batch], score_threshold: float = 0.05,

@@ -12,7 +12,6 @@ import json
 import logging
 import os
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -20,7 +19,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from longtail.errors import InputError
-from longtail.storage import atomic_write_json
+from longtail.storage import atomic_write_json, read_json_record
 
 log = logging.getLogger(__name__)
 
@@ -64,18 +63,9 @@ def load_train_record(path: str | os.PathLike[str]) -> dict[str, Any]:
     Raises:
         InputError: missing (run the train task), not JSON, or lacking a field.
     """
-    target = Path(path)
-    if not target.is_file():
-        raise InputError(f"{target}: missing; no model was trained yet. Run the train task (`longtail run`) or "
-                         "`longtail train --root <root>`")
-    try:
-        record = json.loads(target.read_text())
-    except ValueError as exc:
-        raise InputError(f"{target}: not JSON ({exc}); run the train task again to rewrite it") from None
-    missing = [k for k in TRAIN_RECORD_FIELDS if not isinstance(record, dict) or k not in record]
-    if missing:
-        raise InputError(f"{target}: not a training record, lacks {missing}; run the train task again to rewrite it")
-    return dict(record)
+    return read_json_record(path, TRAIN_RECORD_FIELDS, kind="a training record", task="train",
+                            missing="no model was trained yet. Run the train task (`longtail run`) or "
+                                    "`longtail train --root <root>`")
 
 
 def _fmt(x: Any, digits: int = 3) -> str:

@@ -37,7 +37,7 @@ from pydantic import ValidationError
 from torch import nn
 from torch.utils.data import DataLoader
 
-from longtail.errors import ConfigError, InputError
+from longtail.errors import ConfigError, InputError, invalid_config
 from longtail.label.version import datasets_dir
 from longtail.schemas import CATEGORIES
 from longtail.storage import atomic_write_json, atomic_writer
@@ -71,8 +71,7 @@ def make_train_config(source: str, **values: Any) -> TrainConfig:
     try:
         return TrainConfig(**values)
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'config'}: {e['msg']}" for e in exc.errors())
-        raise ConfigError(f"{source}: invalid training config: {problems}") from None
+        raise invalid_config(source, "training config", exc) from None
 
 
 # ---------------------------------------------------------------------------------------------

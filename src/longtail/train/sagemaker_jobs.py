@@ -35,7 +35,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 
 from longtail._runtime import TELEMETRY_OFF
 from longtail.config import _Frozen
-from longtail.errors import ConfigError, LongtailError
+from longtail.errors import ConfigError, LongtailError, invalid_config
 from longtail.train.config import TrainConfig
 from longtail.train.sagemaker_entry import SWEEP_ID_HP, TRAINING_CHANNEL
 from longtail.train.sweep import SWEEP_TAG, expand_grid, sweep_id_for
@@ -234,10 +234,7 @@ def make_sagemaker_target(source: str, **values: Any) -> SageMakerTarget:
     try:
         return SageMakerTarget(**values)
     except ValidationError as exc:
-        problems = "; ".join(
-            ".".join(map(str, e["loc"])) + ": " * bool(e["loc"]) + e["msg"].removeprefix("Value error, ") for e in exc.errors()
-        )
-        raise ConfigError(f"{source}: invalid SageMaker target: {problems}") from None
+        raise invalid_config(source, "SageMaker target", exc) from None
 
 
 def _valid_job_name(name: str) -> bool:
