@@ -168,7 +168,7 @@ def _match_scored(d: np.ndarray, ious: np.ndarray, g_ignore: np.ndarray, thresho
                   ) -> tuple[np.ndarray, np.ndarray]:
     """Match score-ordered detections ``d`` to ground truth (`_split_ignored` order) at one IoU.
 
-    ``ious`` is `compute_iou` (d, ground truth), computed once for every threshold.
+    ``ious`` is `compute_iou` (d, ground truth), computed once and shared by every threshold.
 
     Returns:
         (true positive, ignored) flags per detection; the rest are false positives.
@@ -256,17 +256,17 @@ def evaluate_detections(gt: Mapping[str, Boxes], preds: Mapping[str, Boxes],
             d, s = d[order], s[order]
             scored = int((~g_ig).sum())
             n_gt[c] += scored
+            ious = compute_iou(d, g)  # once per frame and class, for the operating point and every IoU threshold
             # Operating point: every detection at or above the threshold, no max_dets cut.
             keep = s >= score_threshold
-            tp_flags, ig_flags = _match_scored(d[keep], compute_iou(d[keep], g), g_ig, match_iou, min_h)
+            tp_flags, ig_flags = _match_scored(d[keep], ious[keep], g_ig, match_iou, min_h)
             tp = int(tp_flags.sum())
             op[c] += (tp, int((~tp_flags & ~ig_flags).sum()), scored - tp)
             if max_dets is not None:
-                d, s = d[:max_dets], s[:max_dets]
+                d, s, ious = d[:max_dets], s[:max_dets], ious[:max_dets]
             n_det[c] += len(d)
             if len(d) == 0:
                 continue
-            ious = compute_iou(d, g)
             for k, t in enumerate(ious_t):
                 tp_flags, ig_flags = _match_scored(d, ious, g_ig, t, min_h)
                 pooled_scores[c][k].append(s[~ig_flags])
