@@ -134,6 +134,19 @@ def test_time_budget_stops_after_the_epoch_it_runs_out_in(tmp_path: Path) -> Non
     assert sorted(p.name for p in Path(result["run_dir"]).iterdir()) == ["checkpoint-1.pt", "model.json", "model.pt"]
 
 
+def test_time_budget_warms_up_within_the_first_epoch_whatever_the_epoch_cap(tmp_path: Path) -> None:
+    # A budgeted run with a generous cap (epochs=10,000) must not plan its warm-up on the cap:
+    # 5% of 10,000 epochs would keep the learning rate near 0 for the whole budget.
+    root = tmp_path / "data"
+    _, manifest = write_version(root, frames=8, val=0)
+    config = tiny_config(epochs=10_000, max_minutes=1e-6, val_split=None, registered_model=None)
+    result = train(root, manifest["version_id"], config, progress=False)
+    assert result["epochs_done"] == 1
+    # The spent budget ends the epoch after its first step. A warm-up of one epoch (8 frames /
+    # batch 4 = 2 steps) is then at 2/3 of the peak rate; one planned on the cap would be at 2/1001.
+    assert result["history"][0]["lr"] == pytest.approx(config.lr * 2 / 3)
+
+
 def test_schedule_fitted_to_the_time_budget_anneals_where_the_budget_ends() -> None:
     from longtail.train.config import TrainConfig
     from longtail.train.run import fit_schedule, make_optimizer
@@ -158,6 +171,9 @@ def test_schedule_fitted_to_the_time_budget_anneals_where_the_budget_ends() -> N
     _, restored = make_optimizer(model, config, total_steps=20 * 10)
     restored.load_state_dict(scheduler.state_dict())
     assert restored.lr_lambdas[0].total_steps == 70
+    # A cap on the warm-up (a time-budgeted run's first epoch) shortens it, never lengthens it.
+    assert make_optimizer(model, config, total_steps=10_000 * 10, max_warmup_steps=10)[1].lr_lambdas[0].warmup == 10
+    assert make_optimizer(model, config, total_steps=20 * 10, max_warmup_steps=50)[1].lr_lambdas[0].warmup == 10
     # Bounds: never beyond the configured epochs, never before the epochs already done.
     assert fit_schedule(scheduler, 3, 20, 10, seconds_per_epoch=1.0, seconds_left=1e6) == 20
     assert fit_schedule(scheduler, 3, 20, 10, seconds_per_epoch=60.0, seconds_left=-5.0) == 3

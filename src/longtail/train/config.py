@@ -26,7 +26,8 @@ class TrainConfig(_Frozen):
     lr: float = Field(2e-3, gt=0, description="peak AdamW learning rate")
     weight_decay: float = Field(1e-4, ge=0, le=1, description="AdamW weight decay")
     schedule: Literal["cosine", "constant"] = Field("cosine", description="learning-rate schedule after warm-up")
-    warmup_fraction: float = Field(0.05, ge=0, lt=1, description="share of all steps with a linear warm-up")
+    warmup_fraction: float = Field(0.05, ge=0, lt=1, description="share of all steps with a linear warm-up; with "
+                                                                   "max_minutes, at most the first epoch")
     clip_grad_norm: float = Field(10.0, ge=0, description="clip the gradient norm to this; 0 turns clipping off")
     repeat_factor_threshold: float = Field(
         0.0, ge=0, le=1, description="repeat-factor sampling (LVIS): frames with classes held by fewer than this "

@@ -148,9 +148,11 @@ class WarmupCosine:
     whose plan was fitted to its time budget (`fit_schedule`) resumes on the same schedule.
     """
 
-    def __init__(self, total_steps: int, warmup_fraction: float, schedule: str) -> None:
+    def __init__(self, total_steps: int, warmup_fraction: float, schedule: str, max_warmup: int | None = None) -> None:
         self.total_steps = int(total_steps)
         self.warmup = int(warmup_fraction * total_steps)
+        if max_warmup is not None:
+            self.warmup = min(self.warmup, int(max_warmup))
         self.schedule = schedule
 
     def __call__(self, step: int) -> float:
@@ -162,14 +164,19 @@ class WarmupCosine:
         return 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
 
 
-def make_optimizer(model: nn.Module, config: TrainConfig, total_steps: int
+def make_optimizer(model: nn.Module, config: TrainConfig, total_steps: int, max_warmup_steps: int | None = None
                    ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
-    """AdamW (no weight decay on norms and biases) and a `WarmupCosine` per-step schedule."""
+    """AdamW (no weight decay on norms and biases) and a `WarmupCosine` per-step schedule.
+
+    ``max_warmup_steps`` caps the warm-up. A run with a time budget passes one epoch's steps: its
+    ``total_steps`` is an upper bound (``config.epochs``), not the steps that will fit, and a
+    warm-up planned on it (say 5% of 10,000 epochs) would outlast the budget.
+    """
     decay = [p for n, p in model.named_parameters() if p.requires_grad and p.ndim > 1]
     no_decay = [p for n, p in model.named_parameters() if p.requires_grad and p.ndim <= 1]  # norms and biases
     optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": config.weight_decay},
                                    {"params": no_decay, "weight_decay": 0.0}], lr=config.lr)
-    factor = WarmupCosine(total_steps, config.warmup_fraction, config.schedule)
+    factor = WarmupCosine(total_steps, config.warmup_fraction, config.schedule, max_warmup_steps)
     return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
@@ -550,7 +557,10 @@ def train_on_folder(version_dir: str | os.PathLike[str], config: TrainConfig | N
             log.info("repeat-factor sampling (t=%.2f): %d of %d training frames repeated, %.0f frames per epoch",
                      config.repeat_factor_threshold, int((factors > 1).sum()), len(factors), factors.sum())
         steps_per_epoch = math.ceil(factors.sum() / config.batch_size)
-        optimizer, scheduler = make_optimizer(model, config, steps_per_epoch * config.epochs)
+        # Under a time budget the epochs that fit are unknown until one has been timed, so the
+        # warm-up ends within the first epoch; `fit_schedule` then fits the cosine to the budget.
+        optimizer, scheduler = make_optimizer(model, config, steps_per_epoch * config.epochs,
+                                              max_warmup_steps=steps_per_epoch if config.max_minutes else None)
         history: list[dict[str, float]] = []
         start_epoch = 1
         if state is not None:
