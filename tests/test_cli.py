@@ -107,3 +107,19 @@ def test_console_script_is_installed() -> None:
     assert script.exists(), "pip install -e . installs the 'longtail' console script"
     out = subprocess.run([str(script), "--version"], capture_output=True, text=True, check=True).stdout
     assert out.startswith("longtail ")
+
+
+def test_run_summary_names_the_servers_left_running_and_how_to_stop_them(tmp_path: Path) -> None:
+    from longtail.cli import servers_left_running
+    from longtail.curate.db import start_database, stop_database
+
+    root = str(tmp_path)
+    assert servers_left_running(root) == ""
+    start_database(root)
+    try:
+        line = servers_left_running(root)
+    finally:
+        stop_database(root)
+    assert line == (f"Still running, for the App, the notebooks and labeling: FiftyOne's MongoDB "
+                    f"(stop it with longtail db stop --root {root})\n")
+    assert servers_left_running(root) == ""

@@ -879,8 +879,25 @@ def cmd_run(args: argparse.Namespace) -> int:
         f"Explore the dataset, its failure modes and the batch in the FiftyOne App: {app}\n"
         f"Look at the labeling project in Label Studio: longtail label serve --root {root} (prints its address; "
         f"login in {root}/labelstudio/credentials.json; stop it with longtail label stop --root {root})\n"
+        f"{servers_left_running(root)}"
     )
     return 0
+
+
+def servers_left_running(root: str) -> str:
+    """A line naming the data root's servers that still run (with how to stop each), or ``""``.
+
+    A run leaves FiftyOne's MongoDB and Label Studio up for the App, the notebooks and labeling.
+    """
+    from longtail.curate import db
+    from longtail.label import server
+
+    running = []
+    if db.running_uri(root):
+        running.append(f"FiftyOne's MongoDB (stop it with longtail db stop --root {root})")
+    if server.running(root):
+        running.append(f"Label Studio (stop it with longtail label stop --root {root})")
+    return f"Still running, for the App, the notebooks and labeling: {'; '.join(running)}\n" if running else ""
 
 
 # ------------------------------------------------------------------------------------ main
