@@ -15,6 +15,7 @@ import argparse
 import logging
 import sys
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import torch
@@ -49,17 +50,29 @@ def main(argv: list[str] | None = None) -> int:
     print("|---|---|---|---|---|")
     for uri in args.models:
         model, _ = load_model_from_mlflow(uri, tracking)
-        preds = predict_frames(model, folder, frames, score_threshold=0.05)
-        for split in splits:
-            part = frames[frames["split"] == split]
-            gt = {f: [dict(b) for b in boxes] for f, boxes in zip(part["frame_id"], part["boxes"], strict=True)}
-            min_h = {f: args.min_object_height * h for f, h in zip(part["frame_id"], part["height"], strict=True)}
-            r = evaluate_detections(gt, {f: preds.get(f, []) for f in gt}, min_height=min_h)
+        for split, part, r in score_splits(model, folder, frames, splits, args.min_object_height):
             per_class = ", ".join(f"{c} {v['ap50']:.2f} ({v['gt']})" for c, v in r["per_class"].items()
                                   if v["ap50"] is not None)
             print(f"| {uri} | {split} | {len(part)} | {r['map50'] if r['map50'] is not None else float('nan'):.3f} "
                   f"| {per_class} |")
     return 0
+
+
+def score_splits(model: torch.nn.Module, version_dir: Path, frames: pd.DataFrame, splits: list[str],
+                 min_object_height: float = MIN_OBJECT_HEIGHT) -> list[tuple[str, pd.DataFrame, dict[str, Any]]]:
+    """Predict every frame once (score >= 0.05), then score each split on its own.
+
+    Returns:
+        (split, its frames, `evaluate_detections`' result) per split, in order.
+    """
+    preds = predict_frames(model, version_dir, frames[frames["split"].isin(splits)], score_threshold=0.05)
+    out = []
+    for split in splits:
+        part = frames[frames["split"] == split]
+        gt = {f: [dict(b) for b in boxes] for f, boxes in zip(part["frame_id"], part["boxes"], strict=True)}
+        min_h = {f: min_object_height * h for f, h in zip(part["frame_id"], part["height"], strict=True)}
+        out.append((split, part, evaluate_detections(gt, {f: preds.get(f, []) for f in gt}, min_height=min_h)))
+    return out
 
 
 if __name__ == "__main__":

@@ -31,11 +31,9 @@ from typing import Any
 import pandas as pd
 import torch
 
-from longtail.evaluate.metrics import evaluate_detections
-from longtail.schemas import MIN_OBJECT_HEIGHT
 from longtail.train import sagemaker_entry
-from longtail.train.predict import predict_frames
 from longtail.train.run import load_model
+from quality import score_splits
 
 log = logging.getLogger("bench.sm_entry")
 
@@ -53,20 +51,11 @@ def sm_environ(version_dir: Path, job_dir: Path, hps: dict[str, Any], gpus: int)
 
 def score(model_dir: Path, version_dir: Path, splits: list[str]) -> list[dict[str, Any]]:
     """mAP@0.5 and per-class AP@0.5 of the model in ``model_dir`` on each split."""
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    model, _ = load_model(model_dir, device)
+    model, _ = load_model(model_dir, "cuda" if torch.cuda.is_available() else "cpu")
     frames = pd.read_parquet(version_dir / "labels.parquet")
-    frames = frames[frames["split"].isin(splits)]
-    preds = predict_frames(model, version_dir, frames, score_threshold=0.05)
-    rows = []
-    for split in splits:
-        part = frames[frames["split"] == split]
-        gt = {f: [dict(b) for b in boxes] for f, boxes in zip(part["frame_id"], part["boxes"], strict=True)}
-        min_h = {f: MIN_OBJECT_HEIGHT * h for f, h in zip(part["frame_id"], part["height"], strict=True)}
-        r = evaluate_detections(gt, {f: preds.get(f, []) for f in gt}, min_height=min_h)
-        rows.append({"split": split, "frames": len(part), "map50": r["map50"],
-                     "per_class": {c: v["ap50"] for c, v in r["per_class"].items() if v["ap50"] is not None}})
-    return rows
+    return [{"split": split, "frames": len(part), "map50": r["map50"],
+             "per_class": {c: v["ap50"] for c, v in r["per_class"].items() if v["ap50"] is not None}}
+            for split, part, r in score_splits(model, version_dir, frames, splits)]
 
 
 def main(argv: list[str] | None = None) -> int:
