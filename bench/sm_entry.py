@@ -5,12 +5,11 @@ training container gets (SM_CHANNEL_TRAINING -> a dataset version folder, SM_MOD
 SM_OUTPUT_DATA_DIR, SM_NUM_GPUS, SM_NUM_CPUS, SM_HPS) to local folders, call
 `longtail.train.sagemaker_entry.main` unchanged, load the model.pt it wrote with
 `longtail.train.run.load_model` (``weights_only=True``) and score it on the version's splits with
-the evaluation's metric (`longtail.evaluate.metrics.evaluate_detections`, objects under
-`MIN_OBJECT_HEIGHT` of the frame height ignored, as `longtail evaluate` does).
+``bench/quality.py``'s `score_splits` (the evaluation's metric and ignore rule).
 
 Used to check the GPU path (``device`` follows SM_NUM_GPUS, as on SageMaker) and to compare the
-presets' quality at a fixed time budget. Prints one markdown row per preset and split, and the
-training throughput MLflow recorded; ``--out`` writes the same as JSON.
+presets' quality at a fixed time budget. Prints one markdown row per preset and split (the training
+log above them gives each epoch's images/s); ``--out`` writes the rows, with each model's meta, as JSON.
 
 Example (a GPU machine, 4 minutes of ``fcos-resnet50`` then 2 of ``fcos-small``):
     python bench/sm_entry.py --version-dir data/datasets/v-ab61451c91a17dbe \\
