@@ -177,3 +177,40 @@ def test_schedule_fitted_to_the_time_budget_anneals_where_the_budget_ends() -> N
     # Bounds: never beyond the configured epochs, never before the epochs already done.
     assert fit_schedule(scheduler, 3, 20, 10, seconds_per_epoch=1.0, seconds_left=1e6) == 20
     assert fit_schedule(scheduler, 3, 20, 10, seconds_per_epoch=60.0, seconds_left=-5.0) == 3
+
+
+def test_dataset_input_survives_a_parallel_run_inserting_the_same_dataset_first(tmp_path: Path) -> None:
+    # Runs of a parallel sweep log the same dataset: MLflow's SQL store looks it up and then inserts
+    # it, so the loser of the race gets the unique-key error CI saw (first call below); logging again
+    # links its run to the row the winner wrote. Any other MLflow error still propagates.
+    from mlflow.exceptions import MlflowException
+
+    root = tmp_path / "data"
+    version_dir, manifest = write_version(root, frames=4, val=0)
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    experiment = client.create_experiment("race", artifact_location=(tmp_path / "artifacts").as_uri())
+    winner, loser = (client.create_run(experiment).info.run_id for _ in range(2))
+    run_module._log_dataset(client, winner, version_dir, manifest)
+    real, calls = client.log_inputs, []
+
+    def racing(run_id: str, datasets: Any = None) -> None:
+        calls.append(run_id)
+        if len(calls) == 1:
+            raise MlflowException("(sqlite3.IntegrityError) UNIQUE constraint failed: datasets.experiment_id, "
+                                  "datasets.name, datasets.digest")
+        real(run_id, datasets=datasets)
+
+    client.log_inputs = racing  # type: ignore[method-assign]
+    run_module._log_dataset(client, loser, version_dir, manifest)
+    assert calls == [loser, loser]
+    for run_id in (winner, loser):
+        (logged,) = client.get_run(run_id).inputs.dataset_inputs
+        assert logged.dataset.name == manifest["version_id"]
+    assert client.get_run(winner).inputs.dataset_inputs[0].dataset.digest == logged.dataset.digest
+
+    def refused(run_id: str, datasets: Any = None) -> None:
+        raise MlflowException(f"The run {run_id} must be in the 'active' state.")
+
+    client.log_inputs = refused  # type: ignore[method-assign]
+    with pytest.raises(MlflowException, match="active"):
+        run_module._log_dataset(client, loser, version_dir, manifest)

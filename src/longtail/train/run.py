@@ -319,9 +319,20 @@ def _log_dataset(client: MlflowClient, run_id: str, version_dir: Path, manifest:
     source = json.dumps({"uri": version_dir.resolve().as_uri(), "version_id": manifest["version_id"],
                          "digest": manifest["digest"]})
     profile = json.dumps({"frames": manifest.get("frames"), "counts": manifest.get("counts")})
+    from mlflow.exceptions import MlflowException
+
     dataset = Dataset(name=manifest["version_id"], digest=str(manifest["digest"])[:MLFLOW_DIGEST_CHARS],
                       source_type="local", source=source, profile=profile)
-    client.log_inputs(run_id, datasets=[DatasetInput(dataset, tags=[InputTag("mlflow.data.context", "training")])])
+    inputs = [DatasetInput(dataset, tags=[InputTag("mlflow.data.context", "training")])]
+    try:
+        client.log_inputs(run_id, datasets=inputs)
+    except MlflowException as exc:
+        # MLflow's SQL store looks the dataset up, then inserts it: runs of a parallel sweep can
+        # both miss it and the second insert breaks the unique (experiment, name, digest) key.
+        # The row now exists, so logging again links the run to it.
+        if "unique" not in str(exc).lower():
+            raise
+        client.log_inputs(run_id, datasets=inputs)
 
 
 def _log_params(client: MlflowClient, run_id: str, params: dict[str, Any]) -> None:
