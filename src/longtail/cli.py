@@ -613,6 +613,9 @@ def _add_train(sub: Any) -> None:
     p.add_argument("--lr", type=float, help="learning rate")
     p.add_argument("--threads", type=int, help="torch threads (2 for one job on a 2-core machine)")
     p.add_argument("--seed", type=int, help="random seed")
+    p.add_argument("--copy-paste", type=int, metavar="N",
+                   help="paste up to N pedestrians/cyclists from other training frames into each frame "
+                        "(default: the config's, 4; 0: off)")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], help="where to train")
     p.add_argument("--tracking-uri", help="MLflow tracking URI (default: sqlite in DATA/mlflow)")
     p.add_argument("--resume", help="a checkpoint (DATA/runs/<run id>/checkpoint-N.pt) to continue from")
@@ -623,11 +626,13 @@ def _add_train(sub: Any) -> None:
 
 def cmd_train(args: argparse.Namespace) -> int:
     """Run ``longtail train``."""
+    from longtail.train.config import FIELDS_ADDED_OFF
     from longtail.train.run import make_train_config, train
 
     values = {k: v for k, v in {"preset": args.preset, "epochs": args.epochs, "max_minutes": args.max_minutes,
                                 "batch_size": args.batch_size, "lr": args.lr, "threads": args.threads,
-                                "seed": args.seed, "device": args.device, "tracking_uri": args.tracking_uri}.items()
+                                "seed": args.seed, "copy_paste": args.copy_paste, "device": args.device,
+                                "tracking_uri": args.tracking_uri}.items()
               if v is not None}
     if args.resume:
         from longtail.train.run import load_checkpoint
@@ -635,7 +640,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         # A resumed run keeps its own config; only the budget and the machine may change.
         saved = load_checkpoint(args.resume)["config"]
         saved = json.loads(saved) if isinstance(saved, str) else dict(saved)
-        values = {**saved, **{k: v for k, v in values.items() if k in ("max_minutes", "threads", "device")}}
+        values = {**FIELDS_ADDED_OFF, **saved,
+                  **{k: v for k, v in values.items() if k in ("max_minutes", "threads", "device")}}
     config = make_train_config("longtail train", **values)
     version = args.version or _latest_version(args.root)
     result = train(args.root, version, config, resume=args.resume, progress=not args.no_progress)

@@ -13,7 +13,7 @@ import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -111,6 +111,90 @@ def epoch_indices(factors: np.ndarray, generator: torch.Generator) -> list[int]:
     return indices[order].tolist()
 
 
+def _rng(*parts: object) -> np.random.Generator:
+    """A generator from its key alone: the same draws in any worker and after a resume."""
+    digest = hashlib.sha256(":".join(map(str, parts)).encode()).digest()
+    return np.random.default_rng(int.from_bytes(digest[:8], "little"))
+
+
+class PasteCrop(NamedTuple):
+    """One object of the copy-paste bank."""
+
+    source: int  # the frame it was cut from (dataset index)
+    group: str  # `_paste_group` of that frame
+    label: int  # `CLASS_INDEX`
+    box: torch.Tensor  # float32 [4], its labeled box, pixel edges
+    pixels: torch.Tensor  # float32 [3, h, w], the pixels the box touches
+    region: tuple[int, int, int, int]  # x1, y1, x2, y2 of those pixels
+
+
+class PasteBank:
+    """Box-level copy-paste of rare classes (Ghiasi et al., "Simple Copy-Paste is a Strong Data
+    Augmentation Method for Instance Segmentation", CVPR 2021, with boxes for masks).
+
+    The bank holds the pixels of every labeled object of ``classes`` at least ``min_height`` px
+    tall in the training frames. `paste` puts up to ``per_frame`` of them into a frame, each at
+    the position it had in its own frame: the fleet shares one camera, so an object keeps the
+    scale its ground position implies. A crop is pasted only into a frame of the same size and
+    lighting (night or not) and only where it covers no labeled box and no crop pasted before,
+    so no label is hidden. Classes are drawn uniformly, then an object of the class.
+    """
+
+    def __init__(self, dataset: VersionDataset, classes: Sequence[str], per_frame: int, min_height: float = 8.0
+                 ) -> None:
+        self.per_frame = per_frame
+        self.crops: list[PasteCrop] = []
+        wanted = {CLASS_INDEX[c] for c in classes}
+        for index, target in enumerate(dataset.targets):
+            objects = [(label, box) for label, box in zip(target["labels"].tolist(), target["boxes"], strict=True)
+                       if label in wanted and float(box[3] - box[1]) >= min_height]
+            if not objects:
+                continue
+            row = dataset.frames.iloc[index]
+            image = load_image(dataset.folder / row["image_path"])
+            group = _paste_group(row)
+            for label, box in objects:
+                x1, y1 = (math.floor(v) for v in box[:2].tolist())  # the pixels the box touches
+                x2, y2 = (math.ceil(v) for v in box[2:].tolist())
+                self.crops.append(PasteCrop(index, group, label, box.clone(), image[:, y1:y2, x1:x2].clone(),
+                                            (x1, y1, x2, y2)))
+        self.by_group: dict[tuple[str, int], list[int]] = {}  # (group, label) -> indices into crops
+        for k, crop in enumerate(self.crops):
+            self.by_group.setdefault((crop.group, crop.label), []).append(k)
+
+    def __len__(self) -> int:
+        return len(self.crops)
+
+    def paste(self, image: torch.Tensor, target: Target, index: int, group: str, rng: np.random.Generator
+              ) -> tuple[torch.Tensor, Target]:
+        """Paste up to ``per_frame`` crops into ``image`` (in place) and add their boxes to ``target``."""
+        pools = [ks for (g, _), ks in sorted(self.by_group.items()) if g == group]
+        if not pools or self.per_frame <= 0:
+            return image, target
+        taken = [tuple(b) for b in target["boxes"].tolist()]
+        boxes, labels = [], []
+        for _ in range(self.per_frame):
+            pool = pools[int(rng.integers(len(pools)))]
+            crop = self.crops[pool[int(rng.integers(len(pool)))]]
+            x1, y1, x2, y2 = crop.region
+            if crop.source == index or any(x1 < b[2] and b[0] < x2 and y1 < b[3] and b[1] < y2 for b in taken):
+                continue
+            image[:, y1:y2, x1:x2] = crop.pixels
+            taken.append(crop.region)
+            boxes.append(crop.box)
+            labels.append(crop.label)
+        if boxes:
+            target["boxes"] = torch.cat([target["boxes"], torch.stack(boxes)])
+            target["labels"] = torch.cat([target["labels"], torch.tensor(labels, dtype=torch.int64)])
+        return image, target
+
+
+def _paste_group(row: Any) -> str:
+    """Frames whose objects can be swapped: same size and lighting."""
+    night = "night" in set(row["tags"]) if row.get("tags") is not None else False
+    return f"{row['width']}x{row['height']}:{'night' if night else 'day'}"
+
+
 class VersionDataset(Dataset[tuple[torch.Tensor, Target]]):
     """Frames of some splits of a dataset version: (image, target) pairs for torchvision detectors.
 
@@ -120,7 +204,8 @@ class VersionDataset(Dataset[tuple[torch.Tensor, Target]]):
     """
 
     def __init__(self, folder: str | os.PathLike[str], frames: pd.DataFrame, version_id: str,
-                 hflip: bool = False, seed: int = 0) -> None:
+                 hflip: bool = False, seed: int = 0, paste_per_frame: int = 0,
+                 paste_classes: Sequence[str] = ()) -> None:
         self.folder = Path(folder)
         self.frames = frames.reset_index(drop=True)
         self.version_id = version_id
@@ -129,6 +214,7 @@ class VersionDataset(Dataset[tuple[torch.Tensor, Target]]):
         self.epoch = 0
         self.targets = [boxes_to_target(row.boxes, version_id, row.frame_id, row.width, row.height)
                         for row in self.frames.itertuples()]
+        self.paste_bank = PasteBank(self, paste_classes, paste_per_frame) if paste_per_frame and paste_classes else None
 
     def set_epoch(self, epoch: int) -> None:
         """Choose this epoch's random flips (the same for the same seed and epoch)."""
@@ -142,6 +228,9 @@ class VersionDataset(Dataset[tuple[torch.Tensor, Target]]):
         image = load_image(self.folder / row["image_path"])
         target = {"boxes": self.targets[index]["boxes"].clone(), "labels": self.targets[index]["labels"].clone(),
                   "index": torch.tensor(index)}
+        if self.paste_bank is not None:
+            image, target = self.paste_bank.paste(image, target, index, _paste_group(row),
+                                                  _rng("paste", self.seed, self.epoch, index))
         if self.hflip and _flip_coin(self.seed, self.epoch, index):
             width = image.shape[-1]
             image = image.flip(-1)

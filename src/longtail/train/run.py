@@ -41,7 +41,7 @@ from longtail.errors import ConfigError, InputError, invalid_config
 from longtail.label.version import datasets_dir
 from longtail.schemas import CATEGORIES
 from longtail.storage import atomic_write_json, atomic_writer
-from longtail.train.config import TrainConfig
+from longtail.train.config import FIELDS_ADDED_OFF, TrainConfig
 from longtail.train.data import VersionDataset, collate, epoch_indices, load_version_folder, repeat_factors, select_frames
 from longtail.train.engine import evaluate_map50, train_one_epoch
 from longtail.train.presets import build_model, count_parameters, get_preset
@@ -60,6 +60,16 @@ MLFLOW_DIGEST_CHARS = 36
 """MLflow's SQL schema stores a dataset digest in 36 characters (``datasets.digest`` is String(36));
 longer digests pass on sqlite but fail on Postgres and MySQL, so the version's sha256 is cut to
 this length there and kept whole in the ``longtail.dataset_digest`` tag."""
+
+
+def saved_train_config(source: str, values: dict[str, Any]) -> TrainConfig:
+    """The config a checkpoint was saved with; fields it predates take the value that was in force then
+    (`FIELDS_ADDED_OFF`), not today's default, so resuming an older run continues it unchanged.
+
+    Raises:
+        ConfigError: naming the source, each bad field and why.
+    """
+    return make_train_config(source, **{**FIELDS_ADDED_OFF, **values})
 
 
 def make_train_config(source: str, **values: Any) -> TrainConfig:
@@ -521,7 +531,7 @@ def train_on_folder(version_dir: str | os.PathLike[str], config: TrainConfig | N
     runs_dir = Path(runs_dir)
     state = load_checkpoint(resume) if resume is not None else None
     if state is not None:
-        saved = make_train_config(f"{resume} (config)", **state["config"])
+        saved = saved_train_config(f"{resume} (config)", state["config"])
         if config is not None:
             free = {"max_minutes", "threads", "num_workers", "device"}
             differ = sorted(k for k in TrainConfig.model_fields
@@ -543,7 +553,8 @@ def train_on_folder(version_dir: str | os.PathLike[str], config: TrainConfig | N
     if train_frames.empty:
         raise InputError(f"{version_dir}: dataset version {version_id} has no frame in split(s) "
                          f"{list(config.train_splits)}; counts: {manifest.get('counts')}")
-    train_set = VersionDataset(version_dir, train_frames, version_id, hflip=config.hflip, seed=config.seed)
+    train_set = VersionDataset(version_dir, train_frames, version_id, hflip=config.hflip, seed=config.seed,
+                              paste_per_frame=config.copy_paste, paste_classes=config.copy_paste_classes)
     val_frames = select_frames(frames, [config.val_split]) if config.val_split else frames.iloc[:0]
     val_set = VersionDataset(version_dir, val_frames, version_id) if len(val_frames) else None
     if config.val_split and val_set is None:
@@ -563,6 +574,9 @@ def train_on_folder(version_dir: str | os.PathLike[str], config: TrainConfig | N
         # 2. Model, optimizer, schedule: fresh and seeded, or restored.
         seed_everything(config.seed)
         model = build_model(config.preset, len(CATEGORIES), config.min_size, config.max_size).to(device)
+        if train_set.paste_bank is not None:
+            log.info("copy-paste: up to %d of %d %s objects pasted into each training frame",
+                     config.copy_paste, len(train_set.paste_bank), "/".join(config.copy_paste_classes))
         factors = repeat_factors([t["labels"] for t in train_set.targets], config.repeat_factor_threshold)
         if (factors > 1).any():
             log.info("repeat-factor sampling (t=%.2f): %d of %d training frames repeated, %.0f frames per epoch",
