@@ -179,6 +179,37 @@ def test_schedule_fitted_to_the_time_budget_anneals_where_the_budget_ends() -> N
     assert fit_schedule(scheduler, 3, 20, 10, seconds_per_epoch=60.0, seconds_left=-5.0) == 3
 
 
+def _register_at_once(uri: str, barrier: Any, results: Any, i: int) -> None:
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    barrier.wait()  # every process registers at the same moment
+    try:
+        results.put(("ok", run_module._register(client, "sweep-detector", f"run{i}", f"file:///models/{i}", {})))
+    except Exception as exc:  # reported to the test, which fails on it
+        results.put(("error", repr(exc)))
+
+
+def test_parallel_registrations_get_distinct_versions_of_one_registered_model(tmp_path: Path) -> None:
+    # `longtail sweep --register --parallel N`: N processes register versions of the same (new) model
+    # in one sqlite store at once. Each must get its own version; none may fail on the model existing.
+    import multiprocessing
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    MlflowClient(tracking_uri=uri).search_experiments()  # create the schema once, as a tracking server would
+    n = 5
+    context = multiprocessing.get_context("forkserver")
+    barrier, results = context.Barrier(n), context.Queue()
+    workers = [context.Process(target=_register_at_once, args=(uri, barrier, results, i)) for i in range(n)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=120)
+    outcomes = sorted(results.get(timeout=10) for _ in range(n))
+    assert outcomes == [("ok", str(v)) for v in range(1, n + 1)]
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    versions = client.search_model_versions("name='sweep-detector'")
+    assert sorted(v.run_id for v in versions) == [f"run{i}" for i in range(n)]
+
+
 def test_dataset_input_survives_a_parallel_run_inserting_the_same_dataset_first(tmp_path: Path) -> None:
     # Runs of a parallel sweep log the same dataset: MLflow's SQL store looks it up and then inserts
     # it, so the loser of the race gets the unique-key error CI saw (first call below); logging again
