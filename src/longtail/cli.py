@@ -626,7 +626,6 @@ def _add_train(sub: Any) -> None:
 
 def cmd_train(args: argparse.Namespace) -> int:
     """Run ``longtail train``."""
-    from longtail.train.config import FIELDS_ADDED_OFF
     from longtail.train.run import make_train_config, train
 
     values = {k: v for k, v in {"preset": args.preset, "epochs": args.epochs, "max_minutes": args.max_minutes,
@@ -640,8 +639,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         # A resumed run keeps its own config; only the budget and the machine may change.
         saved = load_checkpoint(args.resume)["config"]
         saved = json.loads(saved) if isinstance(saved, str) else dict(saved)
-        values = {**FIELDS_ADDED_OFF, **saved,
-                  **{k: v for k, v in values.items() if k in ("max_minutes", "threads", "device")}}
+        values = {**saved, **{k: v for k, v in values.items() if k in ("max_minutes", "threads", "device")}}
     config = make_train_config("longtail train", **values)
     version = args.version or _latest_version(args.root)
     result = train(args.root, version, config, resume=args.resume, progress=not args.no_progress)

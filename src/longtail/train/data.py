@@ -158,9 +158,12 @@ class PasteBank:
                 x2, y2 = (math.ceil(v) for v in box[2:].tolist())
                 self.crops.append(PasteCrop(index, group, label, box.clone(), image[:, y1:y2, x1:x2].clone(),
                                             (x1, y1, x2, y2)))
-        self.by_group: dict[tuple[str, int], list[int]] = {}  # (group, label) -> indices into crops
+        by_class: dict[tuple[str, int], list[int]] = {}  # (group, label) -> indices into crops
         for k, crop in enumerate(self.crops):
-            self.by_group.setdefault((crop.group, crop.label), []).append(k)
+            by_class.setdefault((crop.group, crop.label), []).append(k)
+        self.pools: dict[str, list[list[int]]] = {}  # group -> its classes' crop indices, in label order
+        for (group, _), ks in sorted(by_class.items()):
+            self.pools.setdefault(group, []).append(ks)
 
     def __len__(self) -> int:
         return len(self.crops)
@@ -168,8 +171,8 @@ class PasteBank:
     def paste(self, image: torch.Tensor, target: Target, index: int, group: str, rng: np.random.Generator
               ) -> tuple[torch.Tensor, Target]:
         """Paste up to ``per_frame`` crops into ``image`` (in place) and add their boxes to ``target``."""
-        pools = [ks for (g, _), ks in sorted(self.by_group.items()) if g == group]
-        if not pools or self.per_frame <= 0:
+        pools = self.pools.get(group)
+        if not pools:
             return image, target
         taken = [tuple(b) for b in target["boxes"].tolist()]
         boxes, labels = [], []

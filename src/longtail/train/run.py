@@ -62,16 +62,6 @@ longer digests pass on sqlite but fail on Postgres and MySQL, so the version's s
 this length there and kept whole in the ``longtail.dataset_digest`` tag."""
 
 
-def saved_train_config(source: str, values: dict[str, Any]) -> TrainConfig:
-    """The config a checkpoint was saved with; fields it predates take the value that was in force then
-    (`FIELDS_ADDED_OFF`), not today's default, so resuming an older run continues it unchanged.
-
-    Raises:
-        ConfigError: naming the source, each bad field and why.
-    """
-    return make_train_config(source, **{**FIELDS_ADDED_OFF, **values})
-
-
 def make_train_config(source: str, **values: Any) -> TrainConfig:
     """Validate ``values`` into a `TrainConfig`, naming ``source`` in the error.
 
@@ -219,6 +209,9 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
 def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Read a checkpoint with ``weights_only=True`` (tensors and plain data only, no code).
 
+    Config fields the checkpoint predates get the value in force when it was saved
+    (`FIELDS_ADDED_OFF`), not today's default, so a resumed older run continues unchanged.
+
     Raises:
         InputError: missing or unreadable.
     """
@@ -232,6 +225,8 @@ def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     missing = [k for k in ("model", "optimizer", "scheduler", "epoch", "config", "run_id") if k not in state]
     if missing:
         raise InputError(f"{path}: checkpoint lacks {missing}; it was not written by longtail.train")
+    if isinstance(state["config"], dict):
+        state["config"] = {**FIELDS_ADDED_OFF, **state["config"]}
     return state
 
 
@@ -531,7 +526,7 @@ def train_on_folder(version_dir: str | os.PathLike[str], config: TrainConfig | N
     runs_dir = Path(runs_dir)
     state = load_checkpoint(resume) if resume is not None else None
     if state is not None:
-        saved = saved_train_config(f"{resume} (config)", state["config"])
+        saved = make_train_config(f"{resume} (config)", **state["config"])
         if config is not None:
             free = {"max_minutes", "threads", "num_workers", "device"}
             differ = sorted(k for k in TrainConfig.model_fields
