@@ -19,7 +19,7 @@ assignment and losses, and the post-processing cost on top of it.
 
 Inputs are synthetic road frames (sky, road with lane marks, 2-6 vehicles, pedestrians or
 cyclists whose boxes are the targets), JPEG-encoded and decoded with `longtail.train.data.load_image`,
-at each preset's own input size: 320x192 (the simulated fleet's camera) for ``fcos-small`` and
+at each preset's own input size: 320x192 (the simulated fleet's camera) for ``fcos-small`` and ``fcos-small-p2``, and
 640x384 for ``fcos-resnet50``, so the detector's resize is the identity. Decoding is not part of
 the timed steps; its rate on one core is reported beside them. Weights are freshly initialised
 (``--checkpoint`` loads trained ones for its preset). An untrained FCOS scores every location
@@ -30,7 +30,7 @@ report gives the detections per frame.
 Target (issue 6): record training images/s and inference frames/s per core for each preset.
 
 Usage:
-    python bench/train.py [--presets fcos-small,fcos-resnet50] [--threads 1,2] [--seconds 8]
+    python bench/train.py [--presets fcos-small,fcos-small-p2,fcos-resnet50] [--threads 1,2] [--seconds 8]
                           [--min-calls N] [--checkpoint run/checkpoint-N.pt] [--out results.json]
                           [--record bench/RESULTS.md]
 """
@@ -84,6 +84,7 @@ class Plan:
 PLANS: dict[str, Plan] = {
     # batch 16 is the training default (TrainConfig.batch_size).
     "fcos-small": Plan(train_batch=16, warmup_calls=2, min_calls=3),
+    "fcos-small-p2": Plan(train_batch=16, warmup_calls=2, min_calls=3),
     # ~30 s per training step of batch 8 on one core: one warm-up call, then timed calls for at
     # least --seconds (a single training step is already longer).
     "fcos-resnet50": Plan(train_batch=8, warmup_calls=1, min_calls=1),
@@ -366,7 +367,8 @@ def main() -> int:
     parser.add_argument("--threads", default="1,2", help="comma-separated torch thread counts")
     parser.add_argument("--seconds", type=float, default=8.0, help="least seconds timed per measurement")
     parser.add_argument("--min-calls", type=int, default=None,
-                        help="least timed calls per measurement (default: 3 for fcos-small, 1 for fcos-resnet50)")
+                        help="least timed calls per measurement (default: 3 for fcos-small and fcos-small-p2, "
+                             "1 for fcos-resnet50)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the frames and the weights")
     parser.add_argument("--checkpoint", default="", help="a longtail.train checkpoint: its preset uses its weights")
     parser.add_argument("--out", default="", help="also write the results as JSON here")

@@ -23,7 +23,7 @@
 upstream = None
 product = None
 root = "data"
-preset = "fcos-small"
+preset = "fcos-small-p2"
 max_minutes = 10.0
 epochs = 16
 batch_size = 16

@@ -45,7 +45,7 @@ def test_mlflow_run_holds_dataset_digest_params_metrics_tags_and_model(trained: 
     assert [t.value for t in dataset_input.tags if t.key == "mlflow.data.context"] == ["training"]
 
     params = run.data.params
-    assert (params["preset"], params["epochs"], params["lr"], params["batch_size"]) == ("fcos-small", "2", "0.002", "4")
+    assert (params["preset"], params["epochs"], params["lr"], params["batch_size"]) == ("fcos-small-p2", "2", "0.002", "4")
     assert (params["dataset_version"], params["train_frames"], params["val_frames"]) == (manifest["version_id"], "12", "4")
 
     for name in ("loss", "train_classification", "train_bbox_regression", "val_map50", "images_per_s", "lr"):
@@ -78,7 +78,7 @@ def test_model_from_mlflow_reloads_bit_identically_for_inference(trained: dict[s
     for uri in (result["run_id"], result["model_uri"], "models:/test-detector@champion"):
         loaded, meta = load_model_from_mlflow(uri, result["tracking_uri"])
         assert meta["dataset_digest"] == trained["manifest"]["digest"]
-        assert meta["preset"] == "fcos-small" and meta["classes"] == ["car", "truck", "pedestrian", "cyclist"]
+        assert meta["preset"] == "fcos-small-p2" and meta["classes"] == ["car", "truck", "pedestrian", "cyclist"]
         assert meta["run_id"] == result["run_id"]
         reference = model.state_dict()
         for key, tensor in loaded.state_dict().items():

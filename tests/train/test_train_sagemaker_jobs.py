@@ -118,7 +118,7 @@ def test_the_container_reads_the_request_into_its_job(tmp_path: Path) -> None:
     request = training_job_request(config, TARGET, "one-job", sweep_id="sweep-one")
     hps = request["HyperParameters"]
     assert "device" not in hps and "threads" not in hps and "max_minutes" not in hps
-    assert (hps["val_split"], hps["registered_model"], hps["epochs"], hps["preset"]) == ("null", "null", "2", '"fcos-small"')
+    assert (hps["val_split"], hps["registered_model"], hps["epochs"], hps["preset"]) == ("null", "null", "2", '"fcos-small-p2"')
     assert hps["sweep_id"] == '"sweep-one"' and hps["tracking_uri"] == '"https://mlflow.example.com"'
     env = {
         "SM_CHANNEL_TRAINING": str(tmp_path),

@@ -88,7 +88,7 @@ def write_version(root: Path, frames: int = 16, val: int = 4, seed: int = 0,
 
 
 def tiny_config(**overrides: Any) -> TrainConfig:
-    """fcos-small at 64x96 input, batch 4, one thread: a few seconds per epoch."""
+    """The default preset (fcos-small-p2) at 64x96 input, batch 4, one thread: a few seconds per epoch."""
     values: dict[str, Any] = {"epochs": 2, "batch_size": 4, "lr": 2e-3, "threads": 1, "device": "cpu",
                               "min_size": 64, "max_size": 96, "registered_model": "test-detector"}
     values.update(overrides)

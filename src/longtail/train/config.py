@@ -22,7 +22,8 @@ class TrainConfig(_Frozen):
     Defaults are the settings that trained ``fcos-small`` on the simulated fleet (batch 16, AdamW
     2e-3, cosine schedule; ../shared/ENVIRONMENT.md), with copy-paste of pedestrians and cyclists
     (bench/RESULTS.md: in the same 10 minutes it lifted test_common mAP@0.5 by 0.08-0.09 for
-    two seeds, pedestrian AP from 0.00-0.02 to 0.12).
+    two seeds, pedestrian AP from 0.00-0.02 to 0.12), on the ``fcos-small-p2`` preset (a stride-4
+    level: a further 0.02-0.06 for two seeds).
     """
 
     preset: str = Field(DEFAULT_PRESET, description=f"detector preset, one of {sorted(PRESETS)}")
