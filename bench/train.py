@@ -19,8 +19,8 @@ assignment and losses, and the post-processing cost on top of it.
 
 Inputs are synthetic road frames (sky, road with lane marks, 2-6 vehicles, pedestrians or
 cyclists whose boxes are the targets), JPEG-encoded and decoded with `longtail.train.data.load_image`,
-at each preset's own input size: 320x192 (the simulated fleet's camera) for ``fcos-small`` and ``fcos-small-p2``, and
-640x384 for ``fcos-resnet50``, so the detector's resize is the identity. Decoding is not part of
+at each preset's own input size: 320x192 (the simulated fleet's camera) for ``fcos-small`` and
+``fcos-small-p2``, and 640x384 for ``fcos-resnet50``, so the detector's resize is the identity. Decoding is not part of
 the timed steps; its rate on one core is reported beside them. Weights are freshly initialised
 (``--checkpoint`` loads trained ones for its preset). An untrained FCOS scores every location
 sqrt(0.01 prior x 0.5 centerness) ~ 0.07, above the 0.05 score threshold, so its post-processing

@@ -79,7 +79,7 @@ def test_p2_preset_trains_objects_narrower_than_the_p3_stride() -> None:
     narrow = [97.0, 60.0, 103.0, 77.0]
     assert _positives(build_model("fcos-small", 4), narrow) == 0
     assert _positives(build_model("fcos-small-p2", 4), narrow) >= 1
-    # A car-sized box is still trained on a coarser level, not on P2.
+    # A car-sized box still gets positives with the P2 level in the pyramid.
     car = [60.0, 40.0, 160.0, 110.0]
     assert _positives(build_model("fcos-small-p2", 4), car) > 0
 

@@ -110,22 +110,26 @@ def _build_fcos_resnet50(num_classes: int, kwargs: dict[str, Any]) -> nn.Module:
     return fcos_resnet50_fpn(weights=None, weights_backbone=None, num_classes=num_classes, **kwargs)
 
 
+_FCOS_DEFAULTS: dict[str, Any] = {"score_thresh": 0.05, "nms_thresh": 0.6, "detections_per_img": 100,
+                                  "topk_candidates": 1000}
+"""Post-processing every preset shares (FCOS keyword arguments)."""
+
 PRESETS: dict[str, Preset] = {
     "fcos-small": Preset(
         "fcos-small", "FCOS on a small residual conv backbone + FPN P3-P5; learns on 2 CPU cores in minutes",
         min_size=192, max_size=320, builder=_build_fcos_small,
-        defaults={"score_thresh": 0.05, "nms_thresh": 0.6, "detections_per_img": 100, "topk_candidates": 1000},
+        defaults=_FCOS_DEFAULTS,
     ),
     "fcos-small-p2": Preset(
         "fcos-small-p2", "fcos-small with a stride-4 P2 level and a 32-channel FPN and head, for small objects; "
                          "the default",
         min_size=192, max_size=320, builder=_build_fcos_small_p2,
-        defaults={"score_thresh": 0.05, "nms_thresh": 0.6, "detections_per_img": 100, "topk_candidates": 1000},
+        defaults=_FCOS_DEFAULTS,
     ),
     "fcos-resnet50": Preset(
         "fcos-resnet50", "torchvision fcos_resnet50_fpn from scratch (ResNet-50 + FPN P3-P7); for GPUs",
         min_size=384, max_size=640, builder=_build_fcos_resnet50,
-        defaults={"score_thresh": 0.05, "nms_thresh": 0.6, "detections_per_img": 100, "topk_candidates": 1000},
+        defaults=_FCOS_DEFAULTS,
     ),
 }
 """Named detector presets; ``fcos-small-p2`` is the default."""
