@@ -3,7 +3,9 @@
 For each preset in `longtail.train.presets.PRESETS`, on 1 and on 2 torch threads:
 
 1. Training: images/s of `train_one_epoch` one batch at a time (forward with the FCOS losses,
-   backward, gradient clipping at 10, AdamW from `make_optimizer` with the training defaults).
+   backward, gradient clipping at 10, AdamW from `make_optimizer` with the training defaults),
+   in float32 and, where the CPU runs it natively (`TrainConfig.precision` "auto"), under
+   bfloat16 autocast ("train bf16" rows; their baseline runs under the same autocast).
 2. Inference: frames/s of `predict` (eval mode: resize, backbone, head, box decoding, NMS) at
    batch 1 and at batch 8.
 
@@ -67,7 +69,7 @@ from longtail.train.config import TrainConfig
 from longtail.train.data import CLASS_INDEX, Target, load_image
 from longtail.train.engine import predict, train_one_epoch
 from longtail.train.presets import PRESETS, build_model, count_parameters, get_preset
-from longtail.train.run import load_checkpoint, make_optimizer
+from longtail.train.run import bf16_supported, load_checkpoint, make_optimizer
 
 log = logging.getLogger("bench.train")
 
@@ -202,22 +204,24 @@ def cycle_batches(images: list[torch.Tensor], targets: list[Target], batch: int
     return next_batch
 
 
-def detector_calls(model: nn.Module, images: list[torch.Tensor], targets: list[Target], train_batch: int
-                   ) -> tuple[dict[str, Callable[[], int]], list[int]]:
-    """The detector's timed calls (one training step; `predict` at each inference batch) and the list
-    that inference fills with the detections of each frame."""
+def detector_calls(model: nn.Module, images: list[torch.Tensor], targets: list[Target], train_batch: int,
+                   bf16: bool) -> tuple[dict[str, Callable[[], int]], list[int]]:
+    """The detector's timed calls (one training step, in float32 and with ``bf16`` under bfloat16
+    autocast; `predict` at each inference batch) and the list that inference fills with the
+    detections of each frame."""
     config = TrainConfig(batch_size=train_batch, schedule="constant", warmup_fraction=0.0)
     optimizer, _ = make_optimizer(model, config, total_steps=1)
     next_train = cycle_batches(images, targets, train_batch)
     detections: list[int] = []
+    calls: dict[str, Callable[[], int]] = {}
+    for name, lowered in (("train", False), ("train bf16", True))[:2 if bf16 else 1]:
+        def train_step(lowered: bool = lowered) -> int:
+            batch = next_train()
+            train_one_epoch(model, [batch], optimizer, None, epoch=1, progress=False,
+                            clip_grad_norm=config.clip_grad_norm, bf16=lowered)
+            return len(batch[0])
 
-    def train_step() -> int:
-        batch = next_train()
-        train_one_epoch(model, [batch], optimizer, None, epoch=1, progress=False,
-                        clip_grad_norm=config.clip_grad_norm)
-        return len(batch[0])
-
-    calls: dict[str, Callable[[], int]] = {f"train, batch {train_batch}": train_step}
+        calls[f"{name}, batch {train_batch}"] = train_step
     for b in INFER_BATCHES:
         next_infer = cycle_batches(images, targets, b)
 
@@ -231,7 +235,8 @@ def detector_calls(model: nn.Module, images: list[torch.Tensor], targets: list[T
     return calls, detections
 
 
-def backbone_calls(model: nn.Module, images: list[torch.Tensor], train_batch: int) -> dict[str, Callable[[], int]]:
+def backbone_calls(model: nn.Module, images: list[torch.Tensor], train_batch: int, bf16: bool
+                   ) -> dict[str, Callable[[], int]]:
     """The baseline's timed calls: a copy of ``model.backbone`` (with its FPN) alone, on transformed inputs.
 
     A copy, so that its stand-in loss never changes the detector's weights.
@@ -248,16 +253,19 @@ def backbone_calls(model: nn.Module, images: list[torch.Tensor], train_batch: in
         at["i"] = (at["i"] + batch) % len(pool)
         return torch.stack([pool[i] for i in idx])
 
-    def train_step() -> int:
-        backbone.train()
-        x = take(train_batch)
-        loss = torch.stack([f.mean() for f in backbone(x).values()]).sum()
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        return train_batch
+    calls: dict[str, Callable[[], int]] = {}
+    for name, lowered in (("train", False), ("train bf16", True))[:2 if bf16 else 1]:
+        def train_step(lowered: bool = lowered) -> int:
+            backbone.train()
+            x = take(train_batch)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=lowered):
+                loss = torch.stack([f.float().mean() for f in backbone(x).values()]).sum()
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            return train_batch
 
-    calls: dict[str, Callable[[], int]] = {f"train, batch {train_batch}": train_step}
+        calls[f"{name}, batch {train_batch}"] = train_step
     for b in INFER_BATCHES:
         def infer(b: int = b) -> int:
             backbone.eval()
@@ -288,8 +296,9 @@ def bench_preset(name: str, args: argparse.Namespace, folder: Path, threads: lis
             weights = f"trained ({Path(args.checkpoint).name}, epoch {state['epoch']})"
     # Inference always runs on these weights, not on those the timed training steps left behind.
     built = {k: v.clone() for k, v in model.state_dict().items()}
-    baseline = backbone_calls(model, images, plan.train_batch)
-    calls, detections = detector_calls(model, images, targets, plan.train_batch)
+    bf16 = bf16_supported(torch.device("cpu"))
+    baseline = backbone_calls(model, images, plan.train_batch, bf16)
+    calls, detections = detector_calls(model, images, targets, plan.train_batch, bf16)
     min_calls = plan.min_calls if args.min_calls is None else args.min_calls
     rows = []
     for n in threads:
@@ -344,20 +353,26 @@ def render(args: argparse.Namespace, res: dict[str, Any]) -> str:
         "",
         "Baseline: the preset's backbone + FPN alone on the same threads, batch and input (training: forward, "
         "mean-of-features loss, backward, AdamW step). Images/s per core = images/s / threads; "
-        "CPU/wall near the thread count means the process had its cores.",
+        "CPU/wall near the thread count means the process had its cores. \"train bf16\" rows train under "
+        "bfloat16 autocast (`TrainConfig.precision`), their baseline too; bf16 / fp32 is their speed over the "
+        "float32 row's.",
         "",
         "| preset | measure | threads | images/s | **per core** | CPU s / wall s | baseline: backbone + FPN, "
-        "images/s | detector / baseline | 2 threads / 1 thread |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "images/s | detector / baseline | 2 threads / 1 thread | bf16 / fp32 |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for p in res["presets"]:
         one = {r["measure"]: r["detector"]["per_s"] for r in p["rows"] if r["threads"] == 1}
+        same_threads = {(r["measure"], r["threads"]): r["detector"]["per_s"] for r in p["rows"]}
         for r in p["rows"]:
             d, b, n = r["detector"], r["backbone"], r["threads"]
             scaling = f"{d['per_s'] / one[r['measure']]:.2f}x" if n != 1 and r["measure"] in one else "-"
+            fp32 = same_threads.get((r["measure"].replace("train bf16", "train"), n))
+            lowered = f"{d['per_s'] / fp32:.2f}x" if r["measure"].startswith("train bf16") and fp32 else "-"
             lines.append(
                 f"| {p['preset']} | {r['measure']} | {n} | {d['per_s']:.2f} | **{d['per_s'] / n:.2f}** | "
-                f"{d['cpu_s'] / d['wall_s']:.2f} | {b['per_s']:.2f} | {d['per_s'] / b['per_s']:.2f}x | {scaling} |")
+                f"{d['cpu_s'] / d['wall_s']:.2f} | {b['per_s']:.2f} | {d['per_s'] / b['per_s']:.2f}x | {scaling} | "
+                f"{lowered} |")
     return "\n".join(lines) + "\n"
 
 

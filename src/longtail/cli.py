@@ -617,6 +617,9 @@ def _add_train(sub: Any) -> None:
                    help="paste up to N pedestrians/cyclists from other training frames into each frame "
                         "(default: the config's, 4; 0: off)")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], help="where to train")
+    p.add_argument("--precision", choices=["auto", "fp32", "bf16"],
+                   help="training arithmetic (default: the config's, auto: bfloat16 autocast where the CPU or GPU "
+                        "runs it natively, else float32)")
     p.add_argument("--tracking-uri", help="MLflow tracking URI (default: sqlite in DATA/mlflow)")
     p.add_argument("--resume", help="a checkpoint (DATA/runs/<run id>/checkpoint-N.pt) to continue from")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
@@ -631,7 +634,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     values = {k: v for k, v in {"preset": args.preset, "epochs": args.epochs, "max_minutes": args.max_minutes,
                                 "batch_size": args.batch_size, "lr": args.lr, "threads": args.threads,
                                 "seed": args.seed, "copy_paste": args.copy_paste, "device": args.device,
-                                "tracking_uri": args.tracking_uri}.items()
+                                "precision": args.precision, "tracking_uri": args.tracking_uri}.items()
               if v is not None}
     if args.resume:
         from longtail.train.run import load_checkpoint

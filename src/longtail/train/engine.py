@@ -31,7 +31,7 @@ class TrainingError(LongtailError):
 def train_one_epoch(model: nn.Module, loader: Iterable[Batch], optimizer: torch.optim.Optimizer,
                     scheduler: torch.optim.lr_scheduler.LRScheduler | None, epoch: int, progress: bool = True,
                     clip_grad_norm: float = 0.0, device: torch.device | str = "cpu",
-                    deadline: float | None = None) -> dict[str, float]:
+                    deadline: float | None = None, bf16: bool = False) -> dict[str, float]:
     """Train ``model`` for one pass over ``loader``, stepping the scheduler after every batch.
 
     Args:
@@ -44,6 +44,8 @@ def train_one_epoch(model: nn.Module, loader: Iterable[Batch], optimizer: torch.
         clip_grad_norm: clip the gradient norm to this; 0 turns clipping off.
         device: where the model lives.
         deadline: a `time.monotonic` time; the epoch ends early after the step that passes it.
+        bf16: run the forward pass under bfloat16 autocast (weights, gradients and optimizer state
+            stay float32; the head's outputs are cast back to float32 before the loss).
 
     Returns:
         Means over the epoch: ``loss`` and each loss term, plus ``images_per_s``, ``images``,
@@ -59,40 +61,56 @@ def train_one_epoch(model: nn.Module, loader: Iterable[Batch], optimizer: torch.
     start = time.perf_counter()
     total = len(loader) if isinstance(loader, Sized) else None
     bar = tqdm(loader, total=total, desc=f"epoch {epoch}", unit="batch", disable=not progress, leave=False)
-    for step, (images, targets) in enumerate(bar, start=1):
-        images = [im.to(device, non_blocking=True) for im in images]
-        targets = [{k: v.to(device, non_blocking=True) for k, v in t.items() if k != "index"} for t in targets]
-        terms = model(images, targets)
-        loss = sum(terms.values())
-        values = {k: float(v.detach()) for k, v in terms.items()}
-        if not all(math.isfinite(v) for v in values.values()):
-            detail = ", ".join(f"{k}={v}" for k, v in values.items())
-            raise TrainingError(f"non-finite loss at epoch {epoch}, step {step}: {detail}. Lower lr (now "
-                                f"{optimizer.param_groups[0]['lr']:.3g}) or check the boxes of this batch.")
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if clip_grad_norm > 0:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), clip_grad_norm)
-        optimizer.step()
-        if scheduler is not None:
-            scheduler.step()
-        steps += 1
-        images_seen += len(images)
-        values["loss"] = sum(values.values())
-        for k, v in values.items():
-            sums[k] = sums.get(k, 0.0) + v
-        rate = images_seen / max(time.perf_counter() - start, 1e-9)
-        bar.set_postfix(loss=f"{values['loss']:.3f}", img_s=f"{rate:.1f}")
-        if deadline is not None and time.monotonic() > deadline:
-            stopped_early = 1.0
-            log.info("epoch %d: time budget spent after step %d of %s", epoch, step, total)
-            break
+    device_type = torch.device(device).type
+    head = getattr(model, "head", None)
+    hook = head.register_forward_hook(_outputs_to_float) if bf16 and isinstance(head, nn.Module) else None
+    try:
+        for step, (images, targets) in enumerate(bar, start=1):
+            images = [im.to(device, non_blocking=True) for im in images]
+            targets = [{k: v.to(device, non_blocking=True) for k, v in t.items() if k != "index"} for t in targets]
+            with torch.autocast(device_type, dtype=torch.bfloat16, enabled=bf16):
+                terms = model(images, targets)
+            loss = sum(terms.values())
+            values = {k: float(v.detach()) for k, v in terms.items()}
+            if not all(math.isfinite(v) for v in values.values()):
+                detail = ", ".join(f"{k}={v}" for k, v in values.items())
+                raise TrainingError(f"non-finite loss at epoch {epoch}, step {step}: {detail}. Lower lr (now "
+                                    f"{optimizer.param_groups[0]['lr']:.3g}) or check the boxes of this batch.")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if clip_grad_norm > 0:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), clip_grad_norm)
+            optimizer.step()
+            if scheduler is not None:
+                scheduler.step()
+            steps += 1
+            images_seen += len(images)
+            values["loss"] = sum(values.values())
+            for k, v in values.items():
+                sums[k] = sums.get(k, 0.0) + v
+            rate = images_seen / max(time.perf_counter() - start, 1e-9)
+            bar.set_postfix(loss=f"{values['loss']:.3f}", img_s=f"{rate:.1f}")
+            if deadline is not None and time.monotonic() > deadline:
+                stopped_early = 1.0
+                log.info("epoch %d: time budget spent after step %d of %s", epoch, step, total)
+                break
+    finally:
+        if hook is not None:
+            hook.remove()
     bar.close()
     elapsed = time.perf_counter() - start
     out = {k: v / max(steps, 1) for k, v in sums.items()}
     out.update(images_per_s=images_seen / max(elapsed, 1e-9), images=float(images_seen), steps=float(steps),
                lr=float(optimizer.param_groups[0]["lr"]), stopped_early=stopped_early)
     return out
+
+
+def _outputs_to_float(module: nn.Module, inputs: Any, outputs: Any) -> Any:
+    """Forward hook: a detection head's outputs (a dict of tensors) in float32, so that the losses
+    and box decoding after it run in full precision under autocast."""
+    if isinstance(outputs, dict):
+        return {k: v.float() for k, v in outputs.items()}
+    return outputs
 
 
 @torch.inference_mode()

@@ -98,6 +98,28 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
+def bf16_supported(device: torch.device) -> bool:
+    """Whether ``device`` runs bfloat16 natively: a CUDA GPU that says so, or a CPU with AVX512-BF16
+    or AMX (oneDNN's test); elsewhere bfloat16 is emulated and slower than float32."""
+    if device.type == "cuda":
+        return bool(torch.cuda.is_bf16_supported())
+    return device.type == "cpu" and bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
+def resolve_precision(precision: str, device: torch.device) -> bool:
+    """``TrainConfig.precision`` -> whether to train under bfloat16 autocast.
+
+    Raises:
+        ConfigError: ``bf16`` was asked for on a device without native bfloat16.
+    """
+    if precision == "auto":
+        return bf16_supported(device)
+    if precision == "bf16" and not bf16_supported(device):
+        raise ConfigError(f"TrainConfig: invalid precision='bf16'; this {device.type} has no native bfloat16 "
+                          f"(AVX512-BF16 or AMX on a CPU). Use precision='fp32' or 'auto'.")
+    return precision == "bf16"
+
+
 def _rng_state() -> dict[str, Any]:
     state = np.random.get_state()
     return {"python": random.getstate(), "torch": torch.get_rng_state(),
@@ -556,6 +578,7 @@ def train_on_folder(version_dir: str | os.PathLike[str], config: TrainConfig | N
         log.warning("dataset version %s has no %s frame: no validation mAP", version_id, config.val_split)
 
     device = resolve_device(config.device)
+    bf16 = resolve_precision(config.precision, device)
     if mlflow_dir is None and config.tracking_uri is None:
         raise ConfigError("train_on_folder: give mlflow_dir or config.tracking_uri; nowhere to track the run")
     if config.tracking_uri is not None:
@@ -615,9 +638,9 @@ def train_on_folder(version_dir: str | os.PathLike[str], config: TrainConfig | N
             client.log_text(run_id, config.model_dump_json(indent=2), "config.json")
         run_dir = runs_dir / run_id
         run_dir.mkdir(parents=True, exist_ok=True)
-        log.info("training %s (%d parameters) on %s: %d train / %d val frames, %d epochs, device %s, MLflow run %s",
-                 config.preset, count_parameters(model), version_id, len(train_set), len(val_frames), config.epochs,
-                 device, run_id)
+        log.info("training %s (%d parameters) on %s: %d train / %d val frames, %d epochs, device %s (%s), "
+                 "MLflow run %s", config.preset, count_parameters(model), version_id, len(train_set), len(val_frames),
+                 config.epochs, device, "bfloat16 autocast" if bf16 else "float32", run_id)
 
         # 3. Epochs.
         deadline = time.monotonic() + config.max_minutes * 60 if config.max_minutes else None
@@ -629,7 +652,7 @@ def train_on_folder(version_dir: str | os.PathLike[str], config: TrainConfig | N
                 train_set.set_epoch(epoch)
                 stats = train_one_epoch(model, _loader(train_set, config, True, epoch, factors), optimizer, scheduler,
                                         epoch, progress=progress, clip_grad_norm=config.clip_grad_norm, device=device,
-                                        deadline=deadline)
+                                        deadline=deadline, bf16=bf16)
                 metrics = {("images_per_s" if k == "images_per_s" else k if k in ("lr", "loss") else f"train_{k}"): v
                            for k, v in stats.items() if k not in ("steps", "stopped_early")}
                 if val_set is not None:
