@@ -102,8 +102,14 @@ def bf16_supported(device: torch.device) -> bool:
     """Whether ``device`` runs bfloat16 natively: a CUDA GPU that says so, or a CPU with AVX512-BF16
     or AMX (oneDNN's test); elsewhere bfloat16 is emulated and slower than float32."""
     if device.type == "cuda":
-        return bool(torch.cuda.is_bf16_supported())
-    return device.type == "cpu" and bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+        try:  # the default also counts the emulation pre-Ampere GPUs (V100, T4) get
+            return bool(torch.cuda.is_bf16_supported(including_emulation=False))
+        except TypeError:  # torch before 2.3 has no such argument and counts native support only
+            return bool(torch.cuda.is_bf16_supported())
+    if device.type != "cpu":
+        return False
+    probe = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", None)  # private: absent in some builds
+    return bool(probe()) if probe is not None else False
 
 
 def resolve_precision(precision: str, device: torch.device) -> bool:
