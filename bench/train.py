@@ -204,6 +204,11 @@ def cycle_batches(images: list[torch.Tensor], targets: list[Target], batch: int
     return next_batch
 
 
+def train_modes(bf16: bool) -> list[tuple[str, bool]]:
+    """(measure name, under bfloat16 autocast) of the training measurements: float32, and bf16 too with ``bf16``."""
+    return [("train", False), ("train bf16", True)] if bf16 else [("train", False)]
+
+
 def detector_calls(model: nn.Module, images: list[torch.Tensor], targets: list[Target], train_batch: int,
                    bf16: bool) -> tuple[dict[str, Callable[[], int]], list[int]]:
     """The detector's timed calls (one training step, in float32 and with ``bf16`` under bfloat16
@@ -214,7 +219,7 @@ def detector_calls(model: nn.Module, images: list[torch.Tensor], targets: list[T
     next_train = cycle_batches(images, targets, train_batch)
     detections: list[int] = []
     calls: dict[str, Callable[[], int]] = {}
-    for name, lowered in (("train", False), ("train bf16", True))[:2 if bf16 else 1]:
+    for name, lowered in train_modes(bf16):
         def train_step(lowered: bool = lowered) -> int:
             batch = next_train()
             train_one_epoch(model, [batch], optimizer, None, epoch=1, progress=False,
@@ -254,7 +259,7 @@ def backbone_calls(model: nn.Module, images: list[torch.Tensor], train_batch: in
         return torch.stack([pool[i] for i in idx])
 
     calls: dict[str, Callable[[], int]] = {}
-    for name, lowered in (("train", False), ("train bf16", True))[:2 if bf16 else 1]:
+    for name, lowered in train_modes(bf16):
         def train_step(lowered: bool = lowered) -> int:
             backbone.train()
             x = take(train_batch)

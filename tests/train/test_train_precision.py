@@ -38,7 +38,7 @@ def test_bf16_steps_keep_float32_weights_and_losses_and_remove_their_hook() -> N
     model.head.compute_loss = spy  # type: ignore[union-attr,method-assign]
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
     stats = train_one_epoch(model, [_batch()], optimizer, None, epoch=1, progress=False, bf16=True)
-    # The convolutions ran in bfloat16 (the hook saw what the head returned), the losses in float32.
+    # Under autocast the head returns bfloat16 (next test); the hook hands the losses float32, and they stay so.
     assert set(seen[0].values()) == {torch.float32} and set(seen[1].values()) == {torch.float32}
     assert stats["loss"] > 0 and stats["steps"] == 1.0
     after = model.state_dict()

@@ -24,7 +24,7 @@ class TrainConfig(_Frozen):
     (bench/RESULTS.md: in the same 10 minutes it lifted test_common mAP@0.5 by 0.08-0.09 for
     two seeds, pedestrian AP from 0.00-0.02 to 0.12), on the ``fcos-small-p2`` preset (a stride-4
     level: a further 0.02-0.06 for two seeds), trained under bfloat16 autocast where the CPU runs it
-    natively (``precision="auto"``: 1.8x the images/s on an AVX512-BF16 CPU, so 10 minutes hold 11-12
+    natively (``precision="auto"``: 1.8x the images/s on an AVX512-BF16 CPU, so 10 minutes hold 11-13
     epochs instead of 8, and test_common rose by a further 0.04 for two seeds).
     """
 
