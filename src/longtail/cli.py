@@ -616,6 +616,9 @@ def _add_train(sub: Any) -> None:
     p.add_argument("--copy-paste", type=int, metavar="N",
                    help="paste up to N pedestrians/cyclists from other training frames into each frame "
                         "(default: the config's, 4; 0: off)")
+    p.add_argument("--haze", type=float, metavar="SHARE",
+                   help="share of training frames faded toward a uniform haze, as fog fades distant objects "
+                        "(default: the config's, 0.5; 0: off)")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], help="where to train")
     p.add_argument("--precision", choices=["auto", "fp32", "bf16"],
                    help="training arithmetic (default: the config's, auto: bfloat16 autocast where the CPU or GPU "
@@ -633,7 +636,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     values = {k: v for k, v in {"preset": args.preset, "epochs": args.epochs, "max_minutes": args.max_minutes,
                                 "batch_size": args.batch_size, "lr": args.lr, "threads": args.threads,
-                                "seed": args.seed, "copy_paste": args.copy_paste, "device": args.device,
+                                "seed": args.seed, "copy_paste": args.copy_paste, "haze": args.haze,
+                                "device": args.device,
                                 "precision": args.precision, "tracking_uri": args.tracking_uri}.items()
               if v is not None}
     if args.resume:

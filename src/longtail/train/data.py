@@ -198,6 +198,25 @@ def _paste_group(row: Any) -> str:
     return f"{row['width']}x{row['height']}:{'night' if night else 'day'}"
 
 
+HAZE_STRENGTH = (0.2, 0.7)
+"""Range of the haze's opacity: fog of 40-180 m visibility fades an object 30-50 m away by 0.5-0.8."""
+
+
+def add_haze(image: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
+    """Fade a frame toward a uniform haze, as fog or rain fades distant objects (a new tensor).
+
+    ``image * (1 - a) + level * a`` with opacity ``a`` drawn from `HAZE_STRENGTH` and a near-grey
+    ``level``: the frame's mean brightness times U(0.9, 1.4), each channel tinted by U(0.95, 1.05)
+    and clipped to [0.03, 0.92], so a night frame fades to a dark haze and a day frame to a light one.
+    Boxes keep their place; only the contrast of what they hold drops.
+    """
+    a = float(rng.uniform(*HAZE_STRENGTH))
+    level = float(image.mean()) * float(rng.uniform(0.9, 1.4))
+    tint = rng.uniform(0.95, 1.05, image.shape[0])
+    color = torch.tensor([min(max(level * t, 0.03), 0.92) for t in tint], dtype=image.dtype).view(-1, 1, 1)
+    return image.mul(1.0 - a).add_(color * a)
+
+
 class VersionDataset(Dataset[tuple[torch.Tensor, Target]]):
     """Frames of some splits of a dataset version: (image, target) pairs for torchvision detectors.
 
@@ -208,11 +227,12 @@ class VersionDataset(Dataset[tuple[torch.Tensor, Target]]):
 
     def __init__(self, folder: str | os.PathLike[str], frames: pd.DataFrame, version_id: str,
                  hflip: bool = False, seed: int = 0, paste_per_frame: int = 0,
-                 paste_classes: Sequence[str] = ()) -> None:
+                 paste_classes: Sequence[str] = (), haze: float = 0.0) -> None:
         self.folder = Path(folder)
         self.frames = frames.reset_index(drop=True)
         self.version_id = version_id
         self.hflip = hflip
+        self.haze = haze
         self.seed = seed
         self.epoch = 0
         self.targets = [boxes_to_target(row.boxes, version_id, row.frame_id, row.width, row.height)
@@ -239,6 +259,10 @@ class VersionDataset(Dataset[tuple[torch.Tensor, Target]]):
             image = image.flip(-1)
             boxes = target["boxes"]
             target["boxes"] = torch.stack([width - boxes[:, 2], boxes[:, 1], width - boxes[:, 0], boxes[:, 3]], dim=1)
+        if self.haze > 0:
+            rng = _rng("haze", self.seed, self.epoch, index)
+            if rng.random() < self.haze:
+                image = add_haze(image, rng)
         return image, target
 
 

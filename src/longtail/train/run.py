@@ -577,7 +577,8 @@ def train_on_folder(version_dir: str | os.PathLike[str], config: TrainConfig | N
         raise InputError(f"{version_dir}: dataset version {version_id} has no frame in split(s) "
                          f"{list(config.train_splits)}; counts: {manifest.get('counts')}")
     train_set = VersionDataset(version_dir, train_frames, version_id, hflip=config.hflip, seed=config.seed,
-                              paste_per_frame=config.copy_paste, paste_classes=config.copy_paste_classes)
+                              paste_per_frame=config.copy_paste, paste_classes=config.copy_paste_classes,
+                              haze=config.haze)
     val_frames = select_frames(frames, [config.val_split]) if config.val_split else frames.iloc[:0]
     val_set = VersionDataset(version_dir, val_frames, version_id) if len(val_frames) else None
     if config.val_split and val_set is None:
