@@ -213,7 +213,7 @@ def add_haze(image: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
     a = float(rng.uniform(*HAZE_STRENGTH))
     level = float(image.mean()) * float(rng.uniform(0.9, 1.4))
     tint = rng.uniform(0.95, 1.05, image.shape[0])
-    color = torch.tensor([min(max(level * t, 0.03), 0.92) for t in tint], dtype=image.dtype).view(-1, 1, 1)
+    color = torch.as_tensor(np.clip(level * tint, 0.03, 0.92), dtype=image.dtype).view(-1, 1, 1)
     return image.mul(1.0 - a).add_(color * a)
 
 
