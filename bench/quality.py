@@ -7,6 +7,10 @@ frame of the splits (score >= 0.05), then each split is scored on its own.
 
 Example:
     python bench/quality.py --root data --version v-2e809eab1176d1f5 runs:/<run id>/model models:/longtail-detector/1
+    python bench/quality.py --root data --version v-2e809eab1176d1f5 --splits test_common --by drive models:/longtail-detector/1
+
+``--by drive`` scores each drive of each split on its own: a suite of a few drives measures the drives it
+happened to get as much as the model, and this shows which.
 """
 
 from __future__ import annotations
@@ -35,6 +39,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--splits", default="val,test_common,test_longtail", help="comma-separated splits")
     parser.add_argument("--min-object-height", type=float, default=MIN_OBJECT_HEIGHT,
                         help="ignore boxes less tall than this share of the frame height (0: score every box)")
+    parser.add_argument("--by", choices=["split", "drive"], default="split",
+                        help="one row per split, or per drive of each split")
     parser.add_argument("--threads", type=int, default=2, help="torch threads")
     parser.add_argument("models", nargs="+", help="MLflow model URIs (runs:/<id>/model, models:/name/N)")
     args = parser.parse_args(argv)
@@ -46,11 +52,15 @@ def main(argv: list[str] | None = None) -> int:
     splits = args.splits.split(",")
     frames = frames[frames["split"].isin(splits)]
     tracking = default_tracking(root / "mlflow")[0]
+    groups = splits
+    if args.by == "drive":  # score each (split, drive) as a group of its own
+        frames = frames.assign(split=frames["split"] + " " + frames["drive_id"])
+        groups = sorted(frames["split"].unique(), key=lambda g: (splits.index(g.split(" ")[0]), g))
     print("| model | split | frames | mAP@0.5 | AP@0.5 per class (scored boxes) |")
     print("|---|---|---|---|---|")
     for uri in args.models:
         model, _ = load_model_from_mlflow(uri, tracking)
-        for split, part, r in score_splits(model, folder, frames, splits, args.min_object_height):
+        for split, part, r in score_splits(model, folder, frames, groups, args.min_object_height):
             per_class = ", ".join(f"{c} {v['ap50']:.2f} ({v['gt']})" for c, v in r["per_class"].items()
                                   if v["ap50"] is not None)
             print(f"| {uri} | {split} | {len(part)} | {r['map50'] if r['map50'] is not None else float('nan'):.3f} "
