@@ -22,9 +22,10 @@ run: setup  ## run the pipeline on TARGET (default: local) and print where the r
 test: setup browser lint  ## run the whole test suite (real servers are started by the tests)
 	$(PY) -m pytest -q
 
-lint: setup  ## ruff and mypy on the library
+lint: setup  ## ruff, mypy and the import-layering contracts (import-linter) on the library
 	$(PY) -m ruff check src tests bench notebooks
 	$(PY) -m mypy
+	.venv/bin/lint-imports
 
 lab: setup  ## JupyterLab on the notebooks (jupytext pairs .py and .ipynb)
 	$(PY) -m jupyter lab --notebook-dir=. --ServerApp.ip=127.0.0.1 --ServerApp.port=$${PORT:-8888} --no-browser --allow-root \

@@ -52,15 +52,15 @@ import numpy as np
 import pandas as pd
 
 from _results import append_section
+from longtail.catalog.db import URI_ENV, configure_fiftyone, stop_database
+from longtail.catalog.frames import load_frame_index
+from longtail.catalog.truth import GT_DIR, load_ground_truth
 from longtail.config import SimConfig
-from longtail.curate.db import URI_ENV, configure_fiftyone, stop_database
 from longtail.curate.descriptor import DESCRIPTOR_KEY, DIM
 from longtail.curate.embeddings import FeatureCache, compute_descriptors
 from longtail.curate.select import SelectConfig, select_frames
 from longtail.curate.tags import compute_image_tags
-from longtail.ingest.store import load_frame_index
-from longtail.sim.fleet import GT_DIR, simulate_fleet
-from longtail.sim.truth import load_ground_truth
+from longtail.sim.fleet import simulate_fleet
 
 log = logging.getLogger("bench.curate")
 
@@ -115,7 +115,8 @@ def bench_embedding(root: Path, index: pd.DataFrame, workers: list[int]) -> list
 
 def bench_dataset_build(root: Path, index: pd.DataFrame, baseline_frames: int) -> dict[str, Any]:
     """`add_new_frames` against FiftyOne's per-sample ``add_sample`` on the same frames."""
-    from longtail.curate.dataset import add_new_frames, make_samples, open_dataset
+    from longtail.catalog.db import open_dataset
+    from longtail.curate.dataset import add_new_frames, make_samples
 
     fast = open_dataset(root, "bench-add-samples", create=True)
     start = time.perf_counter()
@@ -198,7 +199,7 @@ def bench_selection(n: int, budget: int, dim: int, repeats: int) -> dict[str, di
 def bench_enrichment(root: Path, truth: pd.DataFrame, share: float, random_seeds: int,
                      workers: int) -> dict[str, Any]:
     """`run_curate`, then the share of truly critical frames in a batch of each selector."""
-    from longtail.curate.dataset import open_dataset
+    from longtail.catalog.db import open_dataset
     from longtail.curate.run import CurateConfig, make_pool, run_curate, run_select
 
     start = time.perf_counter()

@@ -24,10 +24,10 @@ from typing import Any
 import pandas as pd
 import torch
 
-from longtail.evaluate.metrics import evaluate_detections
+from longtail.detector.metrics import evaluate_detections
+from longtail.detector.model import default_tracking, load_model_from_mlflow
+from longtail.detector.predict import predict_frames
 from longtail.schemas import MIN_OBJECT_HEIGHT
-from longtail.train.predict import predict_frames
-from longtail.train.run import default_tracking, load_model_from_mlflow
 
 log = logging.getLogger("bench.quality")
 

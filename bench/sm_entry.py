@@ -30,8 +30,8 @@ from typing import Any
 import pandas as pd
 import torch
 
+from longtail.detector.model import load_model
 from longtail.train import sagemaker_entry
-from longtail.train.run import load_model
 from quality import score_splits
 
 log = logging.getLogger("bench.sm_entry")

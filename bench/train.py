@@ -64,11 +64,12 @@ from PIL import Image
 from torch import nn
 
 from _results import append_section
+from longtail.detector.predict import load_image, predict
+from longtail.detector.presets import PRESETS, build_model, count_parameters, get_preset
 from longtail.schemas import CATEGORIES
 from longtail.train.config import TrainConfig
-from longtail.train.data import CLASS_INDEX, Target, load_image
-from longtail.train.engine import predict, train_one_epoch
-from longtail.train.presets import PRESETS, build_model, count_parameters, get_preset
+from longtail.train.data import CLASS_INDEX, Target
+from longtail.train.engine import train_one_epoch
 from longtail.train.run import bf16_supported, load_checkpoint, make_optimizer
 
 log = logging.getLogger("bench.train")

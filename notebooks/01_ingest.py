@@ -28,10 +28,10 @@ keyframe_hz = 2.0
 import plotly.io as pio
 from IPython.display import display
 
+from longtail.catalog.frames import load_frame_index
 from longtail.config import IngestConfig
 from longtail.ingest.ingest import ingest
 from longtail.ingest.report import frame_gallery, log_table, trigger_timeline
-from longtail.ingest.store import load_frame_index
 
 pio.renderers.default = "notebook"
 results = ingest([upstream["simulate"]["fleet"]], root, IngestConfig(keyframe_hz=keyframe_hz), workers=workers,

@@ -36,9 +36,9 @@ sweep_id = None  # set by `longtail sweep`: tags the MLflow run so the sweep's r
 # %%
 import plotly.io as pio
 
+from longtail.catalog.versions import load_version
 from longtail.label.report import version_table
 from longtail.label.run import latest_version
-from longtail.label.version import load_version
 from longtail.train.report import config_table, history_figure, history_table, record_train_run, train_summary
 from longtail.train.run import make_train_config, train
 from longtail.train.sweep import SWEEP_TAG

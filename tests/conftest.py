@@ -26,10 +26,10 @@ from concurrent.futures import ProcessPoolExecutor  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
+from longtail.catalog.truth import load_ground_truth  # noqa: E402
 from longtail.config import NO_SCENARIO_RATES, SimConfig  # noqa: E402
 from longtail.sim.drive import simulate_drive  # noqa: E402
 from longtail.sim.plan import fixed_plan  # noqa: E402
-from longtail.sim.truth import load_ground_truth  # noqa: E402
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -39,7 +39,7 @@ def fiftyone_database(tmp_path_factory: pytest.TempPathFactory):  # type: ignore
     Every FiftyOne call in the tests, and in the notebooks the pipeline tests run, goes to it
     through FIFTYONE_DATABASE_URI; tests name their own datasets. Stopped at the end.
     """
-    from longtail.curate.db import start_database, stop_database
+    from longtail.catalog.db import start_database, stop_database
 
     root = tmp_path_factory.mktemp("fiftyone-db")
     uri = start_database(root)

@@ -110,8 +110,8 @@ def test_console_script_is_installed() -> None:
 
 
 def test_run_summary_names_the_servers_left_running_and_how_to_stop_them(tmp_path: Path) -> None:
+    from longtail.catalog.db import start_database, stop_database
     from longtail.cli import servers_left_running
-    from longtail.curate.db import start_database, stop_database
 
     root = str(tmp_path)
     assert servers_left_running(root) == ""

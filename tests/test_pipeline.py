@@ -41,7 +41,7 @@ def _build_and_check(dag: Any, env: dict, tmp_path: Path) -> None:
     assert any(f"fleet ({len(manifest['drives'])} drives)" in "".join(o.get("text", "")) for o in outputs)
     assert any("image/png" in o.get("data", {}) for o in outputs), "the notebook shows frames and signals"
     # Ingest: every simulated log indexed, and the notebook shows the table, a timeline and frames.
-    from longtail.ingest.store import list_manifests, load_frame_index
+    from longtail.catalog.frames import list_manifests, load_frame_index
 
     assert sorted(m["status"] for m in list_manifests(tmp_path)) == ["ingested"] * len(manifest["drives"])
     assert len(load_frame_index(tmp_path)) > 0
@@ -72,8 +72,8 @@ def _build_and_check(dag: Any, env: dict, tmp_path: Path) -> None:
     assert selected_batch(tmp_path) == batch_id
     # Label: the simulated labeler labeled the whole batch in Label Studio, QA ran, and the accepted
     # frames went into a dataset version tracked by DVC.
+    from longtail.catalog.versions import list_versions, load_version
     from longtail.label.studio import read_label_set
-    from longtail.label.version import list_versions, load_version
 
     labels, table = read_label_set(tmp_path, batch_id)
     assert labels["source"] == "oracle" and labels["frames"] == env["curate"]["budget"] == table.num_rows
@@ -164,11 +164,11 @@ def _check_train_and_evaluate(root: Path, version: dict) -> None:
 def _people_label_a_later_batch(root: Path, first_version: str) -> None:
     import pyarrow.parquet as pq
 
+    from longtail.catalog.versions import list_versions
     from longtail.curate.run import run_select
     from longtail.curate.select import SelectConfig
     from longtail.label.run import run_label
     from longtail.label.studio import batch_truth, labels_dir, submit_annotation
-    from longtail.label.version import list_versions
 
     later = run_select(root, SelectConfig(budget=3, selector="random", seed=3), "t-pipeline")["batch_id"]
     run = run_label(root, later, oracle=False, dataset_name="t-pipeline")

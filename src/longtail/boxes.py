@@ -15,6 +15,9 @@ Edges:
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
 
 Box = tuple[float, float, float, float]
 
@@ -64,3 +67,32 @@ def area(box: Box) -> float:
     """Area in square pixels (0 for degenerate boxes)."""
     x1, y1, x2, y2 = box
     return max(x2 - x1, 0.0) * max(y2 - y1, 0.0)
+
+
+def iou_matrix(a: Any, b: Any) -> np.ndarray:
+    """Intersection over union of every box of ``a`` with every box of ``b``: the library's one IoU.
+
+    torchvision's `box_iou` computes areas as (x2 - x1) * (y2 - y1), which is exactly the width
+    and height of a box in the internal pixel-edge convention (and COCO's w * h).
+
+    Args:
+        a: (N, 4) x1, y1, x2, y2 in the internal convention (array-like).
+        b: (M, 4), same convention.
+
+    Returns:
+        (N, M) float64 in [0, 1]. Inverted boxes count as empty; pairs with a zero union or a
+        non-finite coordinate get 0.
+    """
+    import torch
+    from torchvision.ops import box_iou
+
+    ta = torch.as_tensor(np.asarray(a, dtype=np.float64).reshape(-1, 4))
+    tb = torch.as_tensor(np.asarray(b, dtype=np.float64).reshape(-1, 4))
+    if not len(ta) or not len(tb):
+        return np.zeros((len(ta), len(tb)))
+    # 1. An inverted box (x2 < x1 or y2 < y1) is empty, not negative: clamp its far edges.
+    ta = torch.cat([ta[:, :2], torch.maximum(ta[:, 2:], ta[:, :2])], dim=1)
+    tb = torch.cat([tb[:, :2], torch.maximum(tb[:, 2:], tb[:, :2])], dim=1)
+    # 2. 0/0 (empty union) and non-finite coordinates come out as NaN: they overlap nothing.
+    out = box_iou(ta, tb).numpy()
+    return np.where(np.isfinite(out), out, 0.0)

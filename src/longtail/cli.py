@@ -311,7 +311,7 @@ def _add_curate(sub: Any) -> None:
     p.add_argument("--workers", type=int, default=1, help="processes computing image descriptors")
     p.add_argument("--add-failure-mode", nargs=2, metavar=("NAME", "QUERY"),
                    help="register a failure mode: a name and a JSON query (fields of "
-                        "longtail.curate.failure_modes.FailureModeQuery)")
+                        "longtail.catalog.failure_modes.FailureModeQuery)")
     p.add_argument("--json", action="store_true", help="print the curate manifest as JSON")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     p.set_defaults(func=cmd_curate)
@@ -319,7 +319,7 @@ def _add_curate(sub: Any) -> None:
 
 def cmd_curate(args: argparse.Namespace) -> int:
     """Run ``longtail curate``."""
-    from longtail.curate.failure_modes import register_failure_mode
+    from longtail.catalog.failure_modes import register_failure_mode
     from longtail.curate.run import CurateConfig, run_curate
 
     try:
@@ -578,7 +578,7 @@ def cmd_label(args: argparse.Namespace) -> int:
 
 # ------------------------------------------------------------------------------------ train
 def _latest_version(root: str) -> str:
-    from longtail.label.version import list_versions
+    from longtail.catalog.versions import list_versions
 
     versions = list_versions(root)
     if not versions:
@@ -587,7 +587,7 @@ def _latest_version(root: str) -> str:
 
 
 def _add_train(sub: Any) -> None:
-    from longtail.train.presets import DEFAULT_PRESET, PRESETS
+    from longtail.detector.presets import DEFAULT_PRESET, PRESETS
 
     p = sub.add_parser(
         "train",
@@ -782,6 +782,74 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+# ------------------------------------------------------------------------------------ promote, rollback
+def _add_promote(sub: Any) -> None:
+    p = sub.add_parser(
+        "promote",
+        help="make a model version the champion (the registry's `champion` alias)",
+        description=(
+            "Move the registry's `champion` alias to a model version: curation then embeds and mines with it, "
+            "labeling is pre-labeled by it and evaluation judges challengers against it. The pipeline's evaluate "
+            "task promotes through the same function when the gate passes; this command is for people (an "
+            "override, with the reason recorded as a tag on the version). The move is atomic: the champion it "
+            "replaces is recorded, so `longtail rollback` can undo it."),
+        epilog="Example: longtail promote 3 --root data --reason 'fleet test passed'",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("version", help="model version number of the registered model")
+    p.add_argument("--root", required=True, help="the data root")
+    p.add_argument("--reason", required=True, help="why, in words (recorded on the model version)")
+    p.add_argument("--tracking-uri", help="MLflow tracking URI (default: sqlite in DATA/mlflow)")
+    p.add_argument("--name", default="longtail-detector", help="registered model")
+    p.set_defaults(func=cmd_promote)
+
+
+def cmd_promote(args: argparse.Namespace) -> int:
+    """Run ``longtail promote``."""
+    import getpass
+
+    from longtail.catalog.root import DataRoot
+    from longtail.detector.registry import promote, tracking_uri_for
+
+    out = promote(tracking_uri_for(args.root, args.tracking_uri), args.version, lock_dir=DataRoot.of(args.root).mlflow,
+                  name=args.name, reason=args.reason, actor=getpass.getuser())
+    if out["changed"]:
+        sys.stdout.write(f"{args.name}: champion is version {out['version']} (was {out['previous'] or 'none'})\n")
+    else:
+        sys.stdout.write(f"{args.name}: version {out['version']} is the champion already; nothing changed\n")
+    return 0
+
+
+def _add_rollback(sub: Any) -> None:
+    p = sub.add_parser(
+        "rollback",
+        help="give the champion alias back to the version the current champion replaced",
+        description=("Undo the last promotion: the `champion` alias moves back to the version the current champion "
+                     "replaced, and the current one is tagged with when and why it was rolled back."),
+        epilog="Example: longtail rollback --root data --reason 'phantom braking in the fleet test'",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("--root", required=True, help="the data root")
+    p.add_argument("--reason", required=True, help="why, in words (recorded on the rolled-back version)")
+    p.add_argument("--tracking-uri", help="MLflow tracking URI (default: sqlite in DATA/mlflow)")
+    p.add_argument("--name", default="longtail-detector", help="registered model")
+    p.set_defaults(func=cmd_rollback)
+
+
+def cmd_rollback(args: argparse.Namespace) -> int:
+    """Run ``longtail rollback``."""
+    import getpass
+
+    from longtail.catalog.root import DataRoot
+    from longtail.detector.registry import rollback, tracking_uri_for
+
+    out = rollback(tracking_uri_for(args.root, args.tracking_uri), lock_dir=DataRoot.of(args.root).mlflow,
+                   name=args.name, reason=args.reason, actor=getpass.getuser())
+    sys.stdout.write(f"{args.name}: champion is version {out['version']} again (version {out['rolled_back']} "
+                     "rolled back)\n")
+    return 0
+
+
 # ------------------------------------------------------------------------------------ db
 def _add_db(sub: Any) -> None:
     p = sub.add_parser(
@@ -801,7 +869,7 @@ def _add_db(sub: Any) -> None:
 
 def cmd_db(args: argparse.Namespace) -> int:
     """Run ``longtail db``."""
-    from longtail.curate import db
+    from longtail.catalog import db
 
     if args.action == "start":
         sys.stdout.write(db.start_database(args.root) + "\n")
@@ -833,9 +901,9 @@ def _add_run(sub: Any) -> None:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Run ``longtail run``."""
+    from longtail.catalog.versions import list_versions
     from longtail.curate.run import list_batches, selected_batch
     from longtail.evaluate.summary import load_evaluation_record
-    from longtail.label.version import list_versions
     from longtail.pipeline import run
     from longtail.train.report import load_train_record
 
@@ -900,7 +968,7 @@ def servers_left_running(root: str) -> str:
 
     A run leaves FiftyOne's MongoDB and Label Studio up for the App, the notebooks and labeling.
     """
-    from longtail.curate import db
+    from longtail.catalog import db
     from longtail.label import server
 
     running = []
@@ -912,9 +980,10 @@ def servers_left_running(root: str) -> str:
 
 
 # ------------------------------------------------------------------------------------ main
-COMMANDS: list[Callable[[Any], None]] = [_add_sim, _add_preview, _add_ingest, _add_import, _add_curate, _add_select,
-                                         _add_app, _add_db, _add_label, _add_train, _add_sweep, _add_evaluate,
-                                         _add_run]
+COMMANDS: list[Callable[[Any], None]] = [
+    _add_sim, _add_preview, _add_ingest, _add_import, _add_curate, _add_select, _add_app, _add_db, _add_label,
+    _add_train, _add_sweep, _add_evaluate, _add_promote, _add_rollback, _add_run,
+]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -8,10 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from longtail.curate.brain import BackboneEmbedder, attach_predictions, frame_uncertainty, score_predictions
+from longtail.catalog.failure_modes import discover_failure_modes
+from longtail.curate.brain import attach_predictions, frame_uncertainty, score_predictions
 from longtail.curate.embeddings import FeatureCache, compute_embeddings
-from longtail.curate.failure_modes import discover_failure_modes
 from longtail.curate.run import CurateConfig, run_curate
+from longtail.detector.embed import BackboneEmbedder
 
 CLASSES = ("car", "truck", "pedestrian", "cyclist")
 

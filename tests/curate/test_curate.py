@@ -9,13 +9,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from longtail.catalog.failure_modes import UnknownFailureModeError, load_registry, register_failure_mode
+from longtail.catalog.frames import load_frame_index
 from longtail.curate.embeddings import MissingFrameError
-from longtail.curate.failure_modes import UnknownFailureModeError, load_registry, register_failure_mode
 from longtail.curate.run import CurateConfig, list_batches, make_pool, run_curate, run_select
 from longtail.curate.select import BudgetError, SelectConfig, select_frames
 from longtail.errors import LongtailError
 from longtail.ingest.ingest import ingest
-from longtail.ingest.store import load_frame_index
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from longtail.curate.db import running_uri
+from longtail.catalog.db import running_uri
 
 
 def _longtail(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:

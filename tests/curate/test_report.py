@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from longtail.curate.failure_modes import load_registry
+from longtail.catalog.failure_modes import load_registry
 from longtail.curate.report import (
     NO_TAG,
     batch_gallery,
@@ -19,13 +19,13 @@ from longtail.curate.report import (
     embedding_map,
     failure_mode_galleries,
     failure_mode_table,
-    gallery,
     primary_scenario,
     scenario_distribution,
 )
 from longtail.curate.run import CurateConfig, run_curate, run_select
 from longtail.curate.select import SelectConfig
 from longtail.errors import InputError, LongtailError
+from longtail.gallery import gallery
 
 BUDGET = 30
 

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from longtail.catalog.frames import list_manifests, load_frame_index
 from longtail.config import NO_SCENARIO_RATES, SimConfig
 from longtail.curate.descriptor import DIM, STAT_NAMES, describe_image
 from longtail.curate.tags import compute_image_tags, compute_prediction_tags
 from longtail.ingest.ingest import ingest
-from longtail.ingest.store import list_manifests, load_frame_index
 from longtail.sim.drive import simulate_drive
 from longtail.sim.plan import fixed_plan
 

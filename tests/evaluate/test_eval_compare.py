@@ -9,7 +9,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from longtail.curate.failure_modes import load_registry
+from longtail.catalog.failure_modes import load_registry
 from longtail.errors import InputError, SchemaError
 from longtail.evaluate.compare import DecisionConfig, compute_kpi, decide, relative_change
 from longtail.evaluate.run import EvalConfig, evaluate, load_evaluation, select_example_frames

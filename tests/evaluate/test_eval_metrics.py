@@ -9,16 +9,15 @@ from typing import Any
 import numpy as np
 import pytest
 
-from longtail.boxes import to_coco
-from longtail.errors import InputError
-from longtail.evaluate.metrics import (
+from longtail.boxes import iou_matrix, to_coco
+from longtail.detector.metrics import (
     COCO_IOU_THRESHOLDS,
     compute_ap,
     compute_frame_errors,
-    compute_iou,
     evaluate_detections,
     match_greedy,
 )
+from longtail.errors import InputError
 
 CLASSES = ("car", "truck", "pedestrian", "cyclist")
 
@@ -87,7 +86,7 @@ def test_operating_threshold_drops_low_scores_but_ap_keeps_them() -> None:
 def test_iou_threshold_decides_the_match() -> None:
     # 40x80 box shifted 10 px right: intersection 30x80, union 50x80 -> IoU 0.6.
     shifted = _box("car", 20, 10, 60, 90, score=0.9)
-    assert compute_iou(np.array([A], float), np.array([[20, 10, 60, 90]], float))[0, 0] == pytest.approx(0.6)
+    assert iou_matrix(np.array([A], float), np.array([[20, 10, 60, 90]], float))[0, 0] == pytest.approx(0.6)
     r = evaluate_detections({"f": [_box("car", *A)]}, {"f": [shifted]})
     ap_per_iou = r["per_class"]["car"]["ap_per_iou"]
     assert ap_per_iou[:3] == [pytest.approx(1.0)] * 3 and ap_per_iou[3:] == [0.0] * 7  # 0.5, 0.55, 0.6 match

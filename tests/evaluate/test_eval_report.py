@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from longtail.curate.failure_modes import load_registry
+from longtail.catalog.failure_modes import load_registry
 from longtail.evaluate.report import CATEGORY_COLORS, draw_example, make_examples, render_report
 from longtail.evaluate.run import evaluate
 

@@ -8,9 +8,9 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from longtail.curate.failure_modes import load_registry
+from longtail.catalog.failure_modes import load_registry
+from longtail.detector.metrics import evaluate_detections
 from longtail.errors import ConfigError, InputError
-from longtail.evaluate.metrics import evaluate_detections
 from longtail.evaluate.slices import Suite, default_suites, make_slices, metric_value, run_suites
 
 

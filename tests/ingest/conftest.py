@@ -14,8 +14,8 @@ import pytest
 from mcap.reader import make_reader
 from mcap.writer import CompressionType, Writer
 
+from longtail.catalog.frames import load_frame_index
 from longtail.config import NO_SCENARIO_RATES, SimConfig
-from longtail.ingest.store import load_frame_index
 from longtail.sim.drive import simulate_drive
 from longtail.sim.plan import fixed_plan
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from longtail.catalog.frames import load_frame_index
 from longtail.ingest.ingest import FAULT_ENV, ingest
-from longtail.ingest.store import load_frame_index
 
 
 def _cli(sources: list[Path], root: Path, *extra: str, env: dict[str, str] | None = None) -> subprocess.Popen:

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from mcap.reader import make_reader
 
+from longtail.catalog.frames import list_manifests, load_frame_index
 from longtail.ingest.ingest import ingest
-from longtail.ingest.store import list_manifests, load_frame_index
 from longtail.logs import iter_messages
 
 

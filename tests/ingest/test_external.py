@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from longtail.catalog.frames import load_frame_index
 from longtail.errors import InputError
 from longtail.ingest.external import import_dataset
-from longtail.ingest.store import load_frame_index
 
 
 def test_kitti_import_keeps_every_box_per_class_and_coordinate(real_data: Path, tmp_path: Path) -> None:

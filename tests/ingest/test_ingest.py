@@ -10,10 +10,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from longtail.catalog.frames import list_manifests, load_frame_index
 from longtail.cli import main
 from longtail.config import IngestConfig, SimConfig
 from longtail.ingest.ingest import ingest
-from longtail.ingest.store import list_manifests, load_frame_index
 from longtail.sim.drive import simulate_drive
 from longtail.sim.plan import fixed_plan
 from longtail.storage import sha256_file

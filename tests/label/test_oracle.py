@@ -8,10 +8,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from longtail.catalog.frames import load_frame_index
+from longtail.catalog.truth import load_ground_truth
 from longtail.config import NO_SCENARIO_RATES, SimConfig
 from longtail.errors import ConfigError, SchemaError
 from longtail.ingest.ingest import ingest
-from longtail.ingest.store import load_frame_index
 from longtail.label.oracle import (
     GroundTruthError,
     LabelingCost,
@@ -24,7 +25,6 @@ from longtail.label.oracle import (
 from longtail.label.qa import check_frame
 from longtail.sim.drive import simulate_drive
 from longtail.sim.plan import fixed_plan
-from longtail.sim.truth import load_ground_truth
 
 # Cost model (module docstring of longtail.label.oracle): 2 s per frame, accept 1, adjust 3, relabel 2,
 # delete 1.5, draw 7.

@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
+from longtail.boxes import iou_matrix
 from longtail.errors import SchemaError
-from longtail.label.qa import CHECKS, QAConfig, as_label_box, check_frame, iou, iou_matrix, run_qa
+from longtail.label.qa import CHECKS, QAConfig, as_label_box, check_frame, iou, run_qa
 
 W, H = 100, 50
 

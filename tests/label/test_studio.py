@@ -352,3 +352,20 @@ def test_push_pre_labels_with_the_newest_trained_model(studio: dict) -> None:
     assert all(0.0 <= b["score"] <= 1.0 and b["category"] in ("car", "truck", "pedestrian", "cyclist") for b in boxes)
     tasks = project_tasks(studio["conn"], record["project_id"])
     assert all(t["total_predictions"] == 1 for t in tasks)
+
+    # Once the registry has a champion, the pipeline's label task pre-labels every batch with it and
+    # the label set counts what the same boxes would have cost drawn from nothing.
+    from longtail.detector.registry import promote, tracking_uri_for
+    from longtail.label.report import cost_table
+    from longtail.label.run import run_label
+
+    promote(tracking_uri_for(root), "1", lock_dir=root / "mlflow", expected_champion=None, reason="test")
+    batch_id = _batch(root, 4, seed=73)
+    run = run_label(root, batch_id, oracle=True, remote=str(root.parent / "remote-champion"))
+    assert run.push["prelabel_model"].startswith("models:/longtail-detector/1 (run ")
+    assert run.push["prelabels"] > 0
+    assert run.label_set is not None and run.label_set["lineage"]["prelabel_model"] == run.push["prelabel_model"]
+    scratch, cost = run.label_set["cost_without_prelabels"], run.label_set["cost"]
+    assert scratch["added"] == scratch["boxes"] == cost["boxes"] and scratch["accepted"] == 0
+    table = cost_table(run.label_set)
+    assert list(table.columns)[-1] == "per frame without pre-labels"

@@ -19,18 +19,16 @@ import pytest
 from PIL import Image
 from pydantic import ValidationError
 
+from longtail.catalog.versions import SPLITS, list_versions, load_version
 from longtail.errors import ConfigError, InputError, SchemaError
 from longtail.ingest.store import FrameStore
 from longtail.label.version import (
     DVC_CACHE_TYPE,
-    SPLITS,
     VersionConfig,
     assign_split,
     build_version,
     compute_split_position,
     is_long_tail,
-    list_versions,
-    load_version,
     restore_version,
     track_version,
 )

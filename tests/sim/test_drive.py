@@ -12,12 +12,12 @@ import numpy as np
 import pytest
 from mcap.reader import make_reader
 
+from longtail.catalog.truth import load_ground_truth
 from longtail.config import NO_SCENARIO_RATES, SimConfig
 from longtail.logs import field, iter_messages, read_metadata
 from longtail.schemas import PROFILE_TOPICS, VEHICLE_STATE_SCHEMA
 from longtail.sim.drive import simulate_drive
 from longtail.sim.plan import fixed_plan, plan_drive
-from longtail.sim.truth import load_ground_truth
 from longtail.storage import sha256_file
 
 SCHEMAS = {

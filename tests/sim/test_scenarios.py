@@ -9,11 +9,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from longtail.catalog.truth import load_ground_truth
 from longtail.config import NO_SCENARIO_RATES, SimConfig
 from longtail.logs import iter_messages
 from longtail.sim.drive import simulate_drive
 from longtail.sim.plan import fixed_plan
-from longtail.sim.truth import load_ground_truth
 
 # Far enough apart for the ego to be back at cruising speed before each event.
 EVENTS_AT = ((10.0, 15.0), (40.0, 45.0), (70.0, 75.0), (100.0, 105.0))

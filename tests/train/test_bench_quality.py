@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from train_helpers import tiny_config, write_version
 
-from longtail.label.version import LABELS_FILE
+from longtail.catalog.versions import LABELS_FILE
 from longtail.train.run import train
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))

@@ -11,8 +11,9 @@ import torch
 from pydantic import ValidationError
 from train_helpers import tiny_config, write_version
 
-from longtail.label.version import LABELS_FILE
-from longtail.train.data import CLASS_INDEX, VersionDataset, load_image, select_frames
+from longtail.catalog.versions import LABELS_FILE
+from longtail.detector.predict import load_image
+from longtail.train.data import CLASS_INDEX, VersionDataset, select_frames
 from longtail.train.run import train
 
 RARE = ("pedestrian", "cyclist")

@@ -12,8 +12,9 @@ import torch
 from torch import nn
 from train_helpers import tiny_config, write_version
 
+from longtail.catalog.versions import load_version_folder
 from longtail.errors import InputError, SchemaError
-from longtail.train.data import boxes_to_target, epoch_indices, load_version_folder, repeat_factors
+from longtail.train.data import boxes_to_target, epoch_indices, repeat_factors
 from longtail.train.engine import TrainingError, train_one_epoch
 from longtail.train.run import train
 

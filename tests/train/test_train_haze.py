@@ -10,8 +10,9 @@ import pytest
 import torch
 from train_helpers import tiny_config, write_version
 
-from longtail.label.version import LABELS_FILE
-from longtail.train.data import HAZE_STRENGTH, VersionDataset, _rng, add_haze, load_image, select_frames
+from longtail.catalog.versions import LABELS_FILE
+from longtail.detector.predict import load_image
+from longtail.train.data import HAZE_STRENGTH, VersionDataset, _rng, add_haze, select_frames
 from longtail.train.run import train
 
 

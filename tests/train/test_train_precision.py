@@ -8,10 +8,10 @@ import pytest
 import torch
 from train_helpers import tiny_config, write_version
 
+from longtail.detector.presets import build_model
 from longtail.errors import ConfigError
 from longtail.train import run as train_run
 from longtail.train.engine import train_one_epoch
-from longtail.train.presets import build_model
 
 
 def _batch() -> tuple[list[torch.Tensor], list[dict[str, torch.Tensor]]]:

@@ -6,9 +6,9 @@ import pytest
 import torch
 from pydantic import ValidationError
 
+from longtail.detector.presets import DEFAULT_PRESET, PRESETS, build_model, count_parameters
 from longtail.errors import ConfigError
 from longtail.train.config import TrainConfig
-from longtail.train.presets import DEFAULT_PRESET, PRESETS, build_model, count_parameters
 from longtail.train.run import make_train_config
 
 

@@ -12,10 +12,12 @@ from mlflow import MlflowClient
 from train_helpers import tiny_config, write_version
 
 import longtail.train.run as run_module
+from longtail.catalog.versions import load_version_folder
+from longtail.detector.model import load_model_from_mlflow
+from longtail.detector.predict import predict_frames
 from longtail.errors import ConfigError
-from longtail.train.data import load_version_folder, select_frames
-from longtail.train.predict import predict_frames
-from longtail.train.run import MLFLOW_DIGEST_CHARS, latest_checkpoint, load_checkpoint, load_model_from_mlflow, train
+from longtail.train.data import select_frames
+from longtail.train.run import MLFLOW_DIGEST_CHARS, latest_checkpoint, load_checkpoint, train
 
 
 @pytest.fixture(scope="module")

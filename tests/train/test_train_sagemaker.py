@@ -14,8 +14,8 @@ import pytest
 import torch
 from mlflow import MlflowClient
 
+from longtail.detector.model import load_model
 from longtail.errors import ConfigError
-from longtail.train.run import load_model
 from longtail.train.sagemaker_entry import job_from_env, main, read_hyperparameters
 
 HPS = {"epochs": 1, "batch_size": 4, "min_size": 64, "max_size": 96, "registered_model": "sm-detector",

@@ -13,15 +13,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from PIL import Image, ImageDraw
 
-from longtail.label.version import (
-    FORMAT,
-    IMAGES_DIR,
-    LABELS_FILE,
-    MANIFEST_FILE,
-    VERSION_LABELS_SCHEMA,
-    VersionConfig,
-    compute_version_id,
-)
+from longtail.catalog.versions import FORMAT, IMAGES_DIR, LABELS_FILE, MANIFEST_FILE, VERSION_LABELS_SCHEMA
+from longtail.label.version import VersionConfig, compute_version_id
 from longtail.storage import atomic_write_json, sha256_file
 from longtail.train.config import TrainConfig
 

@@ -6,8 +6,8 @@ import logging
 import os
 from typing import Any
 
-from longtail.curate.dataset import DEFAULT_DATASET, open_dataset
-from longtail.curate.failure_modes import get_failure_modes, saved_view_name
+from longtail.catalog.db import DEFAULT_DATASET, open_dataset
+from longtail.catalog.failure_modes import get_failure_modes, saved_view_name
 from longtail.errors import LongtailError
 
 log = logging.getLogger(__name__)

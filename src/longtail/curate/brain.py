@@ -6,16 +6,13 @@
 - `attach_predictions`: a detector's boxes as the ``predictions`` field, with the tags they
   imply, a per-frame ``uncertainty`` for selection and per-frame class logits for hardness.
 - `score_predictions`: FiftyOne Brain mistakenness (where labels exist) and hardness.
-- `BackboneEmbedder`: embeddings from a torchvision detector's backbone (global average pool
-  of each feature level, concatenated and L2-normalised).
 """
 
 from __future__ import annotations
 
-import io
 import logging
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -24,7 +21,6 @@ from longtail.curate.tags import PREDICTION_TAGS, compute_prediction_tags
 
 if TYPE_CHECKING:
     import fiftyone as fo
-    import torch
 
 log = logging.getLogger(__name__)
 
@@ -143,54 +139,3 @@ def score_predictions(dataset: fo.Dataset) -> list[str]:
             fob.compute_mistakenness(view, "predictions", label_field="ground_truth", progress=False)
             done.append("mistakenness")
     return done
-
-
-class BackboneEmbedder:
-    """Embeddings from a torchvision detector's backbone.
-
-    Args:
-        model: a torchvision detection model with ``transform`` and ``backbone``.
-        key: the model's name and version (the embedding cache is keyed by it).
-        batch_size: images per forward pass.
-    """
-
-    def __init__(self, model: torch.nn.Module, key: str, batch_size: int = 16) -> None:
-        self.model = model.eval()
-        self.key = key
-        self.batch_size = batch_size
-        self.dim = self._probe()
-
-    def _probe(self) -> int:
-        import torch
-
-        with torch.no_grad():
-            return int(self._forward([torch.zeros(3, 64, 64)]).shape[1])
-
-    def _forward(self, images: list[Any]) -> Any:
-        import torch
-
-        transform: Any = self.model.transform
-        backbone: Any = self.model.backbone
-        batch, _ = transform(images)
-        feats = backbone(batch.tensors)
-        levels = feats.values() if isinstance(feats, Mapping) else [feats]
-        pooled = torch.cat([f.mean(dim=(2, 3)) for f in levels], dim=1)
-        return torch.nn.functional.normalize(pooled, dim=1)
-
-    def embed(self, images: Sequence[bytes], sources: Sequence[str]) -> np.ndarray:
-        import torch
-        from PIL import Image
-        from torchvision.transforms.functional import pil_to_tensor
-
-        out = []
-        with torch.no_grad():
-            for start in range(0, len(images), self.batch_size):
-                tensors = []
-                for data, src in zip(images[start:start + self.batch_size], sources[start:start + self.batch_size],
-                                     strict=True):
-                    try:
-                        tensors.append(pil_to_tensor(Image.open(io.BytesIO(data)).convert("RGB")).float() / 255.0)
-                    except Exception as exc:
-                        raise ValueError(f"{src}: cannot decode the image ({exc})") from exc
-                out.append(self._forward(tensors).numpy().astype(np.float32))
-        return np.concatenate(out) if out else np.zeros((0, self.dim), np.float32)

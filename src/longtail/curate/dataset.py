@@ -17,58 +17,19 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from longtail.curate.db import configure_fiftyone
+from longtail.catalog.frames import SIGNAL_FIELDS, index_path, load_frame_index
 from longtail.curate.descriptor import STAT_NAMES
 from longtail.curate.embeddings import MissingFrameError, compute_descriptors
 from longtail.curate.tags import compute_image_tags, trigger_tags
 from longtail.errors import LongtailError
-from longtail.ingest.store import index_path, load_frame_index
 
 if TYPE_CHECKING:
     import fiftyone as fo
 
 log = logging.getLogger(__name__)
 
-DEFAULT_DATASET = "longtail"
-SIGNAL_FIELDS = ("speed_mps", "accel_mps2", "decel_mps2", "jerk_mps3", "lateral_accel_mps2", "yaw_rate_rps",
-                 "steering_angle_deg", "steering_rate_dps", "brake_pressure_bar", "throttle_pct", "adas_engaged",
-                 "driver_override", "adas_alert", "turn_signal", "latitude", "longitude")
 FRAME_FIELDS = ("frame_id", "image_sha256", "log_id", "source", "vehicle_id", "vehicle_type", "drive_id", "camera",
                 "timestamp_ns", "keyframe", "triggers")
-
-
-class DatasetOwnerError(LongtailError):
-    """The dataset in the database belongs to another data root."""
-
-
-def open_dataset(root: str | os.PathLike[str], name: str = DEFAULT_DATASET, create: bool = False) -> fo.Dataset:
-    """The data root's persistent FiftyOne dataset.
-
-    Args:
-        root: the data root.
-        name: the dataset's name in FiftyOne.
-        create: create it when missing (else raise).
-
-    Raises:
-        LongtailError: when it does not exist and ``create`` is False.
-        DatasetOwnerError: when a dataset of that name belongs to another data root.
-    """
-    configure_fiftyone(root)
-    import fiftyone as fo
-
-    owner = str(Path(root).resolve())
-    if fo.dataset_exists(name):
-        ds = fo.load_dataset(name)
-        if ds.info.get("longtail_root", owner) != owner:
-            raise DatasetOwnerError(f"FiftyOne dataset {name!r} belongs to data root {ds.info['longtail_root']}, "
-                                    f"not {owner}; pass another --dataset name")
-        return ds
-    if not create:
-        raise LongtailError(f"no FiftyOne dataset {name!r} for data root {owner}; run `longtail curate --root {root}`")
-    ds = fo.Dataset(name, persistent=True)
-    ds.info["longtail_root"] = owner
-    ds.save()
-    return ds
 
 
 def _detections(labels: Any, width: int, height: int) -> Any:

@@ -21,6 +21,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from longtail.catalog.root import DataRoot
 from longtail.curate.descriptor import DESCRIPTOR_KEY, DIM, STAT_NAMES, describe_image
 from longtail.errors import LongtailError
 from longtail.storage import atomic_writer, sha256_bytes
@@ -74,7 +75,7 @@ class FeatureCache:
     def __init__(self, root: str | os.PathLike[str], key: str, dim: int, with_stats: bool = False) -> None:
         if not _KEY_RE.match(key):
             raise LongtailError(f"embedding key {key!r} is not a safe folder name; use letters, digits and ._@+-")
-        self.folder = Path(root) / "embeddings" / key
+        self.folder = DataRoot.of(root).embeddings(key)
         self.key, self.dim, self.with_stats = key, dim, with_stats
         self._index: dict[str, int] = {}
         self._vectors: list[np.ndarray] = []

@@ -17,12 +17,24 @@ import pyarrow.parquet as pq
 from pydantic import Field
 from tqdm import tqdm
 
+from longtail.catalog.db import DEFAULT_DATASET, open_dataset
+from longtail.catalog.failure_modes import FailureMode, discover_failure_modes, get_failure_modes, load_registry
+from longtail.catalog.root import DataRoot
 from longtail.config import _Frozen
-from longtail.curate.brain import MAP_KEY, SIMILARITY_KEY, UNIQUENESS_KEY, refresh_brain
-from longtail.curate.dataset import DEFAULT_DATASET, add_new_frames, load_pool_fields, open_dataset
+from longtail.curate.brain import (
+    MAP_KEY,
+    SIMILARITY_KEY,
+    UNIQUENESS_KEY,
+    attach_predictions,
+    refresh_brain,
+    score_predictions,
+)
+from longtail.curate.dataset import add_new_frames, load_pool_fields
 from longtail.curate.embeddings import DescriptorEmbedder, Embedder, compute_embeddings
-from longtail.curate.failure_modes import FailureMode, discover_failure_modes, get_failure_modes, load_registry
 from longtail.curate.select import SelectConfig, select_frames, selection_digest
+from longtail.detector.embed import BackboneEmbedder
+from longtail.detector.predict import predict_frames
+from longtail.detector.registry import load_champion
 from longtail.errors import InputError, SchemaError
 from longtail.schemas import LABELING_BATCH_FRAMES_SCHEMA, validate_labeling_batch
 from longtail.storage import atomic_write_json, atomic_writer, write_json_if_changed
@@ -42,10 +54,52 @@ class CurateConfig(_Frozen):
     brain: bool = Field(True, description="run FiftyOne Brain (uniqueness, similarity, map) after adding frames")
 
 
-def current_embedder(root: str | os.PathLike[str]) -> Embedder:
-    """The embedder curation uses: the champion's backbone once one is deployed, else the
-    hand-built descriptor."""
-    return DescriptorEmbedder()
+PREDICTION_FLOOR = 0.1
+"""Champion detections kept on the dataset: low enough for the uncertainty score and the
+low-confidence tags (0.2-0.5), high enough to leave out the NMS noise."""
+
+
+def current_embedder(root: str | os.PathLike[str], champion: tuple[Any, dict[str, Any]] | None = None) -> Embedder:
+    """The embedder curation uses: the champion's backbone once the registry has a champion (its
+    cache key names the model version, ``longtail-detector@v<N>``), else the hand-built descriptor.
+
+    Args:
+        root: the data root.
+        champion: `load_champion`'s answer when the caller has it already (saves loading it twice).
+    """
+    champion = champion if champion is not None else load_champion(root)
+    if champion is None:
+        return DescriptorEmbedder()
+    model, meta = champion
+    return BackboneEmbedder(model, meta["key"])
+
+
+def predict_with_champion(root: str | os.PathLike[str], dataset: fo.Dataset, champion: tuple[Any, dict[str, Any]],
+                          progress: bool = False) -> int:
+    """Run the champion on every frame it has not predicted yet and write its outputs to the dataset
+    (`attach_predictions`: boxes, uncertainty, per-class logits, prediction tags), then FiftyOne
+    Brain hardness, and mistakenness where labels exist.
+
+    Frames whose ``predictions`` came from this model version already are skipped, so re-running
+    predicts nothing; a new champion predicts every frame again.
+
+    Returns:
+        The number of frames predicted.
+    """
+    model, meta = champion
+    key = meta["key"]
+    ids, paths = dataset.values(["frame_id", "filepath"])
+    done = dataset.values("predictions.model_version") if "predictions" in dataset.get_field_schema() else [None] * len(ids)
+    todo = pd.DataFrame({"frame_id": [f for f, v in zip(ids, done, strict=True) if v != key],
+                         "image_path": [p for p, v in zip(paths, done, strict=True) if v != key]})
+    if todo.empty:
+        return 0
+    found = predict_frames(model, "/", todo, score_threshold=PREDICTION_FLOOR, progress=progress)
+    attach_predictions(dataset, {fid: [(b["category"], b["score"], (b["x1"], b["y1"], b["x2"], b["y2"]))
+                                       for b in boxes] for fid, boxes in found.items()}, meta["classes"], key)
+    keys = score_predictions(dataset)
+    log.info("champion %s predicted %d frame(s); brain: %s", key, len(todo), ", ".join(keys) or "none")
+    return len(todo)
 
 
 def dataset_embeddings(root: str | os.PathLike[str], dataset: fo.Dataset, embedder: Embedder,
@@ -65,16 +119,20 @@ def run_curate(root: str | os.PathLike[str], config: CurateConfig | None = None,
     """Bring the data root's FiftyOne dataset up to date with the frame index.
 
     1. Add the frames it does not have yet (fields, image tags and trigger tags at creation).
-    2. When frames were added (or the embedder changed): embeddings, then uniqueness, the
-       similarity index and the 2-D map over the whole dataset.
-    3. Run the failure-mode queries: record discoveries, save open ones as views.
-    4. Write DATA/curate/manifest.json last.
+    2. When frames were added (or the embedder changed: a new champion): embeddings (the
+       champion's backbone once there is one), then uniqueness, the similarity index and the
+       2-D map over the whole dataset.
+    3. With a champion: its predictions on the frames it has not seen, prediction tags,
+       uncertainty, hardness and mistakenness (`predict_with_champion`).
+    4. Run the failure-mode queries: record discoveries, save open ones as views.
+    5. Write DATA/curate/manifest.json last.
 
     Returns:
         The manifest.
     """
     config = config or CurateConfig()
-    embedder = embedder or current_embedder(root)
+    champion = load_champion(root)
+    embedder = embedder or current_embedder(root, champion)
     dataset = open_dataset(root, config.dataset, create=True)
     bar = tqdm(unit="frame", desc="adding frames", disable=not progress)
     added = add_new_frames(root, dataset, batch_size=config.batch_size, workers=config.workers, progress=bar.update)
@@ -84,18 +142,21 @@ def run_curate(root: str | os.PathLike[str], config: CurateConfig | None = None,
     if config.brain and stale:
         _, vectors = dataset_embeddings(root, dataset, embedder, progress)
         refresh_brain(dataset, vectors, embedder.key)
+    predicted = predict_with_champion(root, dataset, champion, progress) if champion is not None else 0
     modes = discover_failure_modes(root, dataset)
-    path = Path(root) / "curate" / "manifest.json"
+    path = DataRoot.of(root).curate / "manifest.json"
     previous = json.loads(path.read_text()) if path.exists() else None
     manifest = {
-        "dataset": dataset.name, "samples": len(dataset), "added": added,
+        "dataset": dataset.name, "samples": len(dataset), "added": added, "predicted": predicted,
         "embedding_key": dataset.info.get("embedding_key"), "brain_runs": sorted(dataset.list_brain_runs()),
+        "champion": None if champion is None else {"model": champion[1]["model_uri"], "key": champion[1]["key"],
+                                                   "run_id": champion[1]["run_id"]},
         "failure_modes": {n: {"status": m.status, "count": m.count} for n, m in modes.items()},
         "config": config.model_dump(mode="json"),
         "logs": sorted(set(dataset.distinct("log_id"))),
     }
-    if previous is None or {k: v for k, v in previous.items() if k not in ("added", "updated_at")} != \
-            {k: v for k, v in manifest.items() if k != "added"}:
+    if previous is None or {k: v for k, v in previous.items() if k not in ("added", "predicted", "updated_at")} != \
+            {k: v for k, v in manifest.items() if k not in ("added", "predicted")}:
         manifest["updated_at"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
         atomic_write_json(path, manifest)
     else:
@@ -107,7 +168,7 @@ def run_curate(root: str | os.PathLike[str], config: CurateConfig | None = None,
 
 def batches_dir(root: str | os.PathLike[str]) -> Path:
     """DATA/batches."""
-    return Path(root) / "batches"
+    return DataRoot.of(root).batches
 
 
 def list_batches(root: str | os.PathLike[str]) -> list[dict[str, Any]]:
@@ -260,7 +321,7 @@ SELECTED_BATCH_FIELDS = ("batch_id", "digest", "budget", "selector")
 
 def selected_batch_path(root: str | os.PathLike[str]) -> Path:
     """DATA/curate/selected_batch.json: the batch the last curate run chose, for the tasks after it."""
-    return Path(root) / "curate" / "selected_batch.json"
+    return DataRoot.of(root).curate / "selected_batch.json"
 
 
 def record_selected_batch(root: str | os.PathLike[str], manifest: dict[str, Any],

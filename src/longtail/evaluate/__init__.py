@@ -5,8 +5,8 @@ Pure functions first (`metrics`, `slices`, `compare`), the stage (`run.evaluate`
 (`report.render_report`) at the edges.
 """
 
+from longtail.detector.metrics import COCO_IOU_THRESHOLDS, compute_frame_errors, evaluate_detections
 from longtail.evaluate.compare import Decision, DecisionConfig, compare_evaluations, compute_kpi, decide
-from longtail.evaluate.metrics import COCO_IOU_THRESHOLDS, compute_frame_errors, evaluate_detections
 from longtail.evaluate.report import Example, ReportSummary, make_examples, render_report
 from longtail.evaluate.run import EvalConfig, evaluate, load_evaluation, save_evaluation
 from longtail.evaluate.slices import Slice, Suite, SuiteResult, default_suites, make_slices, run_suites

@@ -16,54 +16,20 @@ import os
 from pathlib import Path
 from typing import Any
 
-from longtail.curate.failure_modes import load_registry
+from longtail.catalog.failure_modes import load_registry
+from longtail.catalog.root import DataRoot
+from longtail.catalog.versions import datasets_dir
+from longtail.detector.registry import champion_uri, latest_model_uri, tracking_uri_for
 from longtail.errors import InputError
 from longtail.evaluate.report import make_examples, render_report
 from longtail.evaluate.run import EvalConfig, evaluate, load_frames
-from longtail.label.version import datasets_dir
 
 log = logging.getLogger(__name__)
-
-CHAMPION_ALIAS = "champion"
-
-
-def tracking_uri_for(root: str | os.PathLike[str], tracking_uri: str | None = None) -> str:
-    """The MLflow tracking URI: the given one, else the data root's sqlite store."""
-    from longtail.train.run import default_tracking
-
-    return tracking_uri or default_tracking(Path(root) / "mlflow")[0]
-
-
-def latest_model_uri(tracking_uri: str, name: str = "longtail-detector") -> str:
-    """``models:/<name>/<newest version>``.
-
-    Raises:
-        InputError: when the registry has no version of ``name`` (train one first).
-    """
-    from mlflow.tracking import MlflowClient
-
-    versions = MlflowClient(tracking_uri).search_model_versions(f"name='{name}'")
-    if not versions:
-        raise InputError(f"{tracking_uri}: no registered model {name!r}; train one with `longtail train`")
-    return f"models:/{name}/{max(int(v.version) for v in versions)}"
-
-
-def champion_uri(tracking_uri: str, name: str = "longtail-detector") -> str | None:
-    """``models:/<name>@champion`` when that alias exists, else None."""
-    from mlflow.exceptions import MlflowException
-    from mlflow.tracking import MlflowClient
-
-    try:
-        MlflowClient(tracking_uri).get_model_version_by_alias(name, CHAMPION_ALIAS)
-    except MlflowException:
-        return None
-    return f"models:/{name}@{CHAMPION_ALIAS}"
-
 
 def vehicle_types(root: str | os.PathLike[str], frame_ids: list[str]) -> dict[str, str] | None:
     """frame_id -> car | truck from the curated FiftyOne dataset (the version's table has no vehicle
     type); None when the data root has no curated dataset."""
-    from longtail.curate.dataset import open_dataset
+    from longtail.catalog.db import open_dataset
     from longtail.errors import LongtailError
 
     try:
@@ -76,8 +42,8 @@ def vehicle_types(root: str | os.PathLike[str], frame_ids: list[str]) -> dict[st
 
 
 def _predict(model_uri: str, tracking_uri: str, version_dir: Path, frames: Any, threshold: float) -> tuple[dict, dict]:
-    from longtail.train.predict import predict_frames
-    from longtail.train.run import load_model_from_mlflow
+    from longtail.detector.model import load_model_from_mlflow
+    from longtail.detector.predict import predict_frames
 
     model, meta = load_model_from_mlflow(model_uri, tracking_uri)
     return predict_frames(model, version_dir, frames, score_threshold=threshold), meta
@@ -120,12 +86,12 @@ def evaluate_model(root: str | os.PathLike[str], version_id: str, model_uri: str
                                      model=f"champion ({champ_meta['run_id'][:8]})", vehicle_types=types)
         else:
             champ_uri = None  # the challenger is the champion: nothing to compare against
-    out = root / "evaluations" / version_id / meta["run_id"]
+    out = DataRoot.of(root).evaluations / version_id / meta["run_id"]
     evaluation = evaluate(version_dir, preds, frames, modes.values(), champion_eval, config,
                           model=f"{model_uri} ({meta['run_id'][:8]})", product=out / "evaluation.json",
                           vehicle_types=types)
     examples = make_examples(evaluation, preds, frames, version_dir, champion=champion_eval)
-    report = root / "reports" / f"evaluate-{version_id}-{meta['run_id'][:12]}.html"
+    report = DataRoot.of(root).reports / f"evaluate-{version_id}-{meta['run_id'][:12]}.html"
     render_report(evaluation, report, champion=champion_eval, examples=examples)
     log.info("evaluated %s on %s: mAP@0.5 %.3f; report %s", model_uri, version_id, evaluation["overall"]["map50"]
              if "overall" in evaluation else float("nan"), report)

@@ -35,9 +35,9 @@ import pandas as pd
 import plotly.graph_objects as go
 import plotly.io as pio
 
+from longtail.detector.metrics import Boxes
 from longtail.errors import InputError
 from longtail.evaluate.compare import CRITICAL_GROUPS, compare_evaluations, decide
-from longtail.evaluate.metrics import Boxes
 from longtail.evaluate.run import select_example_frames
 from longtail.storage import atomic_writer
 

@@ -27,21 +27,21 @@ import pandas as pd
 from pydantic import Field
 
 from longtail.config import _Frozen
-from longtail.errors import InputError, SchemaError
-from longtail.evaluate.compare import CUT_IN_CLASSES, DecisionConfig, compare_evaluations, compute_critical_errors, decide
-from longtail.evaluate.metrics import (
+from longtail.detector.metrics import (
     COCO_IOU_THRESHOLDS,
     DEFAULT_MAX_DETS,
     Boxes,
     compute_frame_errors,
     evaluate_detections,
 )
+from longtail.errors import InputError, SchemaError
+from longtail.evaluate.compare import CUT_IN_CLASSES, DecisionConfig, compare_evaluations, compute_critical_errors, decide
 from longtail.evaluate.slices import TEST_SPLITS, check_frames_table, default_suites, make_slices, run_suites
 from longtail.schemas import CATEGORIES, MIN_OBJECT_HEIGHT
 from longtail.storage import atomic_write_json
 
 if TYPE_CHECKING:
-    from longtail.curate.failure_modes import FailureMode
+    from longtail.catalog.failure_modes import FailureMode
 
 log = logging.getLogger(__name__)
 

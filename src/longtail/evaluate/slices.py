@@ -35,7 +35,7 @@ import pandas as pd
 from longtail.errors import InputError, fail_config
 
 if TYPE_CHECKING:
-    from longtail.curate.failure_modes import FailureMode
+    from longtail.catalog.failure_modes import FailureMode
 
 CONDITION_TAGS: tuple[str, ...] = ("night", "fog", "rain", "glare")
 """Image tags that are conditions (`longtail.curate.tags.IMAGE_TAGS`); none of them is ``day_clear``."""

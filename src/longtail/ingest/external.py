@@ -21,11 +21,12 @@ import pyarrow as pa
 
 from longtail import __version__
 from longtail.boxes import clip, from_coco, from_kitti
+from longtail.catalog.frames import load_manifest
 from longtail.errors import InputError
 from longtail.ingest.features import FEATURES
 from longtail.ingest.ingest import LogResult, frame_id
 from longtail.ingest.jpeg import ImageFormatError, image_size
-from longtail.ingest.store import FrameStore, load_manifest, write_index, write_manifest
+from longtail.ingest.store import FrameStore, write_index, write_manifest
 from longtail.schemas import FRAME_INDEX_SCHEMA
 
 KITTI_CLASSES: dict[str, str] = {

@@ -36,6 +36,7 @@ import pyarrow as pa
 from tqdm import tqdm
 
 from longtail import __version__
+from longtail.catalog.frames import load_manifest
 from longtail.config import IngestConfig
 from longtail.errors import InputError
 from longtail.ingest.decode import (
@@ -51,7 +52,7 @@ from longtail.ingest.decode import (
 from longtail.ingest.features import FEATURES, frame_features
 from longtail.ingest.jpeg import ImageFormatError, image_size
 from longtail.ingest.scan import Channel, LogScanner, ScanError
-from longtail.ingest.store import FrameStore, load_manifest, write_index, write_manifest
+from longtail.ingest.store import FrameStore, write_index, write_manifest
 from longtail.ingest.triggers import TriggerEvent, detect_triggers, frames_in_windows
 from longtail.schemas import FRAME_INDEX_SCHEMA, PROFILE_TOPICS
 from longtail.storage import atomic_write_json, sha256_file

@@ -12,8 +12,8 @@ import plotly.graph_objects as go
 from PIL import Image
 from plotly.subplots import make_subplots
 
+from longtail.catalog.frames import list_manifests, load_frame_index
 from longtail.errors import InputError
-from longtail.ingest.store import list_manifests, load_frame_index
 
 TRIGGER_COLORS = {"hard_braking": "#d62728", "disengagement": "#9467bd", "harsh_steering": "#ff7f0e",
                   "adas_alert": "#1f77b4"}

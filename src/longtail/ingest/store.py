@@ -12,7 +12,6 @@ interrupted run and are ignored (and replaced by the next run).
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 import time
@@ -20,12 +19,11 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from longtail.errors import SchemaError
-from longtail.schemas import FRAME_INDEX_SCHEMA, validate_frame_index
+from longtail.catalog.frames import index_path, manifest_path
+from longtail.schemas import validate_frame_index
 from longtail.storage import atomic_write_json, atomic_writer, sha256_bytes
 
 EXTENSIONS = {"jpeg": "jpg", "jpg": "jpg", "png": "png"}
@@ -134,16 +132,6 @@ class FrameStore:
         return removed
 
 
-def index_path(root: str | os.PathLike[str], log_id: str) -> Path:
-    """Where the frame index of a log lives."""
-    return Path(root) / "index" / "frames" / f"{log_id}.parquet"
-
-
-def manifest_path(root: str | os.PathLike[str], log_id: str) -> Path:
-    """Where the manifest of a log lives."""
-    return Path(root) / "index" / "logs" / f"{log_id}.json"
-
-
 def write_index(root: str | os.PathLike[str], log_id: str, table: pa.Table) -> None:
     """Write a log's frame index (validated first). Write its manifest after, with `write_manifest`."""
     path = index_path(root, log_id)
@@ -155,48 +143,3 @@ def write_index(root: str | os.PathLike[str], log_id: str, table: pa.Table) -> N
 def write_manifest(root: str | os.PathLike[str], log_id: str, manifest: dict[str, Any]) -> None:
     """Write a log's manifest: the last write of an ingest, marking its index complete."""
     atomic_write_json(manifest_path(root, log_id), manifest)
-
-
-def load_manifest(root: str | os.PathLike[str], log_id: str) -> dict[str, Any] | None:
-    """A log's manifest, or None when it has not been ingested completely."""
-    path = manifest_path(root, log_id)
-    if not path.exists():
-        return None
-    try:
-        manifest: dict[str, Any] = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise SchemaError(f"{path}: manifest is not valid JSON ({exc}); delete it to re-ingest that log") from exc
-    return manifest
-
-
-def list_manifests(root: str | os.PathLike[str]) -> list[dict[str, Any]]:
-    """Every log manifest under the data root, by path."""
-    folder = Path(root) / "index" / "logs"
-    return [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))] if folder.exists() else []
-
-
-def load_frame_index(root: str | os.PathLike[str], sources: tuple[str, ...] | None = None) -> pd.DataFrame:
-    """The frame index of every completely ingested log (one row per kept frame).
-
-    Args:
-        root: the data root.
-        sources: only frames from these sources (e.g. ("longtail-sim",)); all when None.
-
-    Raises:
-        SchemaError: when an index file does not match `FRAME_INDEX_SCHEMA`.
-    """
-    tables = []
-    for manifest in list_manifests(root):
-        if manifest.get("status") not in ("ingested", "partial") or not manifest.get("frames_kept"):
-            continue
-        path = index_path(root, manifest["log_id"])
-        table = pq.read_table(path)
-        if not table.schema.equals(FRAME_INDEX_SCHEMA, check_metadata=False):
-            raise SchemaError(f"{path}: not a Longtail frame index (columns {table.schema.names})")
-        tables.append(table)
-    if not tables:
-        return FRAME_INDEX_SCHEMA.empty_table().to_pandas()
-    df = pa.concat_tables(tables).to_pandas()
-    if sources is not None:
-        df = df[df.source.isin(sources)].reset_index(drop=True)
-    return df.sort_values(["log_id", "camera", "timestamp_ns"], kind="stable").reset_index(drop=True)

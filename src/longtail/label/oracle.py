@@ -33,11 +33,11 @@ from typing import Any, NamedTuple
 import numpy as np
 import pandas as pd
 
+from longtail.boxes import iou_matrix
+from longtail.catalog.frames import load_manifest, manifest_path
+from longtail.catalog.truth import GT_DIR, load_ground_truth
 from longtail.errors import InputError, SchemaError, fail_config
-from longtail.ingest.store import load_manifest, manifest_path
-from longtail.label.qa import BoxLike, LabelBox, as_label_box, box_array, iou_matrix
-from longtail.sim.fleet import GT_DIR
-from longtail.sim.truth import load_ground_truth
+from longtail.label.qa import BoxLike, LabelBox, as_label_box, box_array
 
 DRAW_S = 7.0
 """Seconds to draw a missing box (extreme clicking, Papadopoulos et al., ICCV 2017): an assumption of the cost model."""

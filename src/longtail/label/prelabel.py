@@ -12,7 +12,14 @@ import os
 from pathlib import Path
 from typing import Any
 
-from longtail.evaluate.model import champion_uri, latest_model_uri, tracking_uri_for
+from longtail.catalog.root import DataRoot
+from longtail.detector.registry import (
+    REGISTERED_MODEL,
+    champion_uri,
+    champion_version,
+    latest_model_uri,
+    tracking_uri_for,
+)
 from longtail.label.studio import load_batch
 
 log = logging.getLogger(__name__)
@@ -25,7 +32,7 @@ def current_model(root: str | os.PathLike[str], tracking_uri: str | None = None,
                   name: str = "longtail-detector") -> str | None:
     """The model that pre-labels: ``models:/<name>@champion``, else the newest version, else None."""
     uri = tracking_uri_for(root, tracking_uri)
-    if tracking_uri is None and not (Path(root) / "mlflow" / "mlflow.db").exists():
+    if tracking_uri is None and not (DataRoot.of(root).mlflow / "mlflow.db").exists():
         return None  # no model was ever trained in this data root
     from longtail.errors import InputError
 
@@ -38,11 +45,21 @@ def current_model(root: str | os.PathLike[str], tracking_uri: str | None = None,
         return None
 
 
+def champion_model_uri(root: str | os.PathLike[str], tracking_uri: str | None = None,
+                       name: str = REGISTERED_MODEL) -> str | None:
+    """``models:/<name>/<version>`` of the champion (the number, not the alias, so the label set's
+    lineage names the model that pre-labeled it), or None before the first champion."""
+    if tracking_uri is None and not (DataRoot.of(root).mlflow / "mlflow.db").exists():
+        return None
+    version = champion_version(tracking_uri_for(root, tracking_uri), name)
+    return None if version is None else f"models:/{name}/{version}"
+
+
 def prelabel_batch(root: str | os.PathLike[str], batch_id: str, model_uri: str, tracking_uri: str | None = None,
                    threshold: float = PRELABEL_THRESHOLD) -> tuple[dict[str, list[dict[str, Any]]], str]:
     """Run ``model_uri`` on the batch's frames; returns (frame_id -> boxes with scores, model name@version)."""
-    from longtail.train.predict import predict_frames
-    from longtail.train.run import load_model_from_mlflow
+    from longtail.detector.model import load_model_from_mlflow
+    from longtail.detector.predict import predict_frames
 
     _, frames = load_batch(root, batch_id)
     model, meta = load_model_from_mlflow(model_uri, tracking_uri_for(root, tracking_uri))

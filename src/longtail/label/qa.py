@@ -31,6 +31,7 @@ from typing import Any, TypedDict
 import numpy as np
 from pydantic import Field, field_validator
 
+from longtail.boxes import iou_matrix
 from longtail.config import _Frozen
 from longtail.errors import SchemaError
 from longtail.schemas import CATEGORIES
@@ -112,32 +113,6 @@ def box_array(boxes: Iterable[BoxLike]) -> np.ndarray:
     """The coordinates of ``boxes`` as an (N, 4) float64 array of x1, y1, x2, y2."""
     rows = [(b["x1"], b["y1"], b["x2"], b["y2"]) for b in map(as_label_box, boxes)]
     return np.array(rows, dtype=np.float64).reshape(len(rows), 4)
-
-
-def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Intersection over union of every box of ``a`` with every box of ``b``.
-
-    Args:
-        a: (N, 4) array of x1, y1, x2, y2 in pixel edges.
-        b: (M, 4) array, same convention.
-
-    Returns:
-        (N, M) float64 array in [0, 1]. Pairs with zero union (degenerate or inverted boxes) and
-        pairs with a non-finite coordinate get 0.
-    """
-    a = np.asarray(a, dtype=np.float64).reshape(-1, 4)
-    b = np.asarray(b, dtype=np.float64).reshape(-1, 4)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        # 1. Areas, counting inverted boxes as empty.
-        area_a = np.clip(a[:, 2] - a[:, 0], 0, None) * np.clip(a[:, 3] - a[:, 1], 0, None)
-        area_b = np.clip(b[:, 2] - b[:, 0], 0, None) * np.clip(b[:, 3] - b[:, 1], 0, None)
-        # 2. Pairwise intersection rectangles (broadcast N x 1 against 1 x M).
-        iw = np.clip(np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0]), 0, None)
-        ih = np.clip(np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1]), 0, None)
-        inter = iw * ih
-        union = area_a[:, None] + area_b[None, :] - inter
-        out = np.where(union > 0, inter / union, 0.0)
-    return np.where(np.isfinite(out), out, 0.0)
 
 
 def iou(a: BoxLike | Sequence[float], b: BoxLike | Sequence[float]) -> float:

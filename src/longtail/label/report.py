@@ -17,13 +17,13 @@ from typing import Any
 
 import pandas as pd
 
-from longtail.curate.report import CATEGORY_COLORS, Gallery, gallery
+from longtail.catalog.versions import SPLITS
 from longtail.errors import InputError
+from longtail.gallery import CATEGORY_COLORS, Gallery, gallery
 from longtail.label.oracle import LabelingCost
 from longtail.label.qa import CHECKS
 from longtail.label.run import LabelRun
 from longtail.label.studio import labels_dir, read_label_set
-from longtail.label.version import SPLITS
 from longtail.schemas import CATEGORIES
 
 CHECK_TEXT: dict[str, str] = {
@@ -89,7 +89,8 @@ def label_summary(run: LabelRun) -> pd.DataFrame:
 def cost_table(manifest: Mapping[str, Any] | None) -> pd.DataFrame | Pending:
     """The labeling work a label set took: each kind of action for the batch and per frame, the
     boxes submitted and the estimated minutes (the simulated labeler's cost model,
-    `longtail.label.oracle`).
+    `longtail.label.oracle`); when the batch had pre-labels, also per frame what drawing the same
+    boxes from nothing would have cost.
 
     Args:
         manifest: a label set manifest (`longtail.label.studio.pull_batch`); None while people
@@ -103,9 +104,17 @@ def cost_table(manifest: Mapping[str, Any] | None) -> pd.DataFrame | Pending:
                                    "per frame": round(per_frame[field], 2)} for field, text in COST_ROWS]
     rows.append({"work": "estimated minutes", "batch": round(cost.seconds / 60, 1),
                  "per frame": round(per_frame["seconds"] / 60, 2)})
+    scratch = manifest.get("cost_without_prelabels")
+    if scratch and manifest.get("lineage", {}).get("prelabel_model"):
+        # The same boxes drawn from nothing: what pre-labels saved.
+        plain = LabelingCost(**scratch).per_frame()
+        for row, (field, _) in zip(rows, COST_ROWS, strict=False):
+            row["per frame without pre-labels"] = round(plain[field], 2)
+        rows[-1]["per frame without pre-labels"] = round(plain["seconds"] / 60, 2)
     # object dtype: counts stay integers beside the minutes
     table = pd.DataFrame(rows, dtype=object).set_index("work")
-    table.columns = [f"batch ({cost.frames} frames)", "per frame"]
+    table.columns = [f"batch ({cost.frames} frames)", "per frame", *(["per frame without pre-labels"]
+                                                                     if len(table.columns) == 3 else [])]
     return table
 
 

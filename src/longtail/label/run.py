@@ -24,8 +24,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from longtail.curate.dataset import DEFAULT_DATASET
+from longtail.catalog.db import DEFAULT_DATASET
+from longtail.catalog.versions import datasets_dir, list_versions
 from longtail.errors import InputError
+from longtail.label.prelabel import champion_model_uri, prelabel_batch
 from longtail.label.server import connect
 from longtail.label.studio import (
     batch_truth,
@@ -36,7 +38,7 @@ from longtail.label.studio import (
     push_batch,
     read_label_set,
 )
-from longtail.label.version import VersionConfig, build_version, datasets_dir, list_versions, track_version
+from longtail.label.version import VersionConfig, build_version, track_version
 from longtail.storage import write_json_if_changed
 
 log = logging.getLogger(__name__)
@@ -79,8 +81,9 @@ def run_label(root: str | os.PathLike[str], batch_id: str, oracle: bool = True,
     """Push a labeling batch, have it labeled, pull and check it, and version the dataset.
 
     Needs the data root's Label Studio running (`longtail.label.server.start`), or the user's
-    (``LONGTAIL_LABELSTUDIO_URL``). No pre-labels are pushed: they come from the champion
-    detector once one is trained.
+    (``LONGTAIL_LABELSTUDIO_URL``). Once the registry has a champion, its boxes are pushed as
+    pre-labels (`longtail.label.prelabel`), so the labeler corrects rather than draws; before the
+    first champion the batch goes without.
 
     Args:
         root: the data root.
@@ -100,7 +103,11 @@ def run_label(root: str | os.PathLike[str], batch_id: str, oracle: bool = True,
         GroundTruthError: with ``oracle`` when a drive of the batch is not simulated.
         InputError: when the dataset version cannot be built (e.g. QA held every frame).
     """
-    record = push_batch(root, batch_id, prelabels=None, dataset_name=dataset_name)
+    prelabels, model = None, None
+    champion = champion_model_uri(root)
+    if champion is not None:  # the champion pre-labels every batch once there is one
+        prelabels, model = prelabel_batch(root, batch_id, champion)
+    record = push_batch(root, batch_id, prelabels=prelabels, model=model, dataset_name=dataset_name)
     cost = oracle_annotate(root, batch_id, batch_truth(root, batch_id)) if oracle else None
     conn = connect(root)
     tasks = project_tasks(conn, record["project_id"])

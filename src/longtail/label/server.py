@@ -28,6 +28,7 @@ from pathlib import Path
 
 from longtail._process import free_port, pid_alive
 from longtail._runtime import TELEMETRY_OFF
+from longtail.catalog.root import DataRoot
 from longtail.errors import LongtailError
 from longtail.storage import atomic_write_json
 
@@ -51,7 +52,7 @@ class Connection:
 
 def studio_dir(root: str | os.PathLike[str]) -> Path:
     """DATA/labelstudio."""
-    return Path(root).resolve() / "labelstudio"
+    return DataRoot.of(root).labelstudio.resolve()
 
 
 def _credentials(root: str | os.PathLike[str]) -> dict[str, str]:

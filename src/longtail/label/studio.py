@@ -34,7 +34,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from longtail.boxes import to_fiftyone
-from longtail.curate.dataset import DEFAULT_DATASET, open_dataset
+from longtail.catalog.db import DEFAULT_DATASET, open_dataset
+from longtail.catalog.root import DataRoot
 from longtail.errors import InputError, LongtailError
 from longtail.label.oracle import LabelingCost, plan_edits, total_cost
 from longtail.label.qa import QAConfig, as_label_box, run_qa
@@ -137,7 +138,7 @@ def submit_annotation(conn: Connection, task_id: int, boxes: Sequence[Mapping[st
 # ------------------------------------------------------------------------------------ the batch
 def labels_dir(root: str | os.PathLike[str], batch_id: str) -> Path:
     """DATA/labels/<batch_id>."""
-    return Path(root) / "labels" / batch_id
+    return DataRoot.of(root).label_set(batch_id)
 
 
 def load_batch(root: str | os.PathLike[str], batch_id: str) -> tuple[dict[str, Any], pa.Table]:
@@ -146,10 +147,10 @@ def load_batch(root: str | os.PathLike[str], batch_id: str) -> tuple[dict[str, A
     Raises:
         UnknownBatchError: listing the batches that exist.
     """
-    folder = Path(root) / "batches" / batch_id
+    folder = DataRoot.of(root).batch(batch_id)
     if not (folder / "manifest.json").is_file():
-        known = sorted(p.parent.name for p in (Path(root) / "batches").glob("*/manifest.json"))
-        raise UnknownBatchError(f"no labeling batch {batch_id!r} in {Path(root) / 'batches'}; "
+        known = sorted(p.parent.name for p in DataRoot.of(root).batches.glob("*/manifest.json"))
+        raise UnknownBatchError(f"no labeling batch {batch_id!r} in {DataRoot.of(root).batches}; "
                                 f"known batches: {known or 'none (run `longtail select`)'}")
     return json.loads((folder / "manifest.json").read_text()), pq.read_table(folder / "frames.parquet")
 
@@ -390,7 +391,9 @@ def pull_batch(root: str | os.PathLike[str], batch_id: str, qa: QAConfig | None 
     for row, ok, why in zip(rows, accepted, reasons, strict=True):
         row["accepted"], row["qa_reasons"] = ok, why
     cost = cost if cost is not None else total_cost(costs)
-    return _write_label_set(root, batch_id, manifest, record, rows, report, cost, source, dataset)
+    # The same submitted boxes drawn from nothing: what the batch would have cost without pre-labels.
+    from_scratch = total_cost(plan_edits([], r["boxes"])[1] for r in rows)
+    return _write_label_set(root, batch_id, manifest, record, rows, report, cost, source, dataset, from_scratch)
 
 
 def _annotators(conn: Connection, tasks: Any) -> dict[int, str]:
@@ -413,7 +416,7 @@ def _annotators(conn: Connection, tasks: Any) -> dict[int, str]:
 
 def _write_label_set(root: str | os.PathLike[str], batch_id: str, batch: dict[str, Any], record: dict[str, Any],
                      rows: list[dict[str, Any]], report: dict[str, Any], cost: LabelingCost, source: str,
-                     dataset: Any) -> dict[str, Any]:
+                     dataset: Any, from_scratch: LabelingCost | None = None) -> dict[str, Any]:
     import fiftyone as fo
 
     folder = labels_dir(root, batch_id)
@@ -424,7 +427,8 @@ def _write_label_set(root: str | os.PathLike[str], batch_id: str, batch: dict[st
         "batch_id": batch_id, "digest": sha256_file(folder / "labels.parquet"),
         "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "source": source,
         "frames": len(rows), "accepted": len(accepted), "held": len(rows) - len(accepted),
-        "cost": cost.as_dict(), "qa": {k: report[k] for k in ("frames", "accepted", "held", "checks")},
+        "cost": cost.as_dict(), "cost_without_prelabels": from_scratch.as_dict() if from_scratch else None,
+        "qa": {k: report[k] for k in ("frames", "accepted", "held", "checks")},
         "lineage": {"batch_digest": batch["digest"], "logs": sorted({r["log_id"] for r in rows}),
                     "project": record["url"], "prelabel_model": record.get("prelabel_model")},
     }

@@ -34,18 +34,32 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 from pydantic import Field, model_validator
 from tqdm import tqdm
 
 from longtail.boxes import clip
+from longtail.catalog.root import DataRoot
+from longtail.catalog.versions import (
+    FORMAT,
+    IMAGES_DIR,
+    LABELS_FILE,
+    MANIFEST_FILE,
+    SPLITS,
+    VERSION_LABELS_SCHEMA,
+    check_version_id,
+    datasets_dir,
+    list_versions,
+    load_version,
+    read_json_object,
+    schema_diff,
+    verify_version_folder,
+)
 from longtail.config import _Frozen
 from longtail.errors import ConfigError, InputError, SchemaError, fail_config
 from longtail.label.qa import QAConfig
 from longtail.schemas import (
-    BOX_TYPE,
     CATEGORIES,
     LABEL_SET_KEYS,
     LABEL_SET_SCHEMA,
@@ -58,18 +72,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-SPLITS: tuple[str, ...] = ("train", "val", "test_longtail", "test_common")
-"""Splits of a version. The two test suites come from the same drive logs (the test logs):
-``test_longtail`` holds their long-tail frames, ``test_common`` the rest. Neither is trained on."""
-
-FORMAT = "longtail.dataset_version/1"
-"""Layout and hashing scheme of a version; part of every version id, so a new scheme gets new ids."""
-
-VERSION_ID_RE = re.compile(r"^v-[0-9a-f]{16}$")
-DATASETS_DIR = "datasets"
-LABELS_FILE = "labels.parquet"
-MANIFEST_FILE = "manifest.json"
-IMAGES_DIR = "images"
 DVC_REMOTE_NAME = "longtail"
 DVC_REMOTE_ENV = "LONGTAIL_DVC_REMOTE"
 """Environment variable naming the DVC remote (a folder or an s3:// URL) when no argument does."""
@@ -108,31 +110,6 @@ LONG_TAIL_RULES: dict[str, str] = {
 
 DUPLICATE_POLICY = ("a frame labeled in several label sets takes its labels and its QA decision from the latest "
                     "label set (manifest created_at, then batch_id); the others are listed in duplicates.overridden")
-
-VERSION_LABELS_SCHEMA = pa.schema([
-    ("frame_id", pa.string()),
-    ("image_sha256", pa.string()),
-    ("image_path", pa.string()),        # relative to the version folder: images/<sha256>.<ext>
-    ("log_id", pa.string()),            # drive log (decides the split)
-    ("drive_id", pa.string()),
-    ("timestamp_ns", pa.int64()),       # capture time, ns since the UNIX epoch
-    ("width", pa.int32()), ("height", pa.int32()),  # image size, px
-    ("boxes", pa.list_(BOX_TYPE)),      # accepted labels, pixel edges (x2/y2 exclusive), longtail.boxes convention
-    ("split", pa.string()),             # train | val | test_longtail | test_common
-    ("long_tail", pa.bool_()),          # the long-tail rule of the config holds (any split)
-    ("tags", pa.list_(pa.string())),    # scenario tags at selection time (labeling batch)
-    ("triggers", pa.list_(pa.string())),
-    ("fm_name", pa.string()),           # failure mode the frame resembled at selection time, or ""
-    ("batch_id", pa.string()),          # labeling batch / label set the labels come from
-    ("annotator", pa.string()),
-])
-"""DATA/datasets/<version_id>/labels.parquet: one row per frame, sorted by frame_id."""
-
-VERSION_KEYS = ("version_id", "format", "digest", "created_at", "frames", "frames_held", "counts", "categories",
-                "images", "label_sets", "batches", "logs", "lineage", "duplicates", "config", "long_tail_rule",
-                "parent", "labels_file", "images_dir")
-"""Fields of DATA/datasets/<version_id>/manifest.json."""
-
 
 class VersionConfig(_Frozen):
     """How accepted labels are split into a dataset version. Saved in every version's manifest.
@@ -231,12 +208,7 @@ class _LabelSet:
 
 def _labels_root(root: str | os.PathLike[str]) -> Path:
     """DATA/labels: one label set per labeling batch."""
-    return Path(root) / "labels"
-
-
-def datasets_dir(root: str | os.PathLike[str]) -> Path:
-    """DATA/datasets: one folder per dataset version."""
-    return Path(root) / DATASETS_DIR
+    return DataRoot.of(root).labels
 
 
 def _created_at(value: Any, source: Path) -> dt.datetime:
@@ -248,18 +220,6 @@ def _created_at(value: Any, source: Path) -> dt.datetime:
     return stamp if stamp.tzinfo else stamp.replace(tzinfo=dt.UTC)
 
 
-def _read_json(path: Path, what: str, fix: str) -> dict[str, Any]:
-    if not path.is_file():
-        raise InputError(f"{path}: missing; {what}. {fix}")
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise InputError(f"{path}: unreadable JSON ({exc}). {fix}") from None
-    if not isinstance(data, dict):
-        raise SchemaError(f"{path}: expected a JSON object, got {type(data).__name__}. {fix}")
-    return data
-
-
 def _read_parquet(path: Path, fix: str) -> pa.Table:
     if not path.is_file():
         raise InputError(f"{path}: missing. {fix}")
@@ -267,19 +227,6 @@ def _read_parquet(path: Path, fix: str) -> pa.Table:
         return pq.read_table(path)
     except (OSError, pa.ArrowException) as exc:
         raise InputError(f"{path}: not a readable Parquet file ({exc}). {fix}") from None
-
-
-def _schema_diff(actual: pa.Schema, expected: pa.Schema) -> str:
-    parts = []
-    for field in expected:
-        if field.name not in actual.names:
-            parts.append(f"missing field {field.name}")
-        elif not actual.field(field.name).type.equals(field.type):
-            parts.append(f"field {field.name} is {actual.field(field.name).type}, expected {field.type}")
-    extra = [n for n in actual.names if n not in expected.names]
-    if extra:
-        parts.append(f"unexpected field(s) {extra}")
-    return "; ".join(parts) or "field order differs"
 
 
 def _load_label_set(root: str | os.PathLike[str], batch_id: str) -> tuple[dict[str, Any], pa.Table]:
@@ -295,7 +242,7 @@ def _load_label_set(root: str | os.PathLike[str], batch_id: str) -> tuple[dict[s
     """
     folder = _labels_root(root) / batch_id
     fix = f"Pull or relabel batch {batch_id} again to rewrite its label set, or leave {batch_id} out of batch_ids."
-    manifest = _read_json(folder / MANIFEST_FILE, "the label set is incomplete (its manifest is written last)", fix)
+    manifest = read_json_object(folder / MANIFEST_FILE, "the label set is incomplete (its manifest is written last)", fix)
     missing = [k for k in LABEL_SET_KEYS if k not in manifest]
     if missing:
         raise SchemaError(f"{folder / MANIFEST_FILE}: lacks field(s) {missing} (longtail.schemas.LABEL_SET_KEYS). {fix}")
@@ -313,7 +260,7 @@ def _load_label_set(root: str | os.PathLike[str], batch_id: str) -> tuple[dict[s
     table = _read_parquet(path, fix)
     if not table.schema.equals(LABEL_SET_SCHEMA, check_metadata=False):
         raise SchemaError(f"{path}: schema differs from longtail.schemas.LABEL_SET_SCHEMA: "
-                          f"{_schema_diff(table.schema, LABEL_SET_SCHEMA)}. {fix}")
+                          f"{schema_diff(table.schema, LABEL_SET_SCHEMA)}. {fix}")
     ids = table.column("frame_id").to_pylist()
     if len(set(ids)) != len(ids):
         raise SchemaError(f"{path}: field frame_id repeats a frame; a label set has one row per frame. {fix}")
@@ -323,7 +270,7 @@ def _load_label_set(root: str | os.PathLike[str], batch_id: str) -> tuple[dict[s
 def _load_batch(root: Path, batch_id: str) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
     folder = root / "batches" / batch_id
     fix = f"The label set {batch_id} needs its labeling batch: restore DATA/batches/{batch_id}/ or rerun selection."
-    manifest = _read_json(folder / MANIFEST_FILE, "the labeling batch is incomplete or was deleted", fix)
+    manifest = read_json_object(folder / MANIFEST_FILE, "the labeling batch is incomplete or was deleted", fix)
     frames_path = folder / str(manifest.get("frames_file", "frames.parquet"))
     table = _read_parquet(frames_path, fix)
     validate_labeling_batch(manifest, table, str(folder))
@@ -491,17 +438,6 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _verify_existing(folder: Path) -> dict[str, Any]:
-    manifest = _read_json(folder / MANIFEST_FILE, "the version folder is damaged",
-                          f"Delete {folder} and build again, or restore_version it from DVC.")
-    actual = sha256_file(folder / LABELS_FILE) if (folder / LABELS_FILE).is_file() else "missing"
-    if actual != manifest.get("digest"):
-        raise InputError(f"{folder / LABELS_FILE}: sha256 {actual} differs from field digest="
-                         f"{manifest.get('digest')!r} of its manifest; the version was modified. Restore it with "
-                         f"restore_version (DVC) or delete {folder} and build again.")
-    return manifest
-
-
 def build_version(root: str | os.PathLike[str], batch_ids: list[str] | None = None,
                   config: VersionConfig | None = None, progress: bool = False) -> dict[str, Any]:
     """Freeze the accepted labels of some label sets into a dataset version, DATA/datasets/<version_id>/.
@@ -545,7 +481,7 @@ def build_version(root: str | os.PathLike[str], batch_ids: list[str] | None = No
     version_id = compute_version_id(rows, config)
     final = datasets_dir(root) / version_id
     if final.exists():
-        manifest = _verify_existing(final)
+        manifest = verify_version_folder(final)
         log.info("dataset version %s exists already (same labels and config)", version_id)
         return manifest
     _check_test_logs_apart(root, logs, config)
@@ -604,7 +540,7 @@ def build_version(root: str | os.PathLike[str], batch_ids: list[str] | None = No
         except OSError:
             if (final / MANIFEST_FILE).exists():  # another process built the same version meanwhile
                 shutil.rmtree(tmp, ignore_errors=True)
-                return _verify_existing(final)
+                return verify_version_folder(final)
             raise
         _fsync_dir(datasets_dir(root))
     except BaseException:
@@ -613,70 +549,6 @@ def build_version(root: str | os.PathLike[str], batch_ids: list[str] | None = No
     log.info("dataset version %s: %d frame(s) from %d label set(s); %s", version_id, len(rows), len(sets),
              ", ".join(f"{s} {n}" for s, n in frames.items()))
     return manifest
-
-
-# ---------------------------------------------------------------------------------------------
-# Reading versions
-
-
-def _check_version_id(version_id: str, source: str) -> None:
-    if not isinstance(version_id, str) or not VERSION_ID_RE.match(version_id):
-        raise fail_config(source, "version_id", version_id, "A version id is 'v-' and 16 hex digits, "
-                          "as build_version and list_versions return.")
-
-
-def list_versions(root: str | os.PathLike[str]) -> list[dict[str, Any]]:
-    """Manifests of every complete dataset version under DATA/datasets, oldest first."""
-    folder = datasets_dir(root)
-    out = []
-    for path in sorted(folder.glob(f"v-*/{MANIFEST_FILE}")) if folder.is_dir() else []:
-        if VERSION_ID_RE.match(path.parent.name):
-            out.append(_read_json(path, "the version folder is damaged",
-                                  f"Restore it with restore_version (DVC) or delete {path.parent}."))
-    out.sort(key=lambda m: (m["created_at"], m["version_id"]))
-    return out
-
-
-def load_version(root: str | os.PathLike[str], version_id: str, check_images: bool = False
-                 ) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """Load a dataset version's labels and manifest, after checking them.
-
-    Args:
-        root: the data root (or a DVC checkout of it).
-        version_id: ``v-<16 hex>``.
-        check_images: also re-hash every image against its sha256 name (reads every byte);
-            without it, images are only checked to exist.
-
-    Returns:
-        (labels, one row per frame in `VERSION_LABELS_SCHEMA` with ``image_path`` relative to the
-        version folder; the manifest).
-
-    Raises:
-        InputError: the version is missing, its labels.parquet differs from the manifest's digest,
-            or an image is missing or damaged.
-        SchemaError: labels.parquet does not match `VERSION_LABELS_SCHEMA`.
-    """
-    _check_version_id(version_id, "load_version")
-    folder = datasets_dir(root) / version_id
-    if not (folder / MANIFEST_FILE).is_file():
-        known = [m["version_id"] for m in list_versions(root)]
-        raise InputError(f"{folder / MANIFEST_FILE}: missing; no dataset version {version_id} in {root}. "
-                         f"Versions here: {known or 'none'}; restore_version recreates a tracked one from DVC.")
-    manifest = _verify_existing(folder)
-    table = pq.read_table(folder / LABELS_FILE)
-    if not table.schema.equals(VERSION_LABELS_SCHEMA, check_metadata=False):
-        raise SchemaError(f"{folder / LABELS_FILE}: schema differs from VERSION_LABELS_SCHEMA: "
-                          f"{_schema_diff(table.schema, VERSION_LABELS_SCHEMA)}")
-    for path, sha in sorted(set(zip(table.column("image_path").to_pylist(),
-                                    table.column("image_sha256").to_pylist(), strict=True))):
-        image = folder / path
-        if not image.is_file():
-            raise InputError(f"{image}: image of version {version_id} missing. Restore the version with "
-                             f"restore_version (DVC).")
-        if check_images and sha256_file(image) != sha:
-            raise InputError(f"{image}: bytes differ from their sha256 name; the image was modified in place. "
-                             f"Restore the version with restore_version (DVC) from its remote.")
-    return table.to_pandas(), manifest
 
 
 # ---------------------------------------------------------------------------------------------
@@ -798,7 +670,7 @@ def track_version(root: str | os.PathLike[str], version_id: str,
     """
     from dvc.exceptions import DvcException
 
-    _check_version_id(version_id, "track_version")
+    check_version_id(version_id, "track_version")
     root = Path(root).resolve()
     load_version(root, version_id, check_images=True)  # DVC would record a damaged file for good
     url = init_dvc(root, remote)
@@ -873,7 +745,7 @@ def restore_version(checkout_dir: str | os.PathLike[str], version_id: str,
     """
     from dvc.exceptions import DvcException
 
-    _check_version_id(version_id, "restore_version")
+    check_version_id(version_id, "restore_version")
     checkout = Path(checkout_dir).resolve()
     if not (checkout / ".dvc" / "config").is_file():
         raise InputError(f"{checkout / '.dvc' / 'config'}: missing; {checkout} is not a DVC checkout of a data root. "

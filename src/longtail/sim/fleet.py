@@ -22,6 +22,7 @@ import numpy as np
 from tqdm import tqdm
 
 from longtail import __version__
+from longtail.catalog.truth import GT_DIR
 from longtail.config import SCENARIOS, SimConfig
 from longtail.errors import ConfigError
 from longtail.sim.drive import DriveSummary, simulate_drive
@@ -31,7 +32,6 @@ from longtail.storage import atomic_write_json, sha256_file
 log = logging.getLogger(__name__)
 
 MANIFEST = "fleet.json"
-GT_DIR = "ground_truth"
 
 
 @dataclass(frozen=True)

@@ -10,12 +10,12 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
+from longtail.catalog.truth import load_ground_truth
 from longtail.errors import InputError
 from longtail.logs import field, iter_messages
 from longtail.schemas import PROFILE_TOPICS
 from longtail.sim.drive import DriveSummary
 from longtail.sim.preview import CLASS_COLORS
-from longtail.sim.truth import load_ground_truth
 
 ALERT_CODES = {"none": 0, "ldw": 1, "fcw": 2, "aeb": 3}
 SIGNALS = ("speed_mps", "accel_mps2", "steering_wheel_angle_deg", "yaw_rate_rps", "brake_pressure_bar")

@@ -1,1 +1,1 @@
-"""Train: detector presets, the training engine, MLflow tracking, sweeps and the SageMaker entry point."""
+"""Train: the training engine, MLflow tracking, sweeps and the SageMaker entry point."""

@@ -7,8 +7,8 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from longtail.config import _Frozen
+from longtail.detector.presets import DEFAULT_PRESET, PRESETS, get_preset
 from longtail.schemas import CATEGORIES, MIN_OBJECT_HEIGHT
-from longtail.train.presets import DEFAULT_PRESET, PRESETS, get_preset
 
 SPLIT_NAMES = ("train", "val", "test_longtail", "test_common")
 

@@ -8,7 +8,6 @@ before any work, and every box is checked before training starts.
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import os
 from collections.abc import Sequence
@@ -17,54 +16,17 @@ from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
-import pyarrow.parquet as pq
 import torch
-from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 
-from longtail.errors import InputError, SchemaError
-from longtail.label.version import LABELS_FILE, MANIFEST_FILE, VERSION_LABELS_SCHEMA
+from longtail.detector.predict import load_image
+from longtail.errors import SchemaError
 from longtail.schemas import CATEGORIES
-from longtail.storage import sha256_file
 
 CLASS_INDEX: dict[str, int] = {c: i for i, c in enumerate(CATEGORIES)}
 """Category -> the detector's label index (FCOS has no background class)."""
 
 Target = dict[str, torch.Tensor]
-
-
-def load_version_folder(folder: str | os.PathLike[str]) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """Load a dataset version from its folder alone (the folder may have any name, e.g. a SageMaker channel).
-
-    Args:
-        folder: a folder holding manifest.json, labels.parquet and images/ as `build_version` wrote them.
-
-    Returns:
-        (labels, one row per frame in `VERSION_LABELS_SCHEMA`; the manifest).
-
-    Raises:
-        InputError: the manifest or labels are missing, or labels.parquet differs from the
-            manifest's digest.
-        SchemaError: labels.parquet does not match `VERSION_LABELS_SCHEMA`.
-    """
-    folder = Path(folder)
-    manifest_path = folder / MANIFEST_FILE
-    if not manifest_path.is_file():
-        raise InputError(f"{manifest_path}: missing; {folder} is not a dataset version folder. Point at "
-                         f"DATA/datasets/<version_id>/ as build_version wrote it.")
-    try:
-        manifest = json.loads(manifest_path.read_text())
-    except ValueError as exc:
-        raise InputError(f"{manifest_path}: unreadable JSON ({exc}). Restore the version with restore_version.") from None
-    labels = folder / str(manifest.get("labels_file", LABELS_FILE))
-    actual = sha256_file(labels) if labels.is_file() else "missing"
-    if actual != manifest.get("digest"):
-        raise InputError(f"{labels}: sha256 {actual} differs from field digest={manifest.get('digest')!r} of "
-                         f"{manifest_path}; the version was modified. Restore it with restore_version (DVC).")
-    table = pq.read_table(labels)
-    if not table.schema.equals(VERSION_LABELS_SCHEMA, check_metadata=False):
-        raise SchemaError(f"{labels}: schema differs from longtail.label.version.VERSION_LABELS_SCHEMA: {table.schema}")
-    return table.to_pandas(), manifest
 
 
 def _flip_coin(seed: int, epoch: int, index: int) -> bool:
@@ -264,24 +226,6 @@ class VersionDataset(Dataset[tuple[torch.Tensor, Target]]):
             if rng.random() < self.haze:
                 image = add_haze(image, rng)
         return image, target
-
-
-def load_image(path: str | os.PathLike[str]) -> torch.Tensor:
-    """Decode a JPEG (or PNG) to a float32 RGB tensor [3, H, W] in 0..1.
-
-    PIL decodes: torchvision's decoders are deprecated since torchvision 0.29 (in favour of
-    TorchCodec, not installed here).
-
-    Raises:
-        InputError: the file is missing or not a decodable image.
-    """
-    try:
-        with Image.open(path) as image:
-            pixels = np.asarray(image.convert("RGB"))
-    except (OSError, UnidentifiedImageError) as exc:
-        raise InputError(f"{path}: not a readable image ({exc}). Restore the dataset version with "
-                         f"restore_version.") from None
-    return torch.from_numpy(pixels.copy()).permute(2, 0, 1).float().div_(255.0)
 
 
 def boxes_to_target(boxes: Sequence[dict[str, Any]], version_id: str, frame_id: str, width: int, height: int

@@ -16,6 +16,8 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from longtail.detector.metrics import evaluate_detections
+from longtail.detector.predict import predict
 from longtail.errors import LongtailError
 from longtail.schemas import CATEGORIES
 
@@ -113,48 +115,18 @@ def _outputs_to_float(module: nn.Module, inputs: Any, outputs: Any) -> Any:
     return outputs
 
 
-@torch.inference_mode()
-def predict(model: nn.Module, images: Sequence[torch.Tensor], score_threshold: float = 0.0,
-            categories: Sequence[str] = CATEGORIES) -> list[list[dict[str, Any]]]:
-    """Detect objects in images.
-
-    Args:
-        model: a torchvision detector; it is put in eval mode.
-        images: float RGB tensors [3, H, W] in 0..1, on the model's device.
-        score_threshold: drop detections scoring below this.
-        categories: label index -> category name.
-
-    Returns:
-        Per image, box dicts ``category, x1, y1, x2, y2, score`` in the image's pixel edges
-        (`longtail.boxes`), highest score first.
-    """
-    model.eval()
-    outputs = model(list(images))
-    result = []
-    for out in outputs:
-        keep = out["scores"] >= score_threshold
-        boxes = out["boxes"][keep].cpu().tolist()
-        scores = out["scores"][keep].cpu().tolist()
-        labels = out["labels"][keep].cpu().tolist()
-        result.append([{"category": categories[int(lab)], "x1": b[0], "y1": b[1], "x2": b[2], "y2": b[3],
-                        "score": s} for b, s, lab in zip(boxes, scores, labels, strict=True)])
-    return result
-
-
 def evaluate_map50(model: nn.Module, loader: Iterable[Batch], score_threshold: float = 0.05,
                    device: torch.device | str = "cpu", categories: Sequence[str] = CATEGORIES,
                    progress: bool = False, min_height_fraction: float = 0.0) -> dict[str, float]:
     """Predict every batch of ``loader`` and score the detections at IoU 0.5.
 
-    The score is `longtail.evaluate.metrics.evaluate_detections`' COCO AP@0.5, the number
+    The score is `longtail.detector.metrics.evaluate_detections`' COCO AP@0.5, the number
     `longtail evaluate` reports, with the same rule for objects too small to score: boxes less
     tall than ``min_height_fraction`` of the image height are ignored (0 scores every box).
 
     Returns:
         ``map50`` (0.0 without ground truth) and ``ap50_<category>`` for categories with ground truth.
     """
-    from longtail.evaluate.metrics import evaluate_detections
-
     ground_truth: dict[str, list[dict[str, Any]]] = {}
     predictions: dict[str, list[dict[str, Any]]] = {}
     min_height: dict[str, float] = {}

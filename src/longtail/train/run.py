@@ -25,7 +25,6 @@ import os
 import random
 import re
 import subprocess
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -37,24 +36,24 @@ from pydantic import ValidationError
 from torch import nn
 from torch.utils.data import DataLoader
 
+from longtail.catalog.root import DataRoot
+from longtail.catalog.versions import datasets_dir, load_version_folder
+from longtail.detector.calibrate import MIN_THRESHOLD, calibrate_thresholds
+from longtail.detector.model import MODEL_ARTIFACT, MODEL_FILE, MODEL_META_FILE, default_tracking, mlflow_client, save_model
+from longtail.detector.predict import predict_frames
+from longtail.detector.presets import build_model, count_parameters, get_preset
 from longtail.errors import ConfigError, InputError, invalid_config
-from longtail.label.version import datasets_dir
 from longtail.schemas import CATEGORIES
-from longtail.storage import atomic_write_json, atomic_writer
+from longtail.storage import atomic_writer
 from longtail.train.config import FIELDS_ADDED_OFF, TrainConfig
-from longtail.train.data import VersionDataset, collate, epoch_indices, load_version_folder, repeat_factors, select_frames
+from longtail.train.data import VersionDataset, collate, epoch_indices, repeat_factors, select_frames
 from longtail.train.engine import evaluate_map50, train_one_epoch
-from longtail.train.presets import build_model, count_parameters, get_preset
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
 
 log = logging.getLogger(__name__)
 
-MODEL_ARTIFACT = "model"
-"""Artifact folder of a run holding the model: model.pt (state dict) and model.json."""
-MODEL_FILE = "model.pt"
-MODEL_META_FILE = "model.json"
 CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)\.pt$")
 MLFLOW_DIGEST_CHARS = 36
 """MLflow's SQL schema stores a dataset digest in 36 characters (``datasets.digest`` is String(36));
@@ -284,50 +283,8 @@ def model_meta(config: TrainConfig, version: dict[str, Any], extra: dict[str, An
             "config": config.model_dump(mode="json"), **(extra or {})}
 
 
-def save_model(folder: str | os.PathLike[str], model: nn.Module, meta: dict[str, Any]) -> Path:
-    """Write ``model.pt`` (a CPU state dict) and ``model.json`` (its meta) into ``folder``; returns model.pt."""
-    folder = Path(folder)
-    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    with atomic_writer(folder / MODEL_FILE) as handle:
-        torch.save(state, handle)
-    atomic_write_json(folder / MODEL_META_FILE, meta)
-    return folder / MODEL_FILE
-
-
-def load_model(folder: str | os.PathLike[str], device: str | torch.device = "cpu") -> tuple[nn.Module, dict[str, Any]]:
-    """Rebuild a detector from a folder holding model.pt and model.json, in eval mode.
-
-    Raises:
-        InputError: either file is missing or the weights do not fit the preset.
-    """
-    folder = Path(folder)
-    for name in (MODEL_FILE, MODEL_META_FILE):
-        if not (folder / name).is_file():
-            raise InputError(f"{folder / name}: missing; a model folder holds {MODEL_FILE} and {MODEL_META_FILE}")
-    meta = json.loads((folder / MODEL_META_FILE).read_text())
-    state = torch.load(folder / MODEL_FILE, map_location="cpu", weights_only=True)
-    model = build_model(meta["preset"], meta["num_classes"], meta["min_size"], meta["max_size"])
-    try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as exc:
-        raise InputError(f"{folder / MODEL_FILE}: weights do not fit preset {meta['preset']!r} ({exc})") from None
-    return model.to(device).eval(), meta
-
-
 # ---------------------------------------------------------------------------------------------
 # MLflow
-
-
-def default_tracking(mlflow_dir: Path) -> tuple[str, str]:
-    """(tracking URI, artifact root) of the local default: sqlite in ``mlflow_dir``, artifacts beside it."""
-    mlflow_dir.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{mlflow_dir.resolve() / 'mlflow.db'}", (mlflow_dir.resolve() / "artifacts").as_uri()
-
-
-def _client(tracking_uri: str) -> MlflowClient:
-    from mlflow import MlflowClient
-
-    return MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
 
 
 def _experiment_id(client: MlflowClient, name: str, artifact_root: str | None) -> str:
@@ -402,62 +359,18 @@ def _register(client: MlflowClient, name: str, run_id: str, source: str, tags: d
     return str(version.version)
 
 
-def parse_model_uri(model_uri: str) -> tuple[str | None, str]:
-    """Split a model reference into (run id or None, artifact URI to download).
-
-    Accepts a bare run id, ``runs:/<run_id>/<path>``, ``models:/<name>/<version>`` and
-    ``models:/<name>@<alias>`` (the registry resolves the last two).
-    """
-    if re.fullmatch(r"[0-9a-f]{32}", model_uri):
-        return model_uri, f"runs:/{model_uri}/{MODEL_ARTIFACT}"
-    if model_uri.startswith("runs:/"):
-        return model_uri.split("/")[1], model_uri
-    if model_uri.startswith("models:/"):
-        return None, model_uri
-    raise ConfigError(f"load_model_from_mlflow: invalid model_uri={model_uri!r}. Give a run id, runs:/<run_id>/model, "
-                      f"models:/<name>/<version> or models:/<name>@<alias>.")
-
-
-def load_model_from_mlflow(model_uri: str, tracking_uri: str, device: str | torch.device = "cpu"
-                           ) -> tuple[nn.Module, dict[str, Any]]:
-    """Download a trained model from MLflow and rebuild it (weights loaded with ``weights_only=True``).
-
-    Args:
-        model_uri: a run id, ``runs:/<run_id>/model``, ``models:/<name>/<version>`` or ``models:/<name>@<alias>``.
-        tracking_uri: the MLflow tracking (and registry) URI, e.g. ``sqlite:///DATA/mlflow/mlflow.db``.
-        device: where to put the model.
-
-    Returns:
-        (the detector in eval mode, its model.json: preset, classes, dataset version and digest, config;
-        plus ``run_id`` and ``model_uri``).
-
-    Raises:
-        ConfigError: malformed ``model_uri``.
-        InputError: the run, registered model or its files are missing.
-    """
-    import mlflow.artifacts
-    from mlflow.exceptions import MlflowException
-
-    run_id, artifact_uri = parse_model_uri(model_uri)
-    client = _client(tracking_uri)
-    try:
-        if run_id is None:  # a registry URI: resolve to the version's run
-            name, _, ref = artifact_uri[len("models:/"):].partition("@")
-            if ref:
-                mv = client.get_model_version_by_alias(name, ref)
-            else:
-                name, _, number = name.partition("/")
-                mv = client.get_model_version(name, number)
-            run_id = mv.run_id
-            artifact_uri = str(mv.source)
-        with tempfile.TemporaryDirectory(prefix="longtail-model-") as tmp:
-            local = mlflow.artifacts.download_artifacts(artifact_uri=artifact_uri, dst_path=tmp,
-                                                        tracking_uri=tracking_uri)
-            model, meta = load_model(local, device)
-    except MlflowException as exc:
-        raise InputError(f"{tracking_uri}: model {model_uri!r} not found ({exc.message})") from None
-    meta.update(run_id=run_id, model_uri=model_uri)
-    return model, meta
+def calibrate_on_frames(model: nn.Module, version_dir: Path, frames: Any, min_height_fraction: float
+                        ) -> dict[str, Any]:
+    """Per-class operating thresholds of ``model`` on ``frames`` of a version (its validation split):
+    `longtail.detector.calibrate.calibrate_thresholds` on predictions at a 0.05 floor."""
+    preds = predict_frames(model, version_dir, frames, score_threshold=MIN_THRESHOLD)
+    gt = {fid: [dict(b) for b in boxes] for fid, boxes in zip(frames["frame_id"], frames["boxes"], strict=True)}
+    min_height = {fid: min_height_fraction * float(h) for fid, h in zip(frames["frame_id"], frames["height"],
+                                                                          strict=True)}
+    calibration = calibrate_thresholds(gt, preds, CATEGORIES, min_height=min_height)
+    log.info("operating thresholds on %d validation frame(s): %s", len(gt),
+             ", ".join(f"{c} {v:.2f}" for c, v in calibration["thresholds"].items()))
+    return calibration
 
 
 # ---------------------------------------------------------------------------------------------
@@ -510,7 +423,7 @@ def train(root: str | os.PathLike[str], version_id: str, config: TrainConfig | N
     folder = datasets_dir(root) / version_id
     if not folder.is_dir():
         raise InputError(f"{folder}: no dataset version {version_id} in {root}; build one with build_version")
-    return train_on_folder(folder, config, runs_dir=root / "runs", mlflow_dir=root / "mlflow", resume=resume,
+    return train_on_folder(folder, config, runs_dir=DataRoot.of(root).runs, mlflow_dir=DataRoot.of(root).mlflow, resume=resume,
                            progress=progress, tags=tags)
 
 
@@ -593,7 +506,7 @@ def train_on_folder(version_dir: str | os.PathLike[str], config: TrainConfig | N
     else:
         tracking_uri, artifact_root = default_tracking(Path(mlflow_dir))  # type: ignore[arg-type]
         artifact_root = config.artifact_location or artifact_root
-    client = _client(tracking_uri)
+    client = mlflow_client(tracking_uri)
 
     with _torch_threads(config.threads):
         # 2. Model, optimizer, schedule: fresh and seeded, or restored.
@@ -690,9 +603,13 @@ def train_on_folder(version_dir: str | os.PathLike[str], config: TrainConfig | N
                     log.info("time budget: %d of %d epochs fit; learning rate annealed to end there", planned,
                              config.epochs)
 
-            # 4. The model, in the run folder and in MLflow.
+            # 4. Per-class operating thresholds on validation, then the model, in the run folder and in MLflow.
+            calibration = calibrate_on_frames(model, version_dir, val_frames, config.val_min_object_height) \
+                if len(val_frames) else None
             meta = model_meta(config, manifest, {"run_id": run_id, "epochs_done": epoch,
-                                                 "val_map50": history[-1].get("val_map50") if history else None})
+                                                 "val_map50": history[-1].get("val_map50") if history else None,
+                                                 "thresholds": calibration["thresholds"] if calibration else None,
+                                                 "calibration": calibration})
             model_path = save_model(run_dir, model, meta)
             client.log_artifact(run_id, str(run_dir / MODEL_FILE), MODEL_ARTIFACT)
             client.log_artifact(run_id, str(run_dir / MODEL_META_FILE), MODEL_ARTIFACT)
@@ -701,7 +618,9 @@ def train_on_folder(version_dir: str | os.PathLike[str], config: TrainConfig | N
             if config.registered_model:
                 source = f"{client.get_run(run_id).info.artifact_uri.rstrip('/')}/{MODEL_ARTIFACT}"
                 model_version = _register(client, config.registered_model, run_id, source,
-                                          {"dataset_version": version_id, "preset": config.preset})
+                                          {"dataset_version": version_id, "preset": config.preset,
+                                           **({"longtail.thresholds": json.dumps(calibration["thresholds"])}
+                                              if calibration else {})})
         except BaseException:
             client.set_terminated(run_id, "FAILED")
             raise

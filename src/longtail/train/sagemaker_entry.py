@@ -133,7 +133,8 @@ def run_job(job: SageMakerJob, progress: bool = False) -> dict[str, Any]:
 
     The MLflow run is tagged with the training job's name and, for a sweep, its id (``SWEEP_TAG``).
     """
-    from longtail.train.run import MODEL_FILE, MODEL_META_FILE, train_on_folder
+    from longtail.detector.model import MODEL_FILE, MODEL_META_FILE
+    from longtail.train.run import train_on_folder
     from longtail.train.sweep import SWEEP_TAG
 
     tags = {"sagemaker.training_job": job.job_name} if job.job_name else {}

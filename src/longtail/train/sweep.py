@@ -26,11 +26,13 @@ from typing import Any
 
 import pandas as pd
 
+from longtail.catalog.root import DataRoot
+from longtail.catalog.versions import datasets_dir
+from longtail.detector.model import default_tracking, mlflow_client
 from longtail.errors import ConfigError
-from longtail.label.version import datasets_dir
 from longtail.storage import atomic_write_bytes
 from longtail.train.config import TrainConfig
-from longtail.train.run import _client, _experiment_id, default_tracking, make_train_config
+from longtail.train.run import _experiment_id, make_train_config
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +68,7 @@ def sweep_id_for(version_id: str, grid: dict[str, list[Any]], base: TrainConfig)
 
 def sweep_dir(root: str | os.PathLike[str], sweep_id: str) -> Path:
     """DATA/sweeps/<sweep_id>/."""
-    return Path(root) / "sweeps" / sweep_id
+    return DataRoot.of(root).sweeps / sweep_id
 
 
 def make_sweep_dag(root: str | os.PathLike[str], version_id: str, grid: dict[str, list[Any]],
@@ -116,9 +118,9 @@ def make_sweep_dag(root: str | os.PathLike[str], version_id: str, grid: dict[str
     if base_config.tracking_uri:
         tracking_uri, artifact_root = base_config.tracking_uri, base_config.artifact_location
     else:
-        tracking_uri, artifact_root = default_tracking(Path(root) / "mlflow")
+        tracking_uri, artifact_root = default_tracking(DataRoot.of(root).mlflow)
         artifact_root = base_config.artifact_location or artifact_root
-    _experiment_id(_client(tracking_uri), base_config.experiment, artifact_root)
+    _experiment_id(mlflow_client(tracking_uri), base_config.experiment, artifact_root)
     threads = max(1, base_config.threads // min(parallel, len(configs)))
     dag = DAG(name=sweep_id)
     # Parallel runs each task in its own process (the notebook then starts its own kernel).
@@ -185,7 +187,7 @@ def load_sweep(tracking_uri: str, experiment: str, sweep_id: str, fields: list[s
         Columns ``run_id``, ``status``, one per swept field (as logged), ``val_map50`` (last
         epoch), ``images_per_s`` (last epoch), ``epochs_done``, ``sweep_id``.
     """
-    client = _client(tracking_uri)
+    client = mlflow_client(tracking_uri)
     found = client.get_experiment_by_name(experiment)
     if found is None:
         return pd.DataFrame(columns=["run_id", "status", *fields, "val_map50", "images_per_s", "epochs_done",

@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, ValidationError, field_validator
 
+from longtail.catalog.frames import SIGNAL_FIELDS
+from longtail.catalog.root import DataRoot
 from longtail.config import _Frozen
 from longtail.errors import LongtailError
 from longtail.storage import atomic_write_json
@@ -55,8 +57,6 @@ class FailureModeQuery(_Frozen):
     @field_validator("signals")
     @classmethod
     def _signals(cls, v: dict[str, tuple[float | None, float | None]]) -> dict[str, tuple[float | None, float | None]]:
-        from longtail.curate.dataset import SIGNAL_FIELDS
-
         unknown = sorted(set(v) - set(SIGNAL_FIELDS))
         if unknown:
             raise ValueError(f"unknown signal(s) {unknown}; valid signals are {list(SIGNAL_FIELDS)}")
@@ -176,7 +176,7 @@ BUILTIN_FAILURE_MODES: dict[str, tuple[str, str, FailureModeQuery]] = {
 
 def registry_path(root: str | os.PathLike[str]) -> Path:
     """DATA/curate/failure_modes.json."""
-    return Path(root) / "curate" / "failure_modes.json"
+    return DataRoot.of(root).failure_modes
 
 
 def _now() -> str:

@@ -21,11 +21,16 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from longtail._process import free_port, pid_alive
 from longtail._runtime import configure_environment
+from longtail.catalog.root import DataRoot
 from longtail.errors import LongtailError
 from longtail.storage import atomic_write_json
+
+if TYPE_CHECKING:
+    import fiftyone as fo
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +44,7 @@ class DatabaseError(LongtailError):
 
 def fiftyone_dir(root: str | os.PathLike[str]) -> Path:
     """Where FiftyOne's files for a data root live."""
-    return Path(root).resolve() / "fiftyone"
+    return DataRoot.of(root).fiftyone.resolve()
 
 
 def mongod_path() -> str:
@@ -179,3 +184,41 @@ def running_uri(root: str | os.PathLike[str]) -> str | None:
     if state and pid_alive(state["pid"]) and _answers(state["port"]):
         return f"mongodb://127.0.0.1:{state['port']}"
     return None
+
+
+DEFAULT_DATASET = "longtail"
+"""The FiftyOne dataset curation builds in a data root."""
+
+
+class DatasetOwnerError(LongtailError):
+    """The dataset in the database belongs to another data root."""
+
+
+def open_dataset(root: str | os.PathLike[str], name: str = DEFAULT_DATASET, create: bool = False) -> fo.Dataset:
+    """The data root's persistent FiftyOne dataset.
+
+    Args:
+        root: the data root.
+        name: the dataset's name in FiftyOne.
+        create: create it when missing (else raise).
+
+    Raises:
+        LongtailError: when it does not exist and ``create`` is False.
+        DatasetOwnerError: when a dataset of that name belongs to another data root.
+    """
+    configure_fiftyone(root)
+    import fiftyone as fo
+
+    owner = str(Path(root).resolve())
+    if fo.dataset_exists(name):
+        ds = fo.load_dataset(name)
+        if ds.info.get("longtail_root", owner) != owner:
+            raise DatasetOwnerError(f"FiftyOne dataset {name!r} belongs to data root {ds.info['longtail_root']}, "
+                                    f"not {owner}; pass another --dataset name")
+        return ds
+    if not create:
+        raise LongtailError(f"no FiftyOne dataset {name!r} for data root {owner}; run `longtail curate --root {root}`")
+    ds = fo.Dataset(name, persistent=True)
+    ds.info["longtail_root"] = owner
+    ds.save()
+    return ds

@@ -14,6 +14,9 @@ import pyarrow.parquet as pq
 from longtail.errors import SchemaError
 from longtail.schemas import GT_SCHEMA
 
+GT_DIR = "ground_truth"
+"""Folder beside a fleet's drive logs holding one ground-truth sidecar per log (<drive>.parquet)."""
+
 
 def load_ground_truth(path: str | os.PathLike[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Read a ground-truth sidecar as two tables.

@@ -39,6 +39,7 @@ from typing import Any
 
 import numpy as np
 
+from longtail.boxes import iou_matrix
 from longtail.errors import InputError
 from longtail.schemas import CATEGORIES, MIN_OBJECT_HEIGHT  # noqa: F401 (re-exported)
 
@@ -80,22 +81,6 @@ def _as_array(boxes: Boxes, frame_id: str, what: str, classes: Sequence[str], ne
             score[i] = float(s)
         xyxy[i], cls[i] = coords, index[category]
     return xyxy, cls, score
-
-
-def compute_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU of every box in ``a`` (n, 4) with every box in ``b`` (m, 4), xyxy pixel edges -> (n, m).
-
-    Areas are (x2 - x1) * (y2 - y1), as COCO computes them from [x, y, w, h]; an empty union gives 0.
-    """
-    if len(a) == 0 or len(b) == 0:
-        return np.zeros((len(a), len(b)))
-    ix = np.clip(np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0]), 0, None)
-    iy = np.clip(np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1]), 0, None)
-    inter = ix * iy
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    union = area_a[:, None] + area_b[None, :] - inter
-    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
 
 
 def match_greedy(ious: np.ndarray, threshold: float, gt_ignore: np.ndarray | None = None) -> np.ndarray:
@@ -168,7 +153,7 @@ def _match_scored(d: np.ndarray, ious: np.ndarray, g_ignore: np.ndarray, thresho
                   ) -> tuple[np.ndarray, np.ndarray]:
     """Match score-ordered detections ``d`` to ground truth (`_split_ignored` order) at one IoU.
 
-    ``ious`` is `compute_iou` (d, ground truth), computed once and shared by every threshold.
+    ``ious`` is `longtail.boxes.iou_matrix` (d, ground truth), computed once and shared by every threshold.
 
     Returns:
         (true positive, ignored) flags per detection; the rest are false positives.
@@ -187,6 +172,14 @@ def _min_height(min_height: float | Mapping[str, float], frame_id: str) -> float
     return float(min_height)
 
 
+def class_thresholds(score_threshold: float | Mapping[str, float], classes: Sequence[str]) -> np.ndarray:
+    """The operating threshold of each class, in ``classes`` order: one value for all, or class ->
+    value (a class left out keeps 0.5)."""
+    if isinstance(score_threshold, Mapping):
+        return np.array([float(score_threshold.get(c, 0.5)) for c in classes])
+    return np.full(len(classes), float(score_threshold))
+
+
 def _ratio(num: int, den: int) -> float | None:
     return num / den if den else None
 
@@ -199,7 +192,7 @@ def _mean(values: Iterable[float | None]) -> float | None:
 def evaluate_detections(gt: Mapping[str, Boxes], preds: Mapping[str, Boxes],
                         classes: Sequence[str] = CATEGORIES,
                         iou_thresholds: Sequence[float] = COCO_IOU_THRESHOLDS,
-                        score_threshold: float = 0.5, *, match_iou: float = 0.5,
+                        score_threshold: float | Mapping[str, float] = 0.5, *, match_iou: float = 0.5,
                         max_dets: int | None = DEFAULT_MAX_DETS,
                         min_height: float | Mapping[str, float] = 0.0) -> dict[str, Any]:
     """COCO-style AP per class and operating-point counts of one set of frames.
@@ -211,7 +204,8 @@ def evaluate_detections(gt: Mapping[str, Boxes], preds: Mapping[str, Boxes],
         classes: the classes evaluated; a box of another class is an error.
         iou_thresholds: IoU thresholds of ``map`` (default COCO's 0.5:0.05:0.95).
         score_threshold: the deployed operating threshold: detections scored at least this count
-            at the operating point (precision, recall, tp/fp/fn). APs use every detection.
+            at the operating point (precision, recall, tp/fp/fn). APs use every detection. One
+            value, or class -> value (`longtail.detector.calibrate`; classes left out: 0.5).
         match_iou: IoU a detection needs to match at the operating point.
         max_dets: detections per frame and class kept for AP, highest score first (None: all).
         min_height: boxes less tall than this (px) are ignored (module docstring, point 3): one
@@ -237,6 +231,7 @@ def evaluate_detections(gt: Mapping[str, Boxes], preds: Mapping[str, Boxes],
     if not all(0 < t <= 1 for t in ious_t):
         raise InputError(f"IoU thresholds {list(iou_thresholds)} must lie in (0, 1]")
     n_cls = len(classes)
+    thresholds = class_thresholds(score_threshold, classes)
     n_gt = np.zeros(n_cls, dtype=np.int64)
     op = np.zeros((n_cls, 3), dtype=np.int64)  # tp, fp, fn at the operating point
     n_det = np.zeros(n_cls, dtype=np.int64)
@@ -256,9 +251,9 @@ def evaluate_detections(gt: Mapping[str, Boxes], preds: Mapping[str, Boxes],
             d, s = d[order], s[order]
             scored = int((~g_ig).sum())
             n_gt[c] += scored
-            ious = compute_iou(d, g)  # once per frame and class, for the operating point and every IoU threshold
+            ious = iou_matrix(d, g)  # once per frame and class, for the operating point and every IoU threshold
             # Operating point: every detection at or above the threshold, no max_dets cut.
-            keep = s >= score_threshold
+            keep = s >= thresholds[c]
             tp_flags, ig_flags = _match_scored(d[keep], ious[keep], g_ig, match_iou, min_h)
             tp = int(tp_flags.sum())
             op[c] += (tp, int((~tp_flags & ~ig_flags).sum()), scored - tp)
@@ -288,7 +283,9 @@ def evaluate_detections(gt: Mapping[str, Boxes], preds: Mapping[str, Boxes],
     tp, fp, fn = (int(x) for x in op.sum(axis=0))
     return {
         "frames": len(gt), "classes": list(classes), "iou_thresholds": [float(t) for t in iou_thresholds],
-        "score_threshold": float(score_threshold), "match_iou": float(match_iou), "max_dets": max_dets,
+        "score_threshold": dict(zip(classes, map(float, thresholds), strict=True))
+        if isinstance(score_threshold, Mapping) else float(score_threshold),
+        "match_iou": float(match_iou), "max_dets": max_dets,
         "min_height": "per frame" if isinstance(min_height, Mapping) else float(min_height),
         "map": _mean(v["ap"] for v in per_class.values()),
         "map50": _mean(v["ap50"] for v in per_class.values()),
@@ -299,7 +296,7 @@ def evaluate_detections(gt: Mapping[str, Boxes], preds: Mapping[str, Boxes],
 
 
 def compute_frame_errors(gt: Mapping[str, Boxes], preds: Mapping[str, Boxes], classes: Sequence[str] = CATEGORIES,
-                         score_threshold: float = 0.5, match_iou: float = 0.5,
+                         score_threshold: float | Mapping[str, float] = 0.5, match_iou: float = 0.5,
                          min_height: float | Mapping[str, float] = 0.0) -> dict[str, dict[str, dict[str, int]]]:
     """False positives and negatives per frame and class at the operating point.
 
@@ -310,6 +307,7 @@ def compute_frame_errors(gt: Mapping[str, Boxes], preds: Mapping[str, Boxes], cl
         frame_id -> {"fp": {class: n}, "fn": {class: n}}, classes with 0 left out.
     """
     out: dict[str, dict[str, dict[str, int]]] = {}
+    thresholds = class_thresholds(score_threshold, classes)
     for frame_id in sorted(gt):
         g_xy, g_cls, _ = _as_array(gt[frame_id], frame_id, "ground truth", classes, need_score=False)
         d_xy, d_cls, d_score = _as_array(preds.get(frame_id, ()), frame_id, "predictions", classes, need_score=True)
@@ -318,10 +316,10 @@ def compute_frame_errors(gt: Mapping[str, Boxes], preds: Mapping[str, Boxes], cl
         min_h = _min_height(min_height, frame_id)
         for c, name in enumerate(classes):
             g, g_ig = _split_ignored(g_xy[g_cls == c], min_h)
-            sel = (d_cls == c) & (d_score >= score_threshold)
+            sel = (d_cls == c) & (d_score >= thresholds[c])
             d, s = d_xy[sel], d_score[sel]
             d = d[np.argsort(-s, kind="mergesort")]
-            tp_flags, ig_flags = _match_scored(d, compute_iou(d, g), g_ig, match_iou, min_h)
+            tp_flags, ig_flags = _match_scored(d, iou_matrix(d, g), g_ig, match_iou, min_h)
             tp = int(tp_flags.sum())
             n_fp = int((~tp_flags & ~ig_flags).sum())
             n_fn = int((~g_ig).sum()) - tp

@@ -1,0 +1,130 @@
+"""Per-class operating thresholds, calibrated on validation frames.
+
+A detector's scores are not comparable across classes: a pedestrian a few pixels tall never
+scores what a close car scores. One fixed threshold (0.5) therefore throws away most small
+pedestrians while keeping every car. Each class gets its own threshold instead, chosen on the
+validation split (never on a test suite) and stored with the model version, and every count of
+false positives and negatives (evaluation, the gate, pre-labels, the fleet) uses it.
+
+The rule, per class:
+
+1. Match the class's detections to its ground truth at ``match_iou`` over all validation frames
+   (the same greedy matching as `longtail.detector.metrics.evaluate_detections`; objects below
+   the frame's minimum height are neither found nor missed).
+2. Walk the candidate thresholds (every distinct detection score, highest first) and compute
+   precision and recall at each: precision = TP / (TP + FP), recall = TP / n_gt.
+3. Keep the threshold with the largest F-beta = (1 + b^2) P R / (b^2 P + R). Critical classes
+   (pedestrian, cyclist) use ``beta_critical`` (2 by default: a missed pedestrian costs more
+   than a phantom one), the others ``beta``. Ties go to the higher threshold.
+4. A class without validation ground truth or detections keeps ``default`` (0.5).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from longtail.boxes import iou_matrix
+from longtail.detector.metrics import Boxes, _as_array, _match_scored, _min_height, _split_ignored
+from longtail.schemas import CATEGORIES
+
+CRITICAL_CLASSES: tuple[str, ...] = ("pedestrian", "cyclist")
+"""Classes whose misses matter most: their thresholds favour recall (``beta_critical``)."""
+DEFAULT_THRESHOLD = 0.5
+MIN_THRESHOLD = 0.05
+"""Lowest threshold considered: below it the detector's NMS output is mostly noise."""
+
+
+def _class_flags(gt: Mapping[str, Boxes], preds: Mapping[str, Boxes], classes: Sequence[str], match_iou: float,
+                 min_height: float | Mapping[str, float]) -> dict[str, tuple[np.ndarray, np.ndarray, int]]:
+    """Per class: scores and true-positive flags of every counted detection, and the object count
+    (step 1), matched exactly as `evaluate_detections` matches at its operating point."""
+    scores: dict[int, list[np.ndarray]] = {c: [] for c in range(len(classes))}
+    flags: dict[int, list[np.ndarray]] = {c: [] for c in range(len(classes))}
+    n_gt = np.zeros(len(classes), np.int64)
+    for frame_id in sorted(gt):
+        g_xy, g_cls, _ = _as_array(gt[frame_id], frame_id, "ground truth", classes, need_score=False)
+        d_xy, d_cls, d_score = _as_array(preds.get(frame_id, ()), frame_id, "predictions", classes, need_score=True)
+        min_h = _min_height(min_height, frame_id)
+        for c in range(len(classes)):
+            g, g_ignore = _split_ignored(g_xy[g_cls == c], min_h)
+            n_gt[c] += int((~g_ignore).sum())
+            sel = d_cls == c
+            order = np.argsort(-d_score[sel], kind="mergesort")
+            d, s = d_xy[sel][order], d_score[sel][order]
+            if not len(d):
+                continue
+            tp, ignored = _match_scored(d, iou_matrix(d, g), g_ignore, match_iou, min_h)
+            scores[c].append(s[~ignored])
+            flags[c].append(tp[~ignored])
+    return {name: (np.concatenate(scores[c]) if scores[c] else np.zeros(0),
+                   np.concatenate(flags[c]) if flags[c] else np.zeros(0, bool), int(n_gt[c]))
+            for c, name in enumerate(classes)}
+
+
+def choose_threshold(scores: np.ndarray, tp: np.ndarray, n_gt: int, beta: float = 1.0,
+                     default: float = DEFAULT_THRESHOLD, floor: float = MIN_THRESHOLD) -> dict[str, Any]:
+    """The score threshold with the best F-beta (module docstring, steps 2-4).
+
+    Args:
+        scores: each counted detection's score.
+        tp: whether each detection is a true positive.
+        n_gt: objects to find.
+        beta: recall's weight against precision.
+        default: the threshold when nothing can be calibrated.
+        floor: no threshold below this.
+
+    Returns:
+        ``threshold``, ``precision``, ``recall``, ``f_beta`` (None when not calibrated), ``calibrated``.
+    """
+    keep = scores >= floor
+    scores, tp = scores[keep], tp[keep]
+    if n_gt == 0 or len(scores) == 0:
+        return {"threshold": default, "precision": None, "recall": None, "f_beta": None, "calibrated": False}
+    order = np.argsort(-scores, kind="mergesort")
+    s, t = scores[order], tp[order]
+    ctp = np.cumsum(t)
+    cfp = np.cumsum(~t)
+    # Only the last detection of a run of equal scores is a real cut: a threshold keeps all of them.
+    last = np.r_[s[1:] != s[:-1], True]
+    precision = ctp / (ctp + cfp)
+    recall = ctp / n_gt
+    b2 = beta * beta
+    with np.errstate(invalid="ignore", divide="ignore"):
+        f = np.where(precision + recall > 0, (1 + b2) * precision * recall / (b2 * precision + recall), 0.0)
+    f = np.where(last, f, -1.0)
+    best = int(np.argmax(f))  # first maximum = highest threshold among ties
+    return {"threshold": float(s[best]), "precision": float(precision[best]), "recall": float(recall[best]),
+            "f_beta": float(f[best]), "calibrated": True}
+
+
+def calibrate_thresholds(gt: Mapping[str, Boxes], preds: Mapping[str, Boxes], classes: Sequence[str] = CATEGORIES,
+                         *, match_iou: float = 0.5, min_height: float | Mapping[str, float] = 0.0,
+                         beta: float = 1.0, beta_critical: float = 2.0,
+                         critical: Sequence[str] = CRITICAL_CLASSES) -> dict[str, Any]:
+    """Per-class operating thresholds from validation frames (module docstring).
+
+    Args:
+        gt: validation frame_id -> ground-truth boxes (every frame, empty lists included).
+        preds: frame_id -> detections with scores, predicted at a low floor (e.g. 0.05).
+        classes: the classes to calibrate.
+        match_iou: IoU a detection needs to be found.
+        min_height: px, or frame_id -> px: smaller objects are neither found nor missed.
+        beta: F-beta of ordinary classes.
+        beta_critical: F-beta of ``critical`` classes.
+        critical: classes whose misses matter most.
+
+    Returns:
+        ``{"thresholds": class -> threshold, "per_class": class -> choose_threshold's dict + beta,
+        "frames": n, "match_iou", "rule"}``, JSON-ready.
+    """
+    per_class: dict[str, Any] = {}
+    for category, (scores, tp, n_gt) in _class_flags(gt, preds, classes, match_iou, min_height).items():
+        b = beta_critical if category in critical else beta
+        per_class[category] = {**choose_threshold(scores, tp, n_gt, beta=b), "beta": b, "objects": n_gt}
+    return {"thresholds": {c: v["threshold"] for c, v in per_class.items()}, "per_class": per_class,
+            "frames": len(gt), "match_iou": match_iou,
+            "rule": f"per class, the score with the best F-beta on validation (beta {beta:g}; {beta_critical:g} for "
+                    f"{', '.join(critical)}); {DEFAULT_THRESHOLD} where nothing could be calibrated"}
