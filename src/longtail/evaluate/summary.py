@@ -121,8 +121,8 @@ def critical_table(evaluation: Mapping[str, Any]) -> pd.DataFrame:
 
 
 def class_table(evaluation: Mapping[str, Any]) -> pd.DataFrame:
-    """Per class: objects, detections, AP@[.5:.95], AP@0.5 with its 95% interval (ap50_ci), AP@0.75, and precision, recall, FP and FN at
-    the operating threshold."""
+    """Per class: objects, detections, AP@[.5:.95], AP@0.5 with its 95% interval (ap50_ci), AP@0.75, and
+    precision, recall, FP and FN at the operating threshold."""
     cols = ["gt", "detections", "ap", "ap50", "ap50_ci", "ap75", "precision", "recall", "fp", "fn"]
     rows = {c: {k: m.get(k) for k in cols} for c, m in evaluation["overall"]["per_class"].items()}
     return pd.DataFrame.from_dict(rows, orient="index", columns=cols).rename(columns={"gt": "objects"})
