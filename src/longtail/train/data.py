@@ -121,7 +121,7 @@ class PasteCrop(NamedTuple):
     """One object of the copy-paste bank."""
 
     source: int  # the frame it was cut from (dataset index)
-    group: str  # `_paste_group` of that frame
+    group: str  # `paste_group` of that frame
     label: int  # `CLASS_INDEX`
     box: torch.Tensor  # float32 [4], its labeled box, pixel edges
     pixels: torch.Tensor  # float32 [3, h, w], the pixels the box touches
