@@ -99,3 +99,11 @@ def test_embedded_default_has_every_condition_in_every_split() -> None:
     # The fleet's three fog drives: one per split (the issue: two fell in test and none in val).
     assert Counter(out[d.drive_id] for d in drives if d.weather == "fog") == {"train": 1, "val": 1, "test": 1}
     assert sorted(Counter(out.values()).items()) == [("test", 6), ("train", 13), ("val", 5)]
+
+
+def test_ci_target_puts_one_drive_in_each_split() -> None:
+    # env/ci.yaml's three drives (seed 18) must give the pipeline smoke test train, val and test frames.
+    env = yaml.safe_load((REPO / "env" / "ci.yaml").read_text())["sim"]
+    plans = plan_fleet(SimConfig(**{k: v for k, v in env.items() if k != "workers"}))
+    drives = [DriveProfile(p.drive_id, p.time_of_day, p.weather, p.vehicle_type, "plan") for p in plans]
+    assert sorted(assign_drive_splits(drives, {}, 0.2, 0.2, SALT).values()) == ["test", "train", "val"]
