@@ -137,3 +137,26 @@ def test_cut_in_suite_scores_the_marked_vehicle_only(tmp_path: Any) -> None:
     ev = evaluate(tmp_path / "v-00000000000000aa", preds, frames, modes.values(), config=cfg)
     suite = next(s for s in ev["suites"] if s["name"] == "cut_ins")
     assert suite["value"] == pytest.approx(51 / 101) and "3 of 3 frame(s) without ground-truth marks" in suite["subject"]
+
+
+def test_pooling_every_drive_gives_evaluate_detections_numbers() -> None:
+    # The sufficient statistics lose nothing: with max_dets, the height rule and an ignored box in play,
+    # pooling all drives reproduces AP@0.5 and the operating-point counts of every class.
+    rng = np.random.default_rng(5)
+    gt, preds, drive_of = {}, {}, {}
+    for i in range(30):
+        boxes = [_box(("car", "pedestrian", "cyclist")[k % 3], x, y, x + rng.uniform(4, 30), y + rng.uniform(4, 30),
+                      ignore=bool(k == 4))
+                 for k, (x, y) in enumerate(rng.uniform(0, 200, size=(6, 2)))]
+        gt[f"f{i:02d}"] = boxes
+        preds[f"f{i:02d}"] = [dict(b, x1=b["x1"] + rng.uniform(-2, 2), score=float(rng.uniform(0.01, 1)))
+                              for b in boxes if rng.random() < 0.8]
+        drive_of[f"f{i:02d}"] = f"d{i % 7}"
+    kw: dict[str, Any] = {"score_threshold": 0.4, "match_iou": 0.5, "max_dets": 3, "min_height": 10.0}
+    classes = ("car", "pedestrian", "cyclist")
+    ref = evaluate_detections(gt, preds, classes, **kw)
+    pooled = compute_pooled(list(drive_stats(compute_frame_stats(gt, preds, classes, **kw), drive_of).values()), classes)
+    assert pooled["map50"] == pytest.approx(ref["map50"])
+    for c in classes:
+        assert pooled[f"ap50:{c}"] == pytest.approx(ref["per_class"][c]["ap50"])
+        assert (pooled[f"fp:{c}"], pooled[f"fn:{c}"]) == (ref["per_class"][c]["fp"], ref["per_class"][c]["fn"])

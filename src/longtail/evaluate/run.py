@@ -229,13 +229,13 @@ def evaluate(version_dir: str | os.PathLike[str], predictions: Mapping[str, Boxe
             return None
         return evaluate_detections({f: gt[f] for f in ids}, {f: preds[f] for f in ids if f in preds}, **kw)
 
-    def with_ci(result: dict[str, Any], g: Mapping[str, Any], p: Mapping[str, Any], classes: Sequence[str]
-                ) -> dict[str, Any]:
-        stats = compute_frame_stats(g, p, classes, **stat_kw)
+    def with_ci(result: dict[str, Any], stats: Mapping[str, Any], classes: Sequence[str]) -> dict[str, Any]:
         drives, ci = drive_intervals(stats, drive_of, classes, boot)
         return _with_intervals(result, ci, drives)
 
-    overall = with_ci(evaluate_detections(gt, preds, **kw), gt, preds, CATEGORIES)
+    # Per-frame sufficient statistics, matched once; the test suites take theirs from these.
+    all_stats = compute_frame_stats(gt, preds, CATEGORIES, **stat_kw)
+    overall = with_ci(evaluate_detections(gt, preds, **kw), all_stats, CATEGORIES)
     modes = _modes(failure_modes)
     slices: dict[str, dict[str, Any]] = {}
     slice_ids: dict[str, tuple[str, ...]] = {}
@@ -258,8 +258,7 @@ def evaluate(version_dir: str | os.PathLike[str], predictions: Mapping[str, Boxe
         if name in slices:
             sl = slices[name]
             ids = list(slice_ids[name])
-            m = None if sl["metrics"] is None else with_ci(sl["metrics"], {f: gt[f] for f in ids},
-                                                           {f: preds[f] for f in ids if f in preds}, CATEGORIES)
+            m = None if sl["metrics"] is None else with_ci(sl["metrics"], {f: all_stats[f] for f in ids}, CATEGORIES)
             suite_inputs[name] = {"frames": sl["frames"], "metrics": m, "drives": sl["drives"],
                                   "ci": _suite_ci(m), "subject": "every object",
                                   "critical": _critical_counts(frame_errors, ids, cut_in, drive_of, boot)}
@@ -275,8 +274,8 @@ def evaluate(version_dir: str | os.PathLike[str], predictions: Mapping[str, Boxe
         p_sub = {f: subject_predictions(preds[f], subject) for f in ids if f in preds}
         m = None
         if ids:
-            m = with_ci(evaluate_detections(g_sub, p_sub, **{**kw, "classes": subject.classes}), g_sub, p_sub,
-                        subject.classes)
+            m = with_ci(evaluate_detections(g_sub, p_sub, **{**kw, "classes": subject.classes}),
+                        compute_frame_stats(g_sub, p_sub, subject.classes, **stat_kw), subject.classes)
         rule = subject.description + (f" ({unmarked} of {len(ids)} frame(s) without ground-truth marks: every "
                                       f"{' or '.join(subject.classes)} box there)" if unmarked else "")
         objects = 0 if m is None else sum(c["gt"] for c in m["per_class"].values())
