@@ -21,7 +21,8 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from longtail.label.oracle import find_truth_files, load_truth, plan_edits, total_cost, truth_boxes
+from longtail.catalog.truth import find_truth_files, load_truth
+from longtail.label.oracle import plan_edits, total_cost, truth_boxes
 from longtail.label.prelabel import prelabel_batch
 
 

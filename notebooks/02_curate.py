@@ -33,13 +33,13 @@ from IPython.display import display
 
 from longtail.catalog.db import open_dataset
 from longtail.curate.report import (
-      batch_gallery,
-      batch_summary,
-      batch_table,
-      embedding_map,
-      failure_mode_galleries,
-      failure_mode_table,
-      scenario_distribution,
+    batch_gallery,
+    batch_summary,
+    batch_table,
+    embedding_map,
+    failure_mode_galleries,
+    failure_mode_table,
+    scenario_distribution,
 )
 from longtail.curate.run import CurateConfig, record_selected_batch, run_curate, run_select
 from longtail.curate.select import SelectConfig

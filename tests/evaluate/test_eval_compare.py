@@ -11,6 +11,7 @@ import pytest
 
 from longtail.catalog.failure_modes import load_registry
 from longtail.errors import InputError, SchemaError
+from longtail.evaluate.bootstrap import BootstrapConfig
 from longtail.evaluate.compare import DecisionConfig, compute_kpi, decide, relative_change
 from longtail.evaluate.run import EvalConfig, evaluate, load_evaluation, select_example_frames
 
@@ -57,6 +58,8 @@ def run(tmp_path: Path):  # type: ignore[no-untyped-def]
 
     def go(preds: dict[str, list[dict[str, Any]]], champion: dict[str, Any] | None = None, model: str = "m",
            **cfg: Any) -> dict[str, Any]:
+        # One frame per drive and a handful of objects: measurable only with the limits at 1.
+        cfg.setdefault("bootstrap", BootstrapConfig(min_drives=1, min_objects=1, resamples=50))
         return evaluate(tmp_path / "v-00000000000000aa", preds, FRAMES, modes, champion, EvalConfig(**cfg), model=model)
 
     return go
@@ -69,9 +72,12 @@ def test_evaluation_counts_critical_errors_per_group(run) -> None:  # type: igno
     preds = _with(preds, "c1", _box("cyclist", 250, 100, 270, 150, 0.8))
     ev = run(preds)
     assert ev["frames"] == 4 and ev["cut_in_frames"] == ["l1"]  # t1 (train) is not evaluated
-    assert ev["critical"] == {
+    assert {g: {k: v[k] for k in ("fp", "fn", "errors")} for g, v in ev["critical"].items()} == {
         "pedestrian": {"fp": 0, "fn": 1, "errors": 1}, "cyclist": {"fp": 1, "fn": 0, "errors": 1},
         "cut_in_vehicle": {"fp": 0, "fn": 1, "errors": 1}, "total": {"fp": 1, "fn": 2, "errors": 3}}
+    # Intervals over the four drives (one frame each): one cyclist FP in one drive -> 0 to 3 of them drawn.
+    assert ev["critical"]["pedestrian"]["fp_ci"] == [0.0, 0.0]
+    assert 0.0 <= ev["critical"]["cyclist"]["fp_ci"][0] <= 1.0 <= ev["critical"]["cyclist"]["fp_ci"][1] <= 4.0
     assert ev["overall"]["per_class"]["car"]["fn"] == 2
     assert ev["slices"]["suite:test_longtail"]["frames"] == 2 and ev["slices"]["suite:test_longtail"]["objects"] == 4
     assert ev["frame_errors"]["c1"] == {"fp": {"cyclist": 1}, "fn": {"pedestrian": 1}}

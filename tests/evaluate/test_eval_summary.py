@@ -12,7 +12,8 @@ import plotly.graph_objects as go
 import pytest
 
 from longtail.errors import InputError
-from longtail.evaluate.run import evaluate
+from longtail.evaluate.bootstrap import BootstrapConfig
+from longtail.evaluate.run import EvalConfig, evaluate
 from longtail.evaluate.summary import (
     EVALUATION_RECORD_FIELDS,
     Note,
@@ -44,8 +45,9 @@ FRAMES = pd.DataFrame([{"frame_id": f, "split": s, "tags": [], "triggers": [], "
 def _evaluate(tmp_path: Path, miss_pedestrian: bool, champion: dict[str, Any] | None = None) -> dict[str, Any]:
     preds = {f: [dict(b, score=0.9) for b in boxes if not (miss_pedestrian and b["category"] == "pedestrian")]
              for f, (_, boxes) in GT.items() if f != "f2"}
+    config = EvalConfig(bootstrap=BootstrapConfig(min_drives=1, min_objects=1, resamples=50))
     return evaluate(tmp_path / "v-00000000000000aa", preds, FRAMES, champion_eval=champion,
-                    model="challenger" if champion else "first")
+                    model="challenger" if champion else "first", config=config)
 
 
 def test_first_model_tables_show_every_number(tmp_path: Path) -> None:

@@ -9,19 +9,11 @@ import pandas as pd
 import pytest
 
 from longtail.catalog.frames import load_frame_index
-from longtail.catalog.truth import load_ground_truth
+from longtail.catalog.truth import GroundTruthError, find_truth_files, load_ground_truth, load_truth
 from longtail.config import NO_SCENARIO_RATES, SimConfig
 from longtail.errors import ConfigError, SchemaError
 from longtail.ingest.ingest import ingest
-from longtail.label.oracle import (
-    GroundTruthError,
-    LabelingCost,
-    find_truth_files,
-    load_truth,
-    plan_edits,
-    total_cost,
-    truth_boxes,
-)
+from longtail.label.oracle import LabelingCost, plan_edits, total_cost, truth_boxes
 from longtail.label.qa import check_frame
 from longtail.sim.drive import simulate_drive
 from longtail.sim.plan import fixed_plan

@@ -136,7 +136,8 @@ def _sizes_truth(root: Path, batch_id: str) -> dict[str, list[dict]]:
     """The simulator's boxes for a batch, before it is pushed (batch_truth needs the push's sizes)."""
     import pyarrow.parquet as pq
 
-    from longtail.label.oracle import find_truth_files, load_truth, truth_boxes
+    from longtail.catalog.truth import find_truth_files, load_truth
+    from longtail.label.oracle import truth_boxes
 
     frames = pq.read_table(root / "batches" / batch_id / "frames.parquet").to_pandas()
     truth = load_truth(find_truth_files(root, sorted(set(frames.log_id))), frames)

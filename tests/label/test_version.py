@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import stat
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -44,21 +45,6 @@ def _sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def _pick_logs(config: VersionConfig, want: dict[str, int], prefix: str = "drive") -> list[str]:
-    """Log ids whose split under ``config`` fills ``want`` (so every split is covered, whatever the hash)."""
-    logs: list[str] = []
-    have = dict.fromkeys(want, 0)
-    k = 0
-    while have != want:
-        name = f"{prefix}-{k:03d}"
-        split = assign_split(name, config)
-        if have[split] < want[split]:
-            have[split] += 1
-            logs.append(name)
-        k += 1
-    return logs
-
-
 class Fleet:
     """A data root with a frame store of real JPEGs, labeling batches and label sets."""
 
@@ -67,8 +53,11 @@ class Fleet:
         self.frames: dict[str, dict[str, Any]] = {}
         self.logs: list[str] = []
 
-    def add_log(self, log_id: str, n: int = 3) -> list[str]:
-        """``n`` frames of one drive log: frame 0 has a trigger, frame 1 a failure mode, the rest neither."""
+    def add_log(self, log_id: str, n: int = 3, drive_id: str | None = None, t0: int = 0) -> list[str]:
+        """``n`` frames of one drive log: frame 0 has a trigger, frame 1 a failure mode, the rest neither.
+
+        The drive is ``<log_id>-drive`` unless ``drive_id`` names it (a drive recorded as several
+        files); ``t0`` (ns) shifts the frames' times."""
         ids = []
         for i in range(n):
             frame_id = f"{log_id}-f{i}"
@@ -83,7 +72,8 @@ class Fleet:
             (self.root / rel).write_bytes(buf.getvalue())
             self.frames[frame_id] = {
                 "frame_id": frame_id, "image_sha256": sha, "store_path": rel, "log_id": log_id,
-                "drive_id": f"{log_id}-drive", "timestamp_ns": 1_700_000_000_000_000_000 + i * 100_000_000,
+                "drive_id": drive_id or f"{log_id}-drive",
+                "timestamp_ns": 1_700_000_000_000_000_000 + t0 + i * 100_000_000,
                 "triggers": ["hard_brake"] if i == 0 else [], "fm_name": "night_vru" if i == 1 else "",
                 "tags": ["night"] if i == 1 else [],
             }
@@ -134,13 +124,14 @@ class Fleet:
 
 @pytest.fixture
 def fleet(tmp_path: Path) -> Fleet:
-    """Ten drive logs (3 test, 2 val, 5 train under the default config), three frames each.
+    """Ten drive logs of ten drives, three frames each (profiles from tags: no ingest manifests), which
+    the stratified split sends 6 to train, 2 to val, 2 to test.
 
     b1 labels logs 0-5, b2 logs 4-9; logs 4 and 5 are labeled in both. In b2, frame 4-f0 gets other
     boxes, 5-f2 is held (accepted in b1) and 5-f0 accepted (held in b1); b1 also holds 1-f2.
     """
     f = Fleet(tmp_path / "data")
-    f.logs = _pick_logs(VersionConfig(), {"test": 3, "val": 2, "train": 5})
+    f.logs = [f"drive-{k:03d}" for k in range(10)]
     ids = {log: f.add_log(log) for log in f.logs}
     b1 = [x for log in f.logs[:6] for x in ids[log]]
     b2 = [x for log in f.logs[4:] for x in ids[log]]
@@ -223,15 +214,23 @@ def test_version_splits_by_log_and_keeps_accepted_frames(fleet: Fleet) -> None:
     assert labels.set_index("frame_id").loc[f"{L[5]}-f0", "batch_id"] == "b2"  # held in b1, accepted in b2
     assert manifest["duplicates"]["overridden"][f"{L[4]}-f1"] == {"kept": "b2", "dropped": ["b1"]}
     assert len(manifest["duplicates"]["overridden"]) == 6 and "latest" in manifest["duplicates"]["policy"]
-    # Split by log: each log in one split, the one its hash names.
-    per_log = labels.groupby("log_id")["split"].agg(lambda s: sorted({_group(x) for x in s}))
-    assert all(len(v) == 1 for v in per_log)
-    assert {log: v[0] for log, v in per_log.items()} == {log: assign_split(log, VersionConfig()) for log in L}
-    assert {_group(s) for s in labels["split"]} == {"train", "val", "test"}
-    # Test logs: long-tail frames (trigger or failure mode) in test_longtail, the rest in test_common.
+    # Split by drive: each drive in one split, the one the manifest and the record name.
+    per_drive = labels.groupby("drive_id")["split"].agg(lambda s: sorted({_group(x) for x in s}))
+    assert all(len(v) == 1 for v in per_drive)
+    drives = manifest["split"]["drives"]
+    assert {d: v[0] for d, v in per_drive.items()} == drives
+    assert sorted(Counter(drives.values()).items()) == [("test", 2), ("train", 6), ("val", 2)]
+    assert json.loads((fleet.root / "datasets" / "splits.json").read_text())["drives"] == drives
+    assert manifest["split"]["method"] == "stratified_drive/1" and manifest["split"]["unit"] == "drive_id"
+    # Profiles from tags: drives 1 and 5 kept two frames, one tagged night, so they are night drives
+    # (night on at least half the frames); the other eight are day. Night's two drives: train first,
+    # then the val/test tie the hash breaks; day's eight: one in each split first, then by shortfall.
+    assert manifest["split"]["coverage"] == {"day/clear": {"train": 5, "val": 2, "test": 1},
+                                             "night/clear": {"train": 1, "val": 0, "test": 1}}
+    assert {p["source"] for p in manifest["split"]["profiles"].values()} == {"tags"}
+    # Test drives: long-tail frames (trigger or failure mode) in test_longtail, the rest in test_common.
     test = labels[labels["split"].str.startswith("test")]
-    assert set(test["log_id"]) == {log for log in L if assign_split(log, VersionConfig()) == "test"}
-    assert len(set(test["log_id"])) == 3
+    assert set(test["drive_id"]) == {d for d, s in drives.items() if s == "test"}
     for row in test.itertuples():
         assert row.split == ("test_longtail" if row.frame_id.endswith(("-f0", "-f1")) else "test_common")
     assert (labels["long_tail"] == labels["frame_id"].str.endswith(("-f0", "-f1"))).all()
@@ -258,7 +257,7 @@ def test_version_splits_by_log_and_keeps_accepted_frames(fleet: Fleet) -> None:
     assert manifest["images"] == {"files": 28, "bytes": sum((folder / p).stat().st_size for p in labels["image_path"]),
                                   "hardlinked": 28, "copied": 0}
     assert manifest["digest"] == _sha(folder / "labels.parquet")
-    assert sorted(p.name for p in (fleet.root / "datasets").iterdir()) == [manifest["version_id"]]  # no temp left
+    assert sorted(p.name for p in (fleet.root / "datasets").iterdir()) == ["splits.json", manifest["version_id"]]
 
 
 def test_same_inputs_same_id_and_nothing_rewritten(fleet: Fleet) -> None:
@@ -285,30 +284,63 @@ def test_changed_label_makes_a_new_version_and_keeps_the_old(fleet: Fleet) -> No
     assert _files(old) == before
     assert [m["version_id"] for m in list_versions(fleet.root)] == [first["version_id"], second["version_id"]]
     # A changed config also changes the id, over the same labels.
-    third = build_version(fleet.root, config=VersionConfig(val_share=0.25))
+    third = build_version(fleet.root, config=VersionConfig(long_tail="trigger"))
     assert third["version_id"] not in (first["version_id"], second["version_id"])
 
 
 def test_splits_stable_as_logs_arrive_and_test_logs_never_trained(fleet: Fleet) -> None:
     v1 = build_version(fleet.root)
-    more = _pick_logs(VersionConfig(), {"test": 2, "val": 1, "train": 3}, prefix="later")
+    more = [f"later-{k:03d}" for k in range(6)]
     fleet.write_batch("b3", [f for log in more for f in fleet.add_log(log)])
     fleet.write_label_set("b3", fleet.label_rows(pq.read_table(fleet.root / "batches/b3/frames.parquet")
                                                  .column("frame_id").to_pylist()), T0 + dt.timedelta(days=1))
     v2 = build_version(fleet.root)
     labels1, _ = load_version(fleet.root, v1["version_id"])
     labels2, _ = load_version(fleet.root, v2["version_id"])
-    split1 = {r.log_id: _group(r.split) for r in labels1.itertuples()}
-    split2 = {r.log_id: _group(r.split) for r in labels2.itertuples()}
+    split1 = {r.drive_id: _group(r.split) for r in labels1.itertuples()}
+    split2 = {r.drive_id: _group(r.split) for r in labels2.itertuples()}
     assert len(split2) == 16 and set(split1) < set(split2)
-    assert {log: split2[log] for log in split1} == split1
+    assert {d: split2[d] for d in split1} == split1
+    # The new drives fill the shortfalls: 16 drives at 0.6/0.2/0.2 are 9.6/3.2/3.2.
+    assert sorted(Counter(split2.values()).items()) == [("test", 4), ("train", 9), ("val", 3)]
     test1 = set(v1["logs"]["test_longtail"]) | set(v1["logs"]["test_common"])
     assert test1 and not test1 & (set(v2["logs"]["train"]) | set(v2["logs"]["val"]))
     # Settings that would move a log across the test split of an existing version are refused.
     for bad in (VersionConfig(test_share=0.05), VersionConfig(split_salt="reshuffled")):
         with pytest.raises(ConfigError, match=r"never trained on.*split_salt='longtail-split-v1', test_share=0.2"):
             build_version(fleet.root, config=bad)
-    assert len(list((fleet.root / "datasets").iterdir())) == 2
+    assert len(list((fleet.root / "datasets").iterdir())) == 3  # two versions and splits.json
+    # Without the record, the versions' own copies keep every drive where it was.
+    (fleet.root / "datasets" / "splits.json").unlink()
+    last = fleet.add_log("last-000")
+    fleet.write_batch("b4", last)
+    fleet.write_label_set("b4", fleet.label_rows(last), T0 + dt.timedelta(days=2))
+    v3 = build_version(fleet.root)
+    assert {d: v3["split"]["drives"][d] for d in split2} == split2
+
+
+def test_a_drive_recorded_as_two_files_never_straddles_splits(fleet: Fleet) -> None:
+    # Every drive of the fixture recorded a second time as another file (another log id), labeled
+    # in a later batch: the copies follow their drive, whatever their log id.
+    first = build_version(fleet.root)
+    copies = [f for k, log in enumerate(fleet.logs)
+              for f in fleet.add_log(f"copy-{k:03d}", drive_id=f"{log}-drive", t0=10**9)]
+    fleet.write_batch("b3", copies)
+    fleet.write_label_set("b3", fleet.label_rows(copies), T0 + dt.timedelta(days=1))
+    second = build_version(fleet.root)
+    labels, _ = load_version(fleet.root, second["version_id"])
+    per_drive = labels.groupby("drive_id").agg(logs=("log_id", "nunique"),
+                                               splits=("split", lambda s: len({_group(x) for x in s})))
+    assert (per_drive["logs"] == 2).all() and (per_drive["splits"] == 1).all()
+    assert second["split"]["drives"] == first["split"]["drives"]
+    # Both files of a drive in one batch, before any version, also stay together.
+    other = Fleet(fleet.root.parent / "other")
+    ids = other.add_log("x-1", drive_id="twice") + other.add_log("x-2", drive_id="twice", t0=10**9) + \
+        [f for k in range(4) for f in other.add_log(f"y-{k}")]
+    other.write_batch("b1", ids)
+    other.write_label_set("b1", other.label_rows(ids), T0)
+    labels, _ = load_version(other.root, build_version(other.root)["version_id"])
+    assert labels[labels["drive_id"] == "twice"]["split"].map(_group).nunique() == 1
 
 
 def _no_version_written(root: Path) -> bool:

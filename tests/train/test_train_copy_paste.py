@@ -13,7 +13,7 @@ from train_helpers import tiny_config, write_version
 
 from longtail.catalog.versions import LABELS_FILE
 from longtail.detector.predict import load_image
-from longtail.train.data import CLASS_INDEX, VersionDataset, select_frames
+from longtail.train.data import CLASS_INDEX, VersionDataset, frame_vehicle_type, select_frames
 from longtail.train.run import train
 
 RARE = ("pedestrian", "cyclist")
@@ -87,6 +87,42 @@ def test_night_frames_only_get_objects_from_night_frames(tmp_path: Path) -> None
             assert tuple(box) in (night if is_night else day)
             checked += 1
     assert checked > 0
+
+
+def test_objects_stay_on_their_own_camera(tmp_path: Path) -> None:
+    # Frames k % 4 == 1 or 3 come from trucks (their drive ids say so), the rest from cars: the truck
+    # camera sits higher with another field of view, so a crop never crosses between the two.
+    def trucks_for_odd(rows: list[dict[str, Any]]) -> None:
+        for k, row in enumerate(rows):
+            if k % 2:
+                row["drive_id"] = row["log_id"] = f"truck-00{k % 4}_drive000"
+
+    folder, _ = write_version(tmp_path, frames=40, val=0, seed=3, edit=trucks_for_odd)
+    ds = _dataset(folder, per_frame=4)
+    w, h = ds.frames.iloc[0]["width"], ds.frames.iloc[0]["height"]
+    assert {(d[:5], g) for d, g in zip(ds.frames["drive_id"], ds.groups, strict=True)} == \
+        {("car-0", f"car:{w}x{h}:day"), ("truck", f"truck:{w}x{h}:day")}
+    crops = ds.paste_bank.crops  # type: ignore[union-attr]
+    by_camera = {v: {tuple(c.box.tolist()) for c in crops if c.group.startswith(f"{v}:")} for v in ("car", "truck")}
+    assert by_camera["car"] and by_camera["truck"] and not by_camera["car"] & by_camera["truck"]
+    checked = 0
+    for index in range(len(ds)):
+        camera = "truck" if ds.frames.iloc[index]["drive_id"].startswith("truck-") else "car"
+        _, target = ds[index]
+        for box in target["boxes"][len(ds.targets[index]["labels"]):].tolist():
+            assert tuple(box) in by_camera[camera]
+            checked += 1
+    assert checked > 0
+
+
+def test_vehicle_type_sources_in_order() -> None:
+    profiles = {"d1": "truck"}
+    row = {"drive_id": "d1", "tags": []}
+    assert frame_vehicle_type(row, profiles) == "truck"  # the manifest's drive profile
+    assert frame_vehicle_type({**row, "vehicle_type": "car"}, profiles) == "car"  # a column wins
+    assert frame_vehicle_type({"drive_id": "car-002_drive001", "tags": []}, {}) == "car"  # the drive id
+    assert frame_vehicle_type({"drive_id": "x", "tags": ["truck_view"]}, {}) == "truck"  # a tag
+    assert frame_vehicle_type({"drive_id": "x", "tags": None}, {}) == "unknown"
 
 
 def test_copy_paste_off_leaves_frames_as_they_are(tmp_path: Path) -> None:

@@ -40,8 +40,8 @@ VERSION_LABELS_SCHEMA = pa.schema([
     ("frame_id", pa.string()),
     ("image_sha256", pa.string()),
     ("image_path", pa.string()),        # relative to the version folder: images/<sha256>.<ext>
-    ("log_id", pa.string()),            # drive log (decides the split)
-    ("drive_id", pa.string()),
+    ("log_id", pa.string()),            # drive log
+    ("drive_id", pa.string()),          # the drive (decides the split: `longtail.label.split`)
     ("timestamp_ns", pa.int64()),       # capture time, ns since the UNIX epoch
     ("width", pa.int32()), ("height", pa.int32()),  # image size, px
     ("boxes", pa.list_(BOX_TYPE)),      # accepted labels, pixel edges (x2/y2 exclusive), longtail.boxes convention
@@ -57,7 +57,7 @@ VERSION_LABELS_SCHEMA = pa.schema([
 
 VERSION_KEYS = ("version_id", "format", "digest", "created_at", "frames", "frames_held", "counts", "categories",
                 "images", "label_sets", "batches", "logs", "lineage", "duplicates", "config", "long_tail_rule",
-                "parent", "labels_file", "images_dir")
+                "parent", "labels_file", "images_dir", "split")
 """Fields of DATA/datasets/<version_id>/manifest.json."""
 
 

@@ -21,14 +21,7 @@ from longtail.catalog.db import DEFAULT_DATASET, open_dataset
 from longtail.catalog.failure_modes import FailureMode, discover_failure_modes, get_failure_modes, load_registry
 from longtail.catalog.root import DataRoot
 from longtail.config import _Frozen
-from longtail.curate.brain import (
-    MAP_KEY,
-    SIMILARITY_KEY,
-    UNIQUENESS_KEY,
-    attach_predictions,
-    refresh_brain,
-    score_predictions,
-)
+from longtail.curate.brain import MAP_KEY, SIMILARITY_KEY, UNIQUENESS_KEY, attach_predictions, refresh_brain, score_predictions
 from longtail.curate.dataset import add_new_frames, load_pool_fields
 from longtail.curate.embeddings import DescriptorEmbedder, Embedder, compute_embeddings
 from longtail.curate.select import SelectConfig, select_frames, selection_digest

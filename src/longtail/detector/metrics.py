@@ -15,7 +15,9 @@ What is computed, and how it follows pycocotools' ``COCOeval`` (bbox, no crowd):
    and a detection that matches only an ignored box, or matches nothing and is itself too small,
    is neither a true nor a false positive. Exactly COCO's rule with height in place of area
    (``evaluateImg``: ignored ground truth sorted last, a match to a scored box preferred).
-   ``min_height=0`` (the default) scores every box, as COCO's areaRng "all" does.
+   ``min_height=0`` (the default) scores every box, as COCO's areaRng "all" does. A ground-truth
+   box with ``"ignore": True`` is ignored the same way whatever its height: a failure-mode suite
+   marks so every object that is not its subject (`longtail.evaluate.subjects`).
 4. A class without ground truth has no AP (``None``) and is left out of the mean, as in COCO.
    ``map`` is the mean over classes and IoU thresholds (COCO's AP@[.5:.95]), ``map50`` the mean
    of the per-class AP at IoU 0.5.
@@ -142,9 +144,12 @@ def compute_ap(scores: np.ndarray, tp: np.ndarray, n_gt: int) -> float | None:
     return float(q.mean())
 
 
-def _split_ignored(g: np.ndarray, min_height: float) -> tuple[np.ndarray, np.ndarray]:
-    """Ground truth (n, 4) reordered scored-first (stable) and its ignore flags."""
+def _split_ignored(g: np.ndarray, min_height: float, marked: np.ndarray | None = None
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """Ground truth (n, 4) reordered scored-first (stable) and its ignore flags (too small, or ``marked``)."""
     ignore = (g[:, 3] - g[:, 1]) < min_height
+    if marked is not None:
+        ignore = ignore | marked
     order = np.argsort(ignore, kind="mergesort")
     return g[order], ignore[order]
 
@@ -164,6 +169,11 @@ def _match_scored(d: np.ndarray, ious: np.ndarray, g_ignore: np.ndarray, thresho
     on_ignored[matched] = g_ignore[m[matched]]
     too_small = ~matched & ((d[:, 3] - d[:, 1]) < min_height) if len(d) else np.zeros(0, dtype=bool)
     return matched & ~on_ignored, on_ignored | too_small
+
+
+def _marked(boxes: Boxes) -> np.ndarray:
+    """The ``ignore`` flag of each ground-truth box (False when absent)."""
+    return np.array([bool(b.get("ignore", False)) for b in boxes], dtype=bool)
 
 
 def _min_height(min_height: float | Mapping[str, float], frame_id: str) -> float:
@@ -241,10 +251,11 @@ def evaluate_detections(gt: Mapping[str, Boxes], preds: Mapping[str, Boxes],
     pooled_tp: list[list[list[np.ndarray]]] = [[[] for _ in ious_t] for _ in range(n_cls)]
     for frame_id in sorted(gt):  # COCO pools images in id order; ties in score keep that order
         g_xy, g_cls, _ = _as_array(gt[frame_id], frame_id, "ground truth", classes, need_score=False)
+        g_mark = _marked(gt[frame_id])
         d_xy, d_cls, d_score = _as_array(preds.get(frame_id, ()), frame_id, "predictions", classes, need_score=True)
         min_h = _min_height(min_height, frame_id)
         for c in range(n_cls):
-            g, g_ig = _split_ignored(g_xy[g_cls == c], min_h)
+            g, g_ig = _split_ignored(g_xy[g_cls == c], min_h, g_mark[g_cls == c])
             sel = d_cls == c
             d, s = d_xy[sel], d_score[sel]
             order = np.argsort(-s, kind="mergesort")
@@ -310,12 +321,13 @@ def compute_frame_errors(gt: Mapping[str, Boxes], preds: Mapping[str, Boxes], cl
     thresholds = class_thresholds(score_threshold, classes)
     for frame_id in sorted(gt):
         g_xy, g_cls, _ = _as_array(gt[frame_id], frame_id, "ground truth", classes, need_score=False)
+        g_mark = _marked(gt[frame_id])
         d_xy, d_cls, d_score = _as_array(preds.get(frame_id, ()), frame_id, "predictions", classes, need_score=True)
         fp: dict[str, int] = {}
         fn: dict[str, int] = {}
         min_h = _min_height(min_height, frame_id)
         for c, name in enumerate(classes):
-            g, g_ig = _split_ignored(g_xy[g_cls == c], min_h)
+            g, g_ig = _split_ignored(g_xy[g_cls == c], min_h, g_mark[g_cls == c])
             sel = (d_cls == c) & (d_score >= thresholds[c])
             d, s = d_xy[sel], d_score[sel]
             d = d[np.argsort(-s, kind="mergesort")]
@@ -328,4 +340,47 @@ def compute_frame_errors(gt: Mapping[str, Boxes], preds: Mapping[str, Boxes], cl
             if n_fn:
                 fn[name] = n_fn
         out[frame_id] = {"fp": fp, "fn": fn}
+    return out
+
+
+def compute_frame_stats(gt: Mapping[str, Boxes], preds: Mapping[str, Boxes], classes: Sequence[str] = CATEGORIES,
+                        score_threshold: float | Mapping[str, float] = 0.5, match_iou: float = 0.5,
+                        max_dets: int | None = DEFAULT_MAX_DETS,
+                        min_height: float | Mapping[str, float] = 0.0) -> dict[str, list[dict[str, Any]]]:
+    """What AP@0.5 and the operating-point counts of each frame are made of, for resampling frames.
+
+    The same matching as `evaluate_detections` at IoU 0.5 (AP) and ``match_iou`` (operating point),
+    kept per frame so that `longtail.evaluate.bootstrap` can pool any multiset of frames without
+    matching again: pooling the stats of all frames gives `evaluate_detections`' ap50 and counts.
+
+    Returns:
+        frame_id -> one dict per class, in ``classes`` order: ``scores`` and ``tp`` (the detections
+        that count for AP@0.5, highest score first, after the ``max_dets`` cut), ``gt`` (scored
+        ground truth), ``tp_op``, ``fp_op``, ``fn_op`` (at ``score_threshold``).
+    """
+    out: dict[str, list[dict[str, Any]]] = {}
+    thresholds = class_thresholds(score_threshold, classes)
+    for frame_id in sorted(gt):
+        g_xy, g_cls, _ = _as_array(gt[frame_id], frame_id, "ground truth", classes, need_score=False)
+        g_mark = _marked(gt[frame_id])
+        d_xy, d_cls, d_score = _as_array(preds.get(frame_id, ()), frame_id, "predictions", classes, need_score=True)
+        min_h = _min_height(min_height, frame_id)
+        rows = []
+        for c in range(len(classes)):
+            g, g_ig = _split_ignored(g_xy[g_cls == c], min_h, g_mark[g_cls == c])
+            sel = d_cls == c
+            order = np.argsort(-d_score[sel], kind="mergesort")
+            d, s = d_xy[sel][order], d_score[sel][order]
+            ious = iou_matrix(d, g)
+            keep = s >= thresholds[c]
+            tp_flags, ig_flags = _match_scored(d[keep], ious[keep], g_ig, match_iou, min_h)
+            scored = int((~g_ig).sum())
+            tp = int(tp_flags.sum())
+            row = {"gt": scored, "tp_op": tp, "fp_op": int((~tp_flags & ~ig_flags).sum()), "fn_op": scored - tp}
+            if max_dets is not None:
+                d, s, ious = d[:max_dets], s[:max_dets], ious[:max_dets]
+            tp_flags, ig_flags = _match_scored(d, ious, g_ig, 0.5, min_h)
+            row["scores"], row["tp"] = s[~ig_flags], tp_flags[~ig_flags]
+            rows.append(row)
+        out[frame_id] = rows
     return out

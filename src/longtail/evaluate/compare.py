@@ -16,7 +16,7 @@ tags or triggers hold one of ``EvalConfig.cut_in_markers`` (``cut_in``, ``trigge
 
 `decide` promotes a challenger when (`DecisionConfig`, all configurable):
 
-1. no regression suite fails (suites without data neither pass nor fail);
+1. no regression suite fails (suites without data, or not measurable, neither pass nor fail);
 2. with a champion: neither critical false positives nor critical false negatives rise by more
    than ``max_critical_fp_increase`` / ``max_critical_fn_increase`` (relative, default 5%); and
 3. with a champion: mAP@[.5:.95] over the test frames drops by at most ``max_map_drop`` (absolute,
@@ -213,6 +213,9 @@ def decide(challenger: Mapping[str, Any], champion: Mapping[str, Any] | None = N
         support.append(f"all {passed} regression suites with test data passed")
     if no_data:
         support.append(f"{len(no_data)} suite(s) had no test data and were not checked: {', '.join(no_data)}")
+    thin = [f"{s['name']} ({s.get('reason')})" for s in results if s["status"] == "not_measurable"]
+    if thin:
+        support.append(f"{len(thin)} suite(s) were not measurable and were not checked: {'; '.join(thin)}")
     if champion is None:
         support.append("no champion yet: first model, decided on the regression suites only")
     else:

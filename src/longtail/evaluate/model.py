@@ -41,6 +41,29 @@ def vehicle_types(root: str | os.PathLike[str], frame_ids: list[str]) -> dict[st
     return {f: t for f, t in zip(ids, types, strict=True) if t}
 
 
+def load_subject_marks(root: str | os.PathLike[str], frames: Any) -> dict[str, list[dict[str, Any]]]:
+    """frame_id -> the actors the simulator marks as a critical scenario's subject, for the frames of
+    simulated drives (`longtail.evaluate.subjects`); frames of other drives are left out (no marks).
+
+    Each mark is {category, x1, y1, x2, y2 (the actor's visible extent, pixel edges), scenario}.
+    """
+    from longtail.catalog.truth import find_truth_files, load_truth
+    from longtail.errors import LongtailError
+
+    out: dict[str, list[dict[str, Any]]] = {}
+    for log_id, group in frames.groupby("log_id", sort=True):
+        try:
+            truth = load_truth(find_truth_files(root, [str(log_id)]), group)
+        except LongtailError as exc:  # a real drive, or a simulated one whose sidecar is gone
+            log.info("no subject marks for log %s (%s)", log_id, str(exc)[:200])
+            continue
+        for fid, t in truth.items():
+            out[fid] = [{"category": o["category"], "x1": float(o["vx1"]), "y1": float(o["vy1"]),
+                         "x2": float(o["vx2"]), "y2": float(o["vy2"]), "scenario": str(o["scenario"])}
+                        for o in t.objects if o.get("critical") and o.get("scenario")]
+    return out
+
+
 def _predict(model_uri: str, tracking_uri: str, version_dir: Path, frames: Any, threshold: float) -> tuple[dict, dict]:
     from longtail.detector.model import load_model_from_mlflow
     from longtail.detector.predict import predict_frames
@@ -77,19 +100,21 @@ def evaluate_model(root: str | os.PathLike[str], version_id: str, model_uri: str
     preds, meta = _predict(model_uri, uri, version_dir, test, floor)
     modes = load_registry(root)
     types = vehicle_types(root, test["frame_id"].tolist())
+    marks = load_subject_marks(root, test)
     champ_uri = champion_uri(uri, registered_model)
     champion_eval = None
     if champ_uri is not None:
         champ_preds, champ_meta = _predict(champ_uri, uri, version_dir, test, floor)
         if champ_meta["run_id"] != meta["run_id"]:
             champion_eval = evaluate(version_dir, champ_preds, frames, modes.values(), None, config,
-                                     model=f"champion ({champ_meta['run_id'][:8]})", vehicle_types=types)
+                                     model=f"champion ({champ_meta['run_id'][:8]})", vehicle_types=types,
+                                     subject_marks=marks)
         else:
             champ_uri = None  # the challenger is the champion: nothing to compare against
     out = DataRoot.of(root).evaluations / version_id / meta["run_id"]
     evaluation = evaluate(version_dir, preds, frames, modes.values(), champion_eval, config,
                           model=f"{model_uri} ({meta['run_id'][:8]})", product=out / "evaluation.json",
-                          vehicle_types=types)
+                          vehicle_types=types, subject_marks=marks)
     examples = make_examples(evaluation, preds, frames, version_dir, champion=champion_eval)
     report = DataRoot.of(root).reports / f"evaluate-{version_id}-{meta['run_id'][:12]}.html"
     render_report(evaluation, report, champion=champion_eval, examples=examples)

@@ -245,6 +245,15 @@ def _fmt(x: Any, digits: int = 3) -> str:
     return str(x)
 
 
+def _ci(x: Any, ci: Sequence[float] | None, digits: int = 3) -> str:
+    """A value with its 95% interval beneath it: ``0.581 [0.52–0.63]``; counts as whole numbers."""
+    text = _fmt(x, digits)
+    if not ci:
+        return text
+    lo, hi = (f"{v:.{digits}f}" if isinstance(x, float) else f"{v:g}" for v in ci)
+    return f"{text} <span class='muted'>[{lo}–{hi}]</span>"
+
+
 def _fmt_metric(key: str, x: float | None) -> str:
     """Counts (fp, fn, errors) as whole numbers, rates with 3 decimals."""
     if x is not None and key.rsplit("/", 1)[-1] in ("fp", "fn", "errors"):
@@ -279,7 +288,7 @@ def _kpi_cards(ev: Mapping[str, Any], comparison: Mapping[str, Any] | None) -> s
         return "" if r is None else f"vs champion {_fmt(r['champion'])}: {_delta(r['delta'], r['better'])}"
 
     cards = [_card("mAP@[.5:.95]", _fmt(ev["overall"]["map"]), sub("overall/map")),
-             _card("mAP@0.5", _fmt(ev["overall"]["map50"]), sub("overall/map50"))]
+             _card("mAP@0.5", _ci(ev["overall"]["map50"], ev["overall"].get("map50_ci")), sub("overall/map50"))]
     kpi = comparison["kpi"] if comparison else None
     for k, what in (("fp", "Critical false positives"), ("fn", "Critical false negatives")):
         s = ""
@@ -288,11 +297,12 @@ def _kpi_cards(ev: Mapping[str, Any], comparison: Mapping[str, Any] | None) -> s
             rel = r["relative_change"]
             s = (f"champion {r['champion']}: " +
                  (_delta(rel, rel < 0 if rel else None, pct=True) if rel is not None else "<span class='bad'>new</span>"))
-        cards.append(_card(what, str(ev["critical"]["total"][k]), s))
-    checked = [s for s in ev["suites"] if s["status"] != "no_data"]
+        cards.append(_card(what, _ci(ev["critical"]["total"][k], ev["critical"]["total"].get(f"{k}_ci")), s))
+    checked = [s for s in ev["suites"] if s["status"] not in ("no_data", "not_measurable")]
     passed = sum(s["status"] == "passed" for s in checked)
     cards.append(_card("Regression suites passed", f"{passed}/{len(checked)}",
-                       f"{len(ev['suites']) - len(checked)} without data" if len(checked) < len(ev["suites"]) else ""))
+                       f"{len(ev['suites']) - len(checked)} without data or not measurable"
+                       if len(checked) < len(ev["suites"]) else ""))
     return "<div class='cards'>" + "".join(cards) + "</div>"
 
 
@@ -363,19 +373,32 @@ def render_report(evaluation: Mapping[str, Any], path: str | os.PathLike[str], c
     # 2. KPI cards.
     parts.append("<section id='kpis'><h2>Key numbers</h2>" + _kpi_cards(ev, comparison) + "</section>")
     # 3. Suites.
-    srows = [[_e(s["name"]), _e(s["slice"]), _e(s["metric"]), _fmt(s["threshold"]), _fmt(s["value"]), s["frames"],
+    def _crit(s: Mapping[str, Any]) -> str:
+        c = (s.get("critical") or {}).get("total")
+        return "–" if not c else f"{_ci(c['fp'], c.get('fp_ci'))} / {_ci(c['fn'], c.get('fn_ci'))}"
+
+    srows = [[_e(s["name"]), _e(s.get("subject") or s["slice"]), _e(s["metric"]), _fmt(s["threshold"]),
+              _ci(s["value"], s.get("ci")) if s.get("measurable", True) else
+              f"<span class='muted'>not measurable: {_e(s.get('reason'))}</span>",
+              s["frames"], "–" if s.get("drives") is None else s["drives"], _crit(s),
               {"passed": "<span class='good'>passed</span>", "failed": "<span class='bad'>FAILED</span>",
-               "no_data": "<span class='muted'>no data</span>"}[s["status"]]] for s in ev["suites"]]
-    parts.append("<section id='suites'><h2>Regression suites</h2><p>Each failure mode's test slice, and the long-tail "
-                 "and common-case test suites, must reach a threshold; a model failing any suite is not promoted.</p>"
-                 + _table(["suite", "slice", "metric", "threshold", "value", "frames", "verdict"], srows, 3)
+               "no_data": "<span class='muted'>no data</span>",
+               "not_measurable": "<span class='muted'>not measurable</span>"}[s["status"]]] for s in ev["suites"]]
+    parts.append("<section id='suites'><h2>Regression suites</h2><p>Each failure mode's subject (the pedestrians of "
+                 "night_pedestrians, the cut-in vehicle of cut_ins...), and the long-tail and common-case test "
+                 "suites, must reach a threshold; a model failing any suite is not promoted. Values carry their 95% "
+                 "interval from a bootstrap over drives; a suite from too few drives or objects is not measurable "
+                 "and gives no number. Critical errors: false positives / negatives of pedestrians, cyclists and "
+                 "cut-in vehicles in the suite's frames.</p>"
+                 + _table(["suite", "subject", "metric", "threshold", "value [95% interval]", "frames", "drives",
+                           "critical FP / FN", "verdict"], srows, 3)
                  + "</section>")
     figures: list[go.Figure] = []
     # 4. Critical errors.
     crow = []
     for g, what in CRITICAL_GROUPS.items():
         c = ev["critical"][g]
-        row = [_e(g.replace("_", " ")), _e(what), c["fp"], c["fn"]]
+        row = [_e(g.replace("_", " ")), _e(what), _ci(c["fp"], c.get("fp_ci")), _ci(c["fn"], c.get("fn_ci"))]
         if comparison:
             k = comparison["kpi"]["groups"][g]
             row += [k["fp"]["champion"], _delta(k["fp"]["delta"], k["fp"]["delta"] < 0 if k["fp"]["delta"] else None),
@@ -392,8 +415,8 @@ def render_report(evaluation: Mapping[str, Any], path: str | os.PathLike[str], c
     cp = champion["overall"]["per_class"] if champion is not None else {}
     rows = []
     for c, m in pc.items():
-        row = [_e(c), m["gt"], m["detections"], _fmt(m["ap"]), _fmt(m["ap50"]), _fmt(m["precision"]), _fmt(m["recall"]),
-               m["fp"], m["fn"]]
+        row = [_e(c), m["gt"], m["detections"], _fmt(m["ap"]), _ci(m["ap50"], m.get("ap50_ci")), _fmt(m["precision"]),
+               _fmt(m["recall"]), _ci(m["fp"], m.get("fp_ci")), _ci(m["fn"], m.get("fn_ci"))]
         if champion is not None and c in cp:
             d = None if m["ap"] is None or cp[c]["ap"] is None else m["ap"] - cp[c]["ap"]
             row += [_fmt(cp[c]["ap"]), _delta(d, d > 0 if d else None)]

@@ -3,14 +3,26 @@
 1. Ground truth: the version's labels table (``labels.parquet``), frames of the test splits.
 2. Metrics over all test frames (`evaluate_detections`), then per slice (`make_slices`).
 3. Critical errors (pedestrian, cyclist, cut-in vehicle FP/FN) at the operating threshold.
-4. Regression suites (`default_suites` from the failure modes and the config) -> pass/fail.
-5. With a champion's evaluation: every metric side by side and the KPI (`compare_evaluations`).
-6. The decision (`decide`), then evaluation.json, written atomically.
+4. Regression suites (`default_suites` from the failure modes and the config) -> pass/fail; a
+   failure mode's suite scores its subject only (`longtail.evaluate.subjects`) and reports its
+   own critical errors; a suite from too few drives or objects is not measurable.
+5. 95% intervals by a bootstrap over drives (`longtail.evaluate.bootstrap`) for every number a
+   decision uses: overall mAP@0.5, per-class AP@0.5 and FP/FN, each suite's value and critical
+   errors, the critical error totals.
+6. With a champion's evaluation: every metric side by side and the KPI (`compare_evaluations`).
+7. The decision (`decide`), then evaluation.json, written atomically.
 
 The evaluation dict (``FORMAT``) holds: format, model, version_id, created_at, config, frames,
-frames_without_predictions, overall, slices (name -> kind, title, rule, frames, objects, metrics),
-cut_in_frames, critical, frame_errors (test frame -> fp/fn per class at the operating point),
-suites, comparison (or None), decision.
+frames_without_predictions, overall, slices (name -> kind, title, rule, frames, objects, metrics;
+failure-mode slices also subject), cut_in_frames, critical, frame_errors (test frame -> fp/fn per
+class at the operating point), suites, comparison (or None), decision.
+
+Intervals sit next to their value: ``overall`` has ``map50_ci`` [lo, hi] and ``drives``; each
+``overall.per_class.<class>`` has ``ap50_ci``, ``fp_ci``, ``fn_ci``; each ``critical.<group>`` has
+``fp_ci``, ``fn_ci``, ``errors_ci``; each suite has ``ci`` (of its value), ``drives``, ``objects``,
+``measurable``, ``reason``, ``subject`` and ``critical`` (group -> fp, fn, errors and their ``_ci``).
+An interval is None where the statistic was never defined. Files written before intervals
+existed lack these keys and still load (`load_evaluation`); readers use ``.get``.
 """
 
 from __future__ import annotations
@@ -32,11 +44,14 @@ from longtail.detector.metrics import (
     DEFAULT_MAX_DETS,
     Boxes,
     compute_frame_errors,
+    compute_frame_stats,
     evaluate_detections,
 )
 from longtail.errors import InputError, SchemaError
+from longtail.evaluate.bootstrap import BootstrapConfig, count_intervals, drive_intervals
 from longtail.evaluate.compare import CUT_IN_CLASSES, DecisionConfig, compare_evaluations, compute_critical_errors, decide
 from longtail.evaluate.slices import TEST_SPLITS, check_frames_table, default_suites, make_slices, run_suites
+from longtail.evaluate.subjects import mark_subject, subject_for, subject_predictions
 from longtail.schemas import CATEGORIES, MIN_OBJECT_HEIGHT
 from longtail.storage import atomic_write_json
 
@@ -72,6 +87,8 @@ class EvalConfig(_Frozen):
     cut_in_markers: tuple[str, ...] = Field(("cut_in", "trigger:cut_in", "scenario:cut_in"),
                                             description="tags or triggers marking a cut-in frame")
     decision: DecisionConfig = Field(default_factory=DecisionConfig)
+    bootstrap: BootstrapConfig = Field(default_factory=BootstrapConfig,
+                                       description="intervals, and when a suite is not measurable")
 
 
 def _now() -> str:
@@ -103,6 +120,52 @@ def load_frames(version_dir: str | os.PathLike[str]) -> pd.DataFrame:
     return pd.read_parquet(path)
 
 
+def _drive_of(frames: pd.DataFrame) -> dict[str, str]:
+    """frame_id -> drive: the drive_id column, else log_id, else the frame itself (no grouping)."""
+    for col in ("drive_id", "log_id"):
+        if col in frames.columns:
+            return {str(f): str(d) for f, d in zip(frames["frame_id"], frames[col], strict=True)}
+    log.warning("labels table has no drive_id or log_id: the bootstrap resamples frames, which understates intervals")
+    return {str(f): str(f) for f in frames["frame_id"]}
+
+
+def _with_intervals(result: dict[str, Any], ci: Mapping[str, list[float] | None], drives: int) -> dict[str, Any]:
+    """Put intervals next to their values in an `evaluate_detections` result (in place) and return it."""
+    result["map50_ci"] = ci.get("map50")
+    result["drives"] = drives
+    for cls, pc in result["per_class"].items():
+        pc["ap50_ci"], pc["fp_ci"], pc["fn_ci"] = ci.get(f"ap50:{cls}"), ci.get(f"fp:{cls}"), ci.get(f"fn:{cls}")
+    return result
+
+
+def _critical_counts(frame_errors: Mapping[str, Mapping[str, Mapping[str, int]]], frame_ids: Sequence[str],
+                     cut_in: set[str], drive_of: Mapping[str, str], config: BootstrapConfig) -> dict[str, Any]:
+    """Critical FP/FN per group over some frames, each with its interval over their drives."""
+    per_drive: dict[str, dict[str, float]] = {}
+    for fid in frame_ids:
+        errs = frame_errors[fid]
+        row = per_drive.setdefault(drive_of[fid], {})
+        groups = {"pedestrian": ("pedestrian",), "cyclist": ("cyclist",),
+                  "cut_in_vehicle": CUT_IN_CLASSES if fid in cut_in else ()}
+        for g, classes in groups.items():
+            for k in ("fp", "fn"):
+                n = sum(errs[k].get(c, 0) for c in classes)
+                row[f"{g}/{k}"] = row.get(f"{g}/{k}", 0) + n
+                row[f"total/{k}"] = row.get(f"total/{k}", 0) + n
+    for row in per_drive.values():
+        for g in (*CRITICAL_GROUP_NAMES, "total"):
+            row[f"{g}/errors"] = row.get(f"{g}/fp", 0) + row.get(f"{g}/fn", 0)
+    ci = count_intervals(per_drive, config) if per_drive else {}
+    out: dict[str, Any] = {}
+    for g in (*CRITICAL_GROUP_NAMES, "total"):
+        out[g] = {k: int(sum(r.get(f"{g}/{k}", 0) for r in per_drive.values())) for k in ("fp", "fn", "errors")}
+        out[g].update({f"{k}_ci": ci.get(f"{g}/{k}") for k in ("fp", "fn", "errors")})
+    return out
+
+
+CRITICAL_GROUP_NAMES = ("pedestrian", "cyclist", "cut_in_vehicle")
+
+
 def _modes(failure_modes: Mapping[str, FailureMode] | Iterable[FailureMode]) -> list[FailureMode]:
     return list(failure_modes.values()) if isinstance(failure_modes, Mapping) else list(failure_modes)
 
@@ -111,6 +174,7 @@ def evaluate(version_dir: str | os.PathLike[str], predictions: Mapping[str, Boxe
              failure_modes: Mapping[str, FailureMode] | Iterable[FailureMode] = (),
              champion_eval: Mapping[str, Any] | None = None, config: EvalConfig | None = None, *,
              model: str = "challenger", vehicle_types: Mapping[str, str] | None = None,
+             subject_marks: Mapping[str, Sequence[Mapping[str, Any]]] | None = None,
              product: str | os.PathLike[str] | None = None) -> dict[str, Any]:
     """Evaluate one model on a dataset version's test frames and decide whether to promote it.
 
@@ -124,6 +188,9 @@ def evaluate(version_dir: str | os.PathLike[str], predictions: Mapping[str, Boxe
         config: evaluation config (default `EvalConfig()`).
         model: the challenger's name, as reports and the registry show it.
         vehicle_types: optional frame_id -> car | truck (FiftyOne's vehicle_type field).
+        subject_marks: frame_id -> the actors the simulator's ground truth marks as a critical
+            scenario's subject ({category, x1, y1, x2, y2, scenario}, visible extent); frames left
+            out have no marks (`longtail.evaluate.subjects`). None: no frame has marks.
         product: where to write evaluation.json (atomically); None writes nothing.
 
     Returns:
@@ -153,24 +220,73 @@ def evaluate(version_dir: str | os.PathLike[str], predictions: Mapping[str, Boxe
                           "score_threshold": config.score_threshold, "match_iou": config.match_iou,
                           "max_dets": config.max_dets, "min_height": min_height}
 
+    boot = config.bootstrap
+    drive_of = _drive_of(test)
+    stat_kw = {k: kw[k] for k in ("score_threshold", "match_iou", "max_dets", "min_height")}
+
     def run_on(ids: Sequence[str]) -> dict[str, Any] | None:
         if not ids:
             return None
         return evaluate_detections({f: gt[f] for f in ids}, {f: preds[f] for f in ids if f in preds}, **kw)
 
-    overall = evaluate_detections(gt, preds, **kw)
+    def with_ci(result: dict[str, Any], stats: Mapping[str, Any], classes: Sequence[str]) -> dict[str, Any]:
+        drives, ci = drive_intervals(stats, drive_of, classes, boot)
+        return _with_intervals(result, ci, drives)
+
+    # Per-frame sufficient statistics, matched once; the test suites take theirs from these.
+    all_stats = compute_frame_stats(gt, preds, CATEGORIES, **stat_kw)
+    overall = with_ci(evaluate_detections(gt, preds, **kw), all_stats, CATEGORIES)
     modes = _modes(failure_modes)
-    slices = {}
+    slices: dict[str, dict[str, Any]] = {}
+    slice_ids: dict[str, tuple[str, ...]] = {}
     for s in make_slices(frames, modes, vehicle_types, config.splits):
+        slice_ids[s.name] = s.frame_ids
         metrics = run_on(s.frame_ids)
         slices[s.name] = {"kind": s.kind, "title": s.title, "rule": s.rule, "frames": len(s.frame_ids),
-                          "objects": sum(len(gt[f]) for f in s.frame_ids), "metrics": metrics}
+                          "objects": sum(len(gt[f]) for f in s.frame_ids), "metrics": metrics,
+                          "drives": len({drive_of[f] for f in s.frame_ids})}
     cut_in_ids = [r["frame_id"] for r in test.to_dict("records") if is_cut_in_frame(r, config)]
-    critical = compute_critical_errors(overall, run_on(cut_in_ids))
+    cut_in = set(cut_in_ids)
     frame_errors = compute_frame_errors(gt, preds, CATEGORIES, config.score_threshold, config.match_iou, min_height)
+    critical = compute_critical_errors(overall, run_on(cut_in_ids))
+    all_ci = _critical_counts(frame_errors, sorted(gt), cut_in, drive_of, boot)
+    for g, v in critical.items():
+        v.update({k: all_ci[g][k] for k in ("fp_ci", "fn_ci", "errors_ci")})
+    # What each suite is judged on: its slice's metrics (the test suites) or its subject's (failure modes).
+    suite_inputs: dict[str, dict[str, Any]] = {}
+    for name in (f"suite:{sp}" for sp in config.splits):
+        if name in slices:
+            sl = slices[name]
+            ids = list(slice_ids[name])
+            m = None if sl["metrics"] is None else with_ci(sl["metrics"], {f: all_stats[f] for f in ids}, CATEGORIES)
+            suite_inputs[name] = {"frames": sl["frames"], "metrics": m, "drives": sl["drives"],
+                                  "ci": _suite_ci(m), "subject": "every object",
+                                  "critical": _critical_counts(frame_errors, ids, cut_in, drive_of, boot)}
+    for mode in modes:
+        name = f"failure_mode:{mode.name}"
+        ids = list(slice_ids[name])
+        subject = subject_for(mode)
+        g_sub: dict[str, list[dict[str, Any]]] = {}
+        unmarked = 0
+        for f in ids:
+            g_sub[f], decided = mark_subject(gt[f], subject, None if subject_marks is None else subject_marks.get(f))
+            unmarked += not decided
+        p_sub = {f: subject_predictions(preds[f], subject) for f in ids if f in preds}
+        m = None
+        if ids:
+            m = with_ci(evaluate_detections(g_sub, p_sub, **{**kw, "classes": subject.classes}),
+                        compute_frame_stats(g_sub, p_sub, subject.classes, **stat_kw), subject.classes)
+        rule = subject.description + (f" ({unmarked} of {len(ids)} frame(s) without ground-truth marks: every "
+                                      f"{' or '.join(subject.classes)} box there)" if unmarked else "")
+        objects = 0 if m is None else sum(c["gt"] for c in m["per_class"].values())
+        slices[name]["subject"] = {**subject.to_dict(), "rule": rule, "unmarked_frames": unmarked,
+                                   "objects": objects, "metrics": m}
+        suite_inputs[name] = {"frames": len(ids), "metrics": m, "drives": slices[name]["drives"], "ci": _suite_ci(m),
+                              "subject": rule, "critical": _critical_counts(frame_errors, ids, cut_in, drive_of, boot)}
     suites = default_suites(modes, config.suite_metric, config.longtail_threshold, config.common_threshold,
-                            config.failure_mode_threshold, config.suite_thresholds, config.min_suite_frames)
-    results = [r.to_dict() for r in run_suites(slices, suites)]
+                            config.failure_mode_threshold, config.suite_thresholds, config.min_suite_frames,
+                            boot.min_drives, boot.min_objects)
+    results = [r.to_dict() for r in run_suites({**slices, **suite_inputs}, suites)]
     evaluation: dict[str, Any] = {
         "format": FORMAT, "model": model, "version_id": Path(version_dir).name, "created_at": _now(),
         "config": config.model_dump(mode="json"), "frames": len(gt), "frames_without_predictions": missing,
@@ -182,6 +298,18 @@ def evaluate(version_dir: str | os.PathLike[str], predictions: Mapping[str, Boxe
     if product is not None:
         save_evaluation(evaluation, product)
     return evaluation
+
+
+def _suite_ci(metrics: Mapping[str, Any] | None) -> dict[str, list[float] | None]:
+    """metric key (`longtail.evaluate.slices.metric_value`) -> interval, for the keys that have one."""
+    if not metrics:
+        return {}
+    out: dict[str, list[float] | None] = {"map50": metrics.get("map50_ci")}
+    for cls, pc in metrics["per_class"].items():
+        out[f"ap50:{cls}"] = pc.get("ap50_ci")
+        out[f"fp:{cls}"] = pc.get("fp_ci")
+        out[f"fn:{cls}"] = pc.get("fn_ci")
+    return out
 
 
 def save_evaluation(evaluation: Mapping[str, Any], path: str | os.PathLike[str]) -> None:

@@ -21,7 +21,9 @@ A slice is a named set of test frames. They are built from a dataset version's l
   brake). ``max_confidence`` has no meaning on ground truth and is ignored.
 
 Regression suites (`Suite`) put a threshold on one metric of one slice; `run_suites` says which
-pass. `default_suites` builds one per failure mode plus the long-tail and common suites.
+pass. `default_suites` builds one per failure mode plus the long-tail and common suites. A
+failure mode's suite scores its subject only (`longtail.evaluate.subjects`); the evaluate stage
+hands `run_suites` those metrics, the drives they come from, and their bootstrap intervals.
 """
 
 from __future__ import annotations
@@ -64,7 +66,9 @@ class Suite:
 
     ``metric`` is a key `metric_value` reads: ``map``, ``map50``, ``map75``, ``precision``,
     ``recall``, or ``<key>:<class>`` (``ap50:pedestrian``, ``recall:cyclist``...). A suite whose
-    slice has fewer than ``min_frames`` frames is ``no_data``: it neither passes nor fails.
+    slice has fewer than ``min_frames`` frames is ``no_data``: it neither passes nor fails; one from
+    fewer than ``min_drives`` drives or with fewer than ``min_objects`` scored objects is
+    ``not_measurable``: a number from so little says nothing, so none is given.
     """
 
     name: str
@@ -72,11 +76,19 @@ class Suite:
     metric: str
     threshold: float
     min_frames: int = 1
+    min_drives: int = 1
+    min_objects: int = 1
 
 
 @dataclass(frozen=True)
 class SuiteResult:
-    """How a model did on a suite. ``status``: passed, failed or no_data (``passed`` None then)."""
+    """How a model did on a suite.
+
+    ``status``: passed, failed, no_data or not_measurable (``passed`` None for the last two, and
+    ``value`` None when not measurable). ``ci``: the value's bootstrap interval over drives
+    [lo, hi], or None. ``reason``: why a suite is no_data or not measurable. ``subject``: what the
+    suite scores. ``critical``: its critical false positives and negatives at the operating point.
+    """
 
     name: str
     slice: str
@@ -84,8 +96,15 @@ class SuiteResult:
     threshold: float
     value: float | None
     frames: int
-    status: Literal["passed", "failed", "no_data"]
+    status: Literal["passed", "failed", "no_data", "not_measurable"]
     passed: bool | None
+    ci: list[float] | None = None
+    drives: int | None = None
+    objects: int | None = None
+    measurable: bool = True
+    reason: str | None = None
+    subject: str | None = None
+    critical: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready."""
@@ -247,7 +266,8 @@ def metric_value(result: Mapping[str, Any] | None, metric: str) -> float | None:
 
 def default_suites(failure_modes: Iterable[FailureMode] = (), metric: str = "map50", longtail_threshold: float = 0.5,
                    common_threshold: float = 0.6, failure_mode_threshold: float = 0.5,
-                   overrides: Mapping[str, float] | None = None, min_frames: int = 1) -> list[Suite]:
+                   overrides: Mapping[str, float] | None = None, min_frames: int = 1, min_drives: int = 1,
+                   min_objects: int = 1) -> list[Suite]:
     """The regression suites every model must pass.
 
     Defaults: mAP@0.5 (``map50``) of at least 0.6 on the common-case suite and 0.5 on the
@@ -258,30 +278,34 @@ def default_suites(failure_modes: Iterable[FailureMode] = (), metric: str = "map
     Raises:
         ConfigError: an override names no suite.
     """
-    suites = [Suite("test_common", "suite:test_common", metric, common_threshold, min_frames),
-              Suite("test_longtail", "suite:test_longtail", metric, longtail_threshold, min_frames)]
-    suites += [Suite(m.name, f"failure_mode:{m.name}", metric, failure_mode_threshold, min_frames)
+    limits = (min_frames, min_drives, min_objects)
+    suites = [Suite("test_common", "suite:test_common", metric, common_threshold, *limits),
+              Suite("test_longtail", "suite:test_longtail", metric, longtail_threshold, *limits)]
+    suites += [Suite(m.name, f"failure_mode:{m.name}", metric, failure_mode_threshold, *limits)
                for m in failure_modes]
     overrides = dict(overrides or {})
     unknown = sorted(set(overrides) - {s.name for s in suites})
     if unknown:
         raise fail_config("EvalConfig", "suite_thresholds", unknown,
                           f"Name suites among {[s.name for s in suites]}.")
-    return [Suite(s.name, s.slice, s.metric, float(overrides.get(s.name, s.threshold)), s.min_frames) for s in suites]
+    return [Suite(s.name, s.slice, s.metric, float(overrides.get(s.name, s.threshold)), *limits) for s in suites]
 
 
 def run_suites(slice_results: Mapping[str, Mapping[str, Any]], suites: Iterable[Suite]) -> list[SuiteResult]:
     """Check each suite on the slice results.
 
     Args:
-        slice_results: slice name -> {"frames": n, "metrics": `evaluate_detections` result or None}.
+        slice_results: slice name -> {"frames": n, "metrics": `evaluate_detections` result or None,
+            and optionally "drives": n, "ci": {metric: [lo, hi]}, "subject": words, "critical": counts}.
         suites: the suites.
 
     Returns:
         One result per suite, in order. A suite fails when its value is below the threshold or
         undefined although the slice has objects (e.g. precision without a detection); it is
         ``no_data`` when its slice has fewer than ``min_frames`` frames, or the value is undefined
-        because the slice holds no ground-truth object (of the metric's class, for a per-class metric).
+        because the slice holds no ground-truth object (of the metric's class, for a per-class metric);
+        it is ``not_measurable`` (value None, reason given) with fewer than ``min_drives`` drives
+        (when the slice result counts them) or ``min_objects`` scored objects.
 
     Raises:
         InputError: a suite names a slice that was not evaluated.
@@ -298,10 +322,21 @@ def run_suites(slice_results: Mapping[str, Mapping[str, Any]], suites: Iterable[
         cls = s.metric.partition(":")[2]
         objects = 0 if not metrics else metrics["per_class"][cls]["gt"] if cls else \
             sum(c["gt"] for c in metrics["per_class"].values())
+        drives = res.get("drives")
+        reason = None
         if frames < s.min_frames or (value is None and objects == 0):
-            status: Literal["passed", "failed", "no_data"] = "no_data"
+            status: Literal["passed", "failed", "no_data", "not_measurable"] = "no_data"
+            reason = f"{frames} frame(s), {objects} scored object(s)"
+        elif drives is not None and drives < s.min_drives:
+            status, reason = "not_measurable", f"{drives} drive(s), fewer than the {s.min_drives} needed"
+        elif objects < s.min_objects:
+            status, reason = "not_measurable", f"{objects} scored object(s), fewer than the {s.min_objects} needed"
         else:
             status = "passed" if value is not None and value >= s.threshold else "failed"
-        out.append(SuiteResult(s.name, s.slice, s.metric, s.threshold, value, frames, status,
-                               None if status == "no_data" else status == "passed"))
+        measurable = status != "not_measurable"
+        ci = (res.get("ci") or {}).get(s.metric) if measurable else None
+        out.append(SuiteResult(s.name, s.slice, s.metric, s.threshold, value if measurable else None, frames, status,
+                               status == "passed" if status in ("passed", "failed") else None,
+                               ci=ci, drives=drives, objects=objects, measurable=measurable, reason=reason,
+                               subject=res.get("subject"), critical=res.get("critical")))
     return out

@@ -74,14 +74,16 @@ def kpi_table(evaluation: Mapping[str, Any]) -> pd.DataFrame:
     """The key numbers: mAP@[.5:.95], mAP@0.5, critical false positives and negatives at the
     operating threshold, suites passed and test frames; with a champion, its values and the change."""
     ev = evaluation
-    checked = [s for s in ev["suites"] if s["status"] != "no_data"]
+    checked = [s for s in ev["suites"] if s["status"] not in ("no_data", "not_measurable")]
     rows: dict[str, dict[str, Any]] = {
         "mAP@[.5:.95]": {"challenger": ev["overall"]["map"]},
-        "mAP@0.5": {"challenger": ev["overall"]["map50"]},
-        "critical false positives": {"challenger": ev["critical"]["total"]["fp"]},
-        "critical false negatives": {"challenger": ev["critical"]["total"]["fn"]},
+        "mAP@0.5": {"challenger": ev["overall"]["map50"], "ci": ev["overall"].get("map50_ci")},
+        "critical false positives": {"challenger": ev["critical"]["total"]["fp"],
+                                     "ci": ev["critical"]["total"].get("fp_ci")},
+        "critical false negatives": {"challenger": ev["critical"]["total"]["fn"],
+                                     "ci": ev["critical"]["total"].get("fn_ci")},
         "regression suites passed": {"challenger": f"{sum(s['status'] == 'passed' for s in checked)} of "
-                                                  f"{len(checked)} with data ({len(ev['suites'])} in all)"},
+                                                  f"{len(checked)} measurable ({len(ev['suites'])} in all)"},
         "test frames": {"challenger": ev["frames"]},
         "test frames without predictions": {"challenger": ev["frames_without_predictions"]},
     }
@@ -99,23 +101,29 @@ def kpi_table(evaluation: Mapping[str, Any]) -> pd.DataFrame:
 
 
 def suites_table(evaluation: Mapping[str, Any]) -> pd.DataFrame:
-    """The regression suites: slice, metric, threshold, value, frames and verdict (passed, failed or no_data)."""
-    table = pd.DataFrame(evaluation["suites"], columns=["name", "slice", "metric", "threshold", "value", "frames",
-                                                        "status"])
-    return table.set_index("name")
+    """The regression suites: slice, subject, metric, threshold, value with its 95% interval (``ci``), frames,
+    drives, scored objects, verdict (passed, failed, no_data or not_measurable) and why a suite has no value."""
+    table = pd.DataFrame(evaluation["suites"])
+    for col in ("subject", "ci", "drives", "objects", "reason"):
+        if col not in table.columns:
+            table[col] = None  # evaluations written before intervals
+    cols = ["name", "slice", "subject", "metric", "threshold", "value", "ci", "frames", "drives", "objects", "status",
+            "reason"]
+    return table[cols].set_index("name")
 
 
 def critical_table(evaluation: Mapping[str, Any]) -> pd.DataFrame:
-    """Critical false positives and negatives per group (pedestrian, cyclist, cut-in vehicle) and in total."""
-    rows = {g: {"counts": CRITICAL_GROUPS.get(g, "all groups"), **evaluation["critical"][g]}
-            for g in (*CRITICAL_GROUPS, "total")}
-    return pd.DataFrame.from_dict(rows, orient="index")[["counts", "fp", "fn", "errors"]]
+    """Critical false positives and negatives per group (pedestrian, cyclist, cut-in vehicle) and in total, with
+    their 95% intervals over drives (fp_ci, fn_ci; None in evaluations written before intervals)."""
+    rows = {g: {"counts": CRITICAL_GROUPS.get(g, "all groups"), "fp_ci": None, "fn_ci": None,
+                **evaluation["critical"][g]} for g in (*CRITICAL_GROUPS, "total")}
+    return pd.DataFrame.from_dict(rows, orient="index")[["counts", "fp", "fp_ci", "fn", "fn_ci", "errors"]]
 
 
 def class_table(evaluation: Mapping[str, Any]) -> pd.DataFrame:
-    """Per class: objects, detections, AP@[.5:.95], AP@0.5, AP@0.75, and precision, recall, FP and FN at
-    the operating threshold."""
-    cols = ["gt", "detections", "ap", "ap50", "ap75", "precision", "recall", "fp", "fn"]
+    """Per class: objects, detections, AP@[.5:.95], AP@0.5 with its 95% interval (ap50_ci), AP@0.75, and
+    precision, recall, FP and FN at the operating threshold."""
+    cols = ["gt", "detections", "ap", "ap50", "ap50_ci", "ap75", "precision", "recall", "fp", "fn"]
     rows = {c: {k: m.get(k) for k in cols} for c, m in evaluation["overall"]["per_class"].items()}
     return pd.DataFrame.from_dict(rows, orient="index", columns=cols).rename(columns={"gt": "objects"})
 

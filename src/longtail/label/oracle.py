@@ -25,18 +25,13 @@ Cost model. The seconds per action are assumptions of this model, not measuremen
 from __future__ import annotations
 
 import dataclasses
-import os
 from collections.abc import Iterable, Mapping
-from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from longtail.boxes import iou_matrix
-from longtail.catalog.frames import load_manifest, manifest_path
-from longtail.catalog.truth import GT_DIR, load_ground_truth
-from longtail.errors import InputError, SchemaError, fail_config
+from longtail.errors import fail_config
 from longtail.label.qa import BoxLike, LabelBox, as_label_box, box_array
 
 DRAW_S = 7.0
@@ -52,12 +47,7 @@ RELABEL_S = 2.0
 FRAME_S = 2.0
 """Seconds to look over a frame for anything missed and submit it: an assumption of the cost model."""
 
-SIM_SOURCE = "longtail-sim"
-"""The ``drive.source`` the simulator writes into its logs' metadata (`longtail.sim.drive.drive_metadata`)."""
 
-
-class GroundTruthError(InputError):
-    """Ground truth the simulated labeler needs is missing: the log is not simulated, or its sidecar is gone."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,25 +83,6 @@ class LabelingCost:
         return dataclasses.asdict(self)
 
 
-class FrameTruth(NamedTuple):
-    """The simulator's ground truth of one frame.
-
-    ``objects`` holds one dict per object with the fields of `longtail.schemas.GT_OBJECT_TYPE`.
-    The image size is not in the sidecar: take width and height from the frame index.
-    """
-
-    frame_id: str
-    drive_id: str
-    timestamp_ns: int
-    frame_index: int
-    time_of_day: str
-    weather: str
-    road_type: str
-    scenario: str
-    objects: list[dict[str, Any]]
-    truth_file: str
-
-
 def truth_boxes(objects: Iterable[Mapping[str, Any]], width: int, height: int, min_visible_px: float = 4,
                 min_visible_fraction: float = 0.1) -> list[LabelBox]:
     """The boxes a careful person draws on a simulated frame: around what they can see.
@@ -136,109 +107,6 @@ def truth_boxes(objects: Iterable[Mapping[str, Any]], width: int, height: int, m
         if x2 - x1 < min_visible_px or y2 - y1 < min_visible_px:
             continue
         out.append(LabelBox(category=str(obj["category"]), x1=x1, y1=y1, x2=x2, y2=y2, score=1.0))
-    return out
-
-
-def find_truth_files(root: str | os.PathLike[str], log_ids: Iterable[str]) -> list[Path]:
-    """The ground-truth sidecars of simulated drive logs ingested into ``root``.
-
-    Args:
-        root: the data root the logs were ingested into.
-        log_ids: the logs (e.g. the ``log_id`` column of a labeling batch); repeats are fine.
-
-    Returns:
-        One sidecar per distinct log, in the order the logs first appear.
-
-    Raises:
-        GroundTruthError: listing every log that was not ingested into ``root``, is not a
-            simulated drive, or whose sidecar is missing.
-    """
-    files: list[Path] = []
-    problems: list[str] = []
-    for log_id in dict.fromkeys(log_ids):
-        manifest = load_manifest(root, log_id)
-        if manifest is None:
-            problems.append(f"log {log_id} has no manifest ({manifest_path(root, log_id)}): it was not ingested into "
-                            f"{root}; ingest it there first")
-            continue
-        log_path = Path(str(manifest.get("path", "")))
-        # Drive logs carry their source in the drive metadata; imported datasets at the top level.
-        source = str((manifest.get("drive") or {}).get("source") or manifest.get("source") or "")
-        if source != SIM_SOURCE:
-            problems.append(f"log {log_id} ({log_path}) is not a simulated drive (source {source or 'unknown'!r}); only "
-                            f"{SIM_SOURCE} logs have ground truth: label it in Label Studio instead")
-            continue
-        sidecar = log_path.parent / GT_DIR / f"{log_path.stem}.parquet"
-        if not sidecar.is_file():
-            problems.append(f"log {log_id} ({log_path}) has no ground-truth sidecar at {sidecar}; keep the fleet's "
-                            f"{GT_DIR}/ folder beside its logs (or re-simulate the fleet and re-ingest it)")
-            continue
-        files.append(sidecar)
-    if problems:
-        raise GroundTruthError(f"no ground truth for {len(problems)} log(s): " + "; ".join(problems))
-    return list(dict.fromkeys(files))
-
-
-def load_truth(truth_files: Iterable[str | os.PathLike[str]], frames: pd.DataFrame) -> dict[str, FrameTruth]:
-    """The ground truth of each frame, matched on (drive_id, timestamp_ns).
-
-    Args:
-        truth_files: ground-truth sidecars (`find_truth_files`); read in order and only until every
-            frame is found. When two files hold the same drive (one plan recorded twice), the first wins.
-        frames: one row per frame with columns frame_id, drive_id, timestamp_ns (a labeling batch
-            or the frame index).
-
-    Returns:
-        ``frame_id`` -> `FrameTruth`, for every frame.
-
-    Raises:
-        SchemaError: when ``frames`` lacks a column, or a sidecar is not a ground-truth file.
-        GroundTruthError: naming the frames with no ground truth in ``truth_files``.
-    """
-    missing_cols = [c for c in ("frame_id", "drive_id", "timestamp_ns") if c not in frames.columns]
-    if missing_cols:
-        raise SchemaError(f"frames lack column(s) {missing_cols}; pass a labeling batch or the frame index")
-    files = [Path(p) for p in truth_files]
-    # 1. Which frame(s) each (drive, time) key stands for; two logs of one drive share a key.
-    wanted: dict[tuple[str, int], list[str]] = {}
-    for fid, drive, ts in zip(frames["frame_id"], frames["drive_id"], frames["timestamp_ns"], strict=True):
-        wanted.setdefault((str(drive), int(ts)), []).append(str(fid))
-    n_frames = len({fid for fids in wanted.values() for fid in fids})
-    out: dict[str, FrameTruth] = {}
-    # 2. Read sidecars until every key is found, taking only the wanted frames' objects.
-    for path in files:
-        if len(out) == n_frames:
-            break
-        gt_frames, gt_objects = load_ground_truth(path)
-        keys = list(zip(gt_frames["drive_id"].astype(str), gt_frames["timestamp_ns"].astype("int64"), strict=True))
-        hit = np.array([k in wanted and wanted[k][0] not in out for k in keys], dtype=bool)
-        if not hit.any():
-            continue
-        rows = gt_frames[hit]
-        objects = gt_objects[gt_objects["frame_index"].isin(rows["frame_index"])]
-        by_frame = {int(i): g.drop(columns="frame_index").to_dict("records")
-                    for i, g in objects.groupby("frame_index", sort=False)}
-        for row in rows.itertuples(index=False):
-            key = (str(row.drive_id), int(row.timestamp_ns))
-            for fid in wanted[key]:
-                out[fid] = FrameTruth(
-                    frame_id=fid, drive_id=key[0], timestamp_ns=key[1], frame_index=int(row.frame_index),
-                    time_of_day=str(row.time_of_day), weather=str(row.weather), road_type=str(row.road_type),
-                    scenario=str(row.scenario), objects=[dict(o) for o in by_frame.get(int(row.frame_index), [])],
-                    truth_file=str(path),
-                )
-    # 3. Every frame must have its truth: a labeler that silently saw nothing would label it empty.
-    missing = [(fid, drive, int(ts)) for fid, drive, ts in
-               zip(frames["frame_id"], frames["drive_id"], frames["timestamp_ns"], strict=True) if str(fid) not in out]
-    if missing:
-        shown = "; ".join(f"frame {fid} (drive {drive}, timestamp_ns {ts})" for fid, drive, ts in missing[:5])
-        more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
-        searched = ", ".join(str(p) for p in files[:10]) + (f" and {len(files) - 10} more" if len(files) > 10 else "")
-        raise GroundTruthError(
-            f"no ground truth for {len(missing)} of {len(frames)} frame(s): {shown}{more}; searched "
-            f"{len(files)} file(s): {searched or 'none'}. Pass the sidecars of the logs these frames came from "
-            "(find_truth_files(root, log_ids)); only simulated drives have ground truth, label the others in Label Studio"
-        )
     return out
 
 

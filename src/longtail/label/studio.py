@@ -473,7 +473,8 @@ def batch_truth(root: str | os.PathLike[str], batch_id: str) -> dict[str, Boxes]
     Raises:
         GroundTruthError: when a drive of the batch is not simulated or its sidecar is gone.
     """
-    from longtail.label.oracle import find_truth_files, load_truth, truth_boxes
+    from longtail.catalog.truth import find_truth_files, load_truth
+    from longtail.label.oracle import truth_boxes
 
     _, frames = load_batch(root, batch_id)
     df = frames.select(["frame_id", "log_id", "drive_id", "timestamp_ns"]).to_pandas()

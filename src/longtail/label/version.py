@@ -13,8 +13,10 @@ Layout under the data root::
 A version folder holds everything training needs (labels and image bytes), so it can be handed
 as it is to a job elsewhere (a SageMaker channel) or recreated from its DVC record alone.
 
-Splits are decided per drive log, never per frame: frames of one drive are near-duplicates of
-each other, and a log on both sides of a split would leak the test set into training.
+Splits are decided per drive (``drive_id``), never per frame or per log file: frames of one drive
+are near-duplicates of each other, and a drive on both sides of a split (recorded as several files,
+or uploaded twice) would leak the test set into training. `longtail.label.split` assigns drives,
+stratified by light x weather and vehicle type, and keeps every assignment in DATA/datasets/splits.json.
 """
 
 from __future__ import annotations
@@ -59,6 +61,17 @@ from longtail.catalog.versions import (
 from longtail.config import _Frozen
 from longtail.errors import ConfigError, InputError, SchemaError, fail_config
 from longtail.label.qa import QAConfig
+from longtail.label.split import (
+    SPLIT_METHOD,
+    DriveProfile,
+    assign_drive_splits,
+    check_split_config,
+    describe_coverage,
+    load_drive_profiles,
+    load_split_record,
+    record_path,
+    save_split_record,
+)
 from longtail.schemas import (
     CATEGORIES,
     LABEL_SET_KEYS,
@@ -114,14 +127,16 @@ DUPLICATE_POLICY = ("a frame labeled in several label sets takes its labels and 
 class VersionConfig(_Frozen):
     """How accepted labels are split into a dataset version. Saved in every version's manifest.
 
-    A drive log goes to test, val or train by a hash of (``split_salt``, log_id) alone, so its
-    split never depends on what else is in the version and never changes as new logs arrive.
+    A drive goes to test, val or train when it first appears (`longtail.label.split.assign_drive_splits`:
+    stratified by light x weather and vehicle type, ties broken by a hash salted with ``split_salt``)
+    and keeps that split in every later version (DATA/datasets/splits.json). The shares are targets
+    per condition; the split settings of a data root cannot change once drives are assigned.
     """
 
-    val_share: float = Field(0.2, ge=0, lt=1, description="share of drive logs in val, 0..1")
-    test_share: float = Field(0.2, ge=0, lt=1, description="share of drive logs in the test suites, 0..1")
+    val_share: float = Field(0.2, ge=0, lt=1, description="target share of drives in val, 0..1")
+    test_share: float = Field(0.2, ge=0, lt=1, description="target share of drives in the test suites, 0..1")
     split_salt: str = Field("longtail-split-v1", min_length=1, max_length=100,
-                            description="salt of the per-log split hash; changing it reshuffles every log")
+                            description="salt of the split tie-break hash")
     long_tail: Literal["trigger_or_failure_mode", "trigger", "failure_mode"] = Field(
         "trigger_or_failure_mode", description="rule putting a test frame in test_longtail (LONG_TAIL_RULES)")
 
@@ -144,7 +159,10 @@ def compute_split_position(log_id: str, salt: str) -> float:
 
 
 def assign_split(log_id: str, config: VersionConfig) -> Literal["train", "val", "test"]:
-    """The split of a drive log: test below ``test_share``, then val up to ``test_share + val_share``.
+    """The split of a drive log by hash alone: test below ``test_share``, then val up to ``test_share + val_share``.
+
+    The rule of versions before `longtail.label.split` (``split`` absent from their manifest); kept
+    to read them. New versions split by drive, stratified.
 
     Args:
         log_id: the drive log id.
@@ -360,20 +378,66 @@ def _merge(sets: list[_LabelSet], config: VersionConfig, root: Path
         _check_boxes(row, source)
         batch_row = label_set.batch_rows[frame_id]
         long_tail = is_long_tail(batch_row["triggers"], batch_row["fm_name"], config.long_tail)
-        side = assign_split(row["log_id"], config)
-        split = ("test_longtail" if long_tail else "test_common") if side == "test" else side
         ext = Path(row["store_path"]).suffix.lower() or ".jpg"
         rows.append({
             "frame_id": frame_id, "image_sha256": row["image_sha256"],
             "image_path": f"{IMAGES_DIR}/{row['image_sha256']}{ext}",
             "log_id": row["log_id"], "drive_id": row["drive_id"], "timestamp_ns": row["timestamp_ns"],
             "width": row["width"], "height": row["height"], "boxes": row["boxes"],
-            "split": split, "long_tail": long_tail,
+            "split": "", "long_tail": long_tail,  # split: _apply_splits, once every drive is known
             "tags": batch_row["tags"], "triggers": batch_row["triggers"], "fm_name": batch_row["fm_name"],
             "batch_id": label_set.batch_id, "annotator": row["annotator"],
         })
         sources[frame_id] = row["store_path"]
     return rows, sources, overridden, held
+
+
+def _split_config(config: VersionConfig) -> dict[str, Any]:
+    return {"val_share": config.val_share, "test_share": config.test_share, "split_salt": config.split_salt}
+
+
+def _decide_splits(root: Path, rows: list[dict[str, Any]], config: VersionConfig
+                   ) -> tuple[dict[str, str], list[DriveProfile], dict[str, Any] | None]:
+    """drive_id -> train | val | test for every drive of ``rows``, from the record and earlier versions.
+
+    Returns:
+        (drive splits, every profile known, the record as found or None).
+
+    Raises:
+        ConfigError: the split settings differ from the record's, or the record and an earlier
+            version disagree on a drive.
+    """
+    record = load_split_record(datasets_dir(root))
+    assigned: dict[str, str] = {}
+    known: dict[str, DriveProfile] = {}
+    if record is not None:
+        check_split_config(record, _split_config(config), f"VersionConfig (record {record_path(datasets_dir(root))})")
+        assigned.update(record["drives"])
+        for drive, p in (record.get("profiles") or {}).items():
+            known[drive] = DriveProfile(drive, p["light"], p["weather"], p["vehicle_type"], p["source"])
+    for earlier in list_versions(root):  # a lost record is rebuilt from the versions' own copies
+        split = earlier.get("split") or {}
+        if split:
+            check_split_config({"config": split["config"], "method": split["method"]}, _split_config(config),
+                               f"VersionConfig (version {earlier['version_id']})")
+        for drive, prof in (split.get("profiles") or {}).items():
+            known.setdefault(drive, DriveProfile(drive, prof["light"], prof["weather"], prof["vehicle_type"],
+                                                 prof["source"]))
+        for drive, side in (split.get("drives") or {}).items():
+            if assigned.setdefault(drive, side) != side:
+                raise ConfigError(f"{record_path(datasets_dir(root))}: drive {drive!r} is in {assigned[drive]} there "
+                                  f"but in {side} in version {earlier['version_id']}; restore the record from that "
+                                  f"version's manifest (field split.drives)")
+    for p in load_drive_profiles(root, rows):
+        known.setdefault(p.drive_id, p)
+    splits = assign_drive_splits(known.values(), assigned, config.val_share, config.test_share, config.split_salt)
+    return dict(splits), list(known.values()), record
+
+
+def _apply_splits(rows: list[dict[str, Any]], splits: dict[str, str]) -> None:
+    for row in rows:
+        side = splits[row["drive_id"]]
+        row["split"] = ("test_longtail" if row["long_tail"] else "test_common") if side == "test" else side
 
 
 def _logs_by_split(rows: Iterable[dict[str, Any]]) -> dict[str, list[str]]:
@@ -444,8 +508,10 @@ def build_version(root: str | os.PathLike[str], batch_ids: list[str] | None = No
 
     1. Validate every label set (manifest, digest, schema, boxes) and its labeling batch.
     2. Merge: a frame labeled in several label sets takes the latest one; keep accepted frames.
-    3. Split by drive log; test logs' frames go to test_longtail or test_common by the long-tail rule.
-       A log never changes sides of the test split relative to any existing version.
+    3. Split by drive (`longtail.label.split`): drives in the record (or an earlier version) keep
+       their split, new drives are assigned stratified by condition and vehicle type; test drives'
+       frames go to test_longtail or test_common by the long-tail rule. A log never changes sides
+       of the test split relative to any existing version (checked again on the logs).
     4. Hash the rows and config into the version id. An existing version with that id is returned
        untouched (after checking its digest): versions are immutable.
     5. Write labels.parquet, hardlink (or copy) the images, write manifest.json last, all in a
@@ -464,7 +530,8 @@ def build_version(root: str | os.PathLike[str], batch_ids: list[str] | None = No
         InputError: a label set, labeling batch or frame image is missing or damaged, or no frame
             is accepted. Nothing is written.
         SchemaError: a label set or batch does not match its schema.
-        ConfigError: the config would move a drive log across the test split of an existing version.
+        ConfigError: the split settings differ from those the data root's drives were assigned with,
+            or would move a drive log across the test split of an existing version.
     """
     root = Path(root)
     config = config or VersionConfig()
@@ -477,6 +544,15 @@ def build_version(root: str | os.PathLike[str], batch_ids: list[str] | None = No
     if missing:
         raise InputError(f"{root / missing[0]}: frame image missing from the frame store ({len(missing)} missing in "
                          f"all). Re-ingest its drive log, or relabel without those frames.")
+    drive_splits, profiles, record = _decide_splits(root, rows, config)
+    _apply_splits(rows, drive_splits)
+    drives = sorted({r["drive_id"] for r in rows})
+    mine = [p for p in profiles if p.drive_id in set(drives)]
+    split_info = {"method": SPLIT_METHOD, "unit": "drive_id", "config": _split_config(config),
+                  "drives": {d: drive_splits[d] for d in drives},
+                  "profiles": {p.drive_id: {"light": p.light, "weather": p.weather, "vehicle_type": p.vehicle_type,
+                                            "source": p.source} for p in sorted(mine, key=lambda p: p.drive_id)},
+                  "coverage": describe_coverage(mine, drive_splits)}
     logs = _logs_by_split(rows)
     version_id = compute_version_id(rows, config)
     final = datasets_dir(root) / version_id
@@ -531,10 +607,12 @@ def build_version(root: str | os.PathLike[str], batch_ids: list[str] | None = No
             "config": config.model_dump(mode="json"),
             "long_tail_rule": LONG_TAIL_RULES[config.long_tail],
             "parent": earlier[-1]["version_id"] if earlier else None,
-            "labels_file": LABELS_FILE, "images_dir": IMAGES_DIR,
+            "labels_file": LABELS_FILE, "images_dir": IMAGES_DIR, "split": split_info,
         }
         atomic_write_json(tmp / MANIFEST_FILE, manifest)  # written last
         _fsync_dir(tmp / IMAGES_DIR)
+        if record is None or any(d not in record["drives"] for d in drive_splits):
+            save_split_record(datasets_dir(root), _split_config(config), drive_splits, profiles)
         try:
             os.rename(tmp, final)
         except OSError:

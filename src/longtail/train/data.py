@@ -8,6 +8,7 @@ before any work, and every box is checked before training starts.
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import os
 from collections.abc import Sequence
@@ -19,6 +20,7 @@ import pandas as pd
 import torch
 from torch.utils.data import Dataset
 
+from longtail.catalog.versions import MANIFEST_FILE
 from longtail.detector.predict import load_image
 from longtail.errors import SchemaError
 from longtail.schemas import CATEGORIES
@@ -83,7 +85,7 @@ class PasteCrop(NamedTuple):
     """One object of the copy-paste bank."""
 
     source: int  # the frame it was cut from (dataset index)
-    group: str  # `_paste_group` of that frame
+    group: str  # `paste_group` of that frame
     label: int  # `CLASS_INDEX`
     box: torch.Tensor  # float32 [4], its labeled box, pixel edges
     pixels: torch.Tensor  # float32 [3, h, w], the pixels the box touches
@@ -96,10 +98,11 @@ class PasteBank:
 
     The bank holds the pixels of every labeled object of ``classes`` at least ``min_height`` px
     tall in the training frames. `paste` puts up to ``per_frame`` of them into a frame, each at
-    the position it had in its own frame: the fleet shares one camera, so an object keeps the
-    scale its ground position implies. A crop is pasted only into a frame of the same size and
-    lighting (night or not) and only where it covers no labeled box and no crop pasted before,
-    so no label is hidden. Classes are drawn uniformly, then an object of the class.
+    the position it had in its own frame: a crop is pasted only into a frame of the same camera
+    (vehicle type: the car and truck cameras differ in height and field of view, so an object's
+    position and scale on one mean nothing on the other), size and lighting (night or not)
+    (`paste_group`), and only where it covers no labeled box and no crop pasted before, so no
+    label is hidden. Classes are drawn uniformly, then an object of the class.
     """
 
     def __init__(self, dataset: VersionDataset, classes: Sequence[str], per_frame: int, min_height: float = 8.0
@@ -114,7 +117,7 @@ class PasteBank:
                 continue
             row = dataset.frames.iloc[index]
             image = load_image(dataset.folder / row["image_path"])
-            group = _paste_group(row)
+            group = dataset.groups[index]
             for label, box in objects:
                 x1, y1 = (math.floor(v) for v in box[:2].tolist())  # the pixels the box touches
                 x2, y2 = (math.ceil(v) for v in box[2:].tolist())
@@ -154,10 +157,38 @@ class PasteBank:
         return image, target
 
 
-def _paste_group(row: Any) -> str:
-    """Frames whose objects can be swapped: same size and lighting."""
+VEHICLE_PREFIXES = {"car-": "car", "truck-": "truck"}
+"""drive_id prefixes of the simulated fleet (``truck-003_drive000``) that give away the vehicle."""
+
+
+def load_drive_vehicles(folder: str | os.PathLike[str]) -> dict[str, str]:
+    """drive_id -> vehicle type from a version's manifest (``split.profiles``, versions split by drive);
+    empty for older versions or a folder without a manifest."""
+    path = Path(folder) / MANIFEST_FILE
+    try:
+        profiles = (json.loads(path.read_text()).get("split") or {}).get("profiles") or {}
+    except (OSError, ValueError):
+        return {}
+    return {str(d): str(p.get("vehicle_type") or "") for d, p in profiles.items() if p.get("vehicle_type")}
+
+
+def frame_vehicle_type(row: Any, drive_vehicles: dict[str, str]) -> str:
+    """The recording vehicle of a labels-table row, first known of: a ``vehicle_type`` column, the
+    manifest's drive profile, a ``car-``/``truck-`` drive id, a ``truck_view`` tag; else ``unknown``."""
+    vt = str(row.get("vehicle_type") or "") or drive_vehicles.get(str(row.get("drive_id")), "")
+    if vt and vt != "unknown":
+        return vt
+    drive = str(row.get("drive_id") or "")
+    vt = next((v for prefix, v in VEHICLE_PREFIXES.items() if drive.startswith(prefix)), "")
+    if not vt and row.get("tags") is not None and "truck_view" in set(row["tags"]):
+        vt = "truck"
+    return vt or "unknown"
+
+
+def paste_group(row: Any, vehicle_type: str) -> str:
+    """Frames whose objects can be swapped: same camera (vehicle type), size and lighting."""
     night = "night" in set(row["tags"]) if row.get("tags") is not None else False
-    return f"{row['width']}x{row['height']}:{'night' if night else 'day'}"
+    return f"{vehicle_type}:{row['width']}x{row['height']}:{'night' if night else 'day'}"
 
 
 HAZE_STRENGTH = (0.2, 0.7)
@@ -199,6 +230,8 @@ class VersionDataset(Dataset[tuple[torch.Tensor, Target]]):
         self.epoch = 0
         self.targets = [boxes_to_target(row.boxes, version_id, row.frame_id, row.width, row.height)
                         for row in self.frames.itertuples()]
+        vehicles = load_drive_vehicles(self.folder)
+        self.groups = [paste_group(row, frame_vehicle_type(row, vehicles)) for _, row in self.frames.iterrows()]
         self.paste_bank = PasteBank(self, paste_classes, paste_per_frame) if paste_per_frame and paste_classes else None
 
     def set_epoch(self, epoch: int) -> None:
@@ -214,7 +247,7 @@ class VersionDataset(Dataset[tuple[torch.Tensor, Target]]):
         target = {"boxes": self.targets[index]["boxes"].clone(), "labels": self.targets[index]["labels"].clone(),
                   "index": torch.tensor(index)}
         if self.paste_bank is not None:
-            image, target = self.paste_bank.paste(image, target, index, _paste_group(row),
+            image, target = self.paste_bank.paste(image, target, index, self.groups[index],
                                                   _rng("paste", self.seed, self.epoch, index))
         if self.hflip and _flip_coin(self.seed, self.epoch, index):
             width = image.shape[-1]
