@@ -28,6 +28,7 @@
 upstream = None
 product = None
 root = "data"
+gate = {}
 
 # %%
 import os
@@ -35,8 +36,10 @@ import os
 import pandas as pd
 import plotly.io as pio
 
+from longtail.evaluate.figures import class_ap_figure, critical_errors_figure, slice_map_figure
+from longtail.evaluate.gate import GateConfig
 from longtail.evaluate.model import evaluate_model
-from longtail.evaluate.report import class_ap_figure, critical_errors_figure, slice_map_figure
+from longtail.evaluate.run import EvalConfig
 from longtail.evaluate.summary import (
     class_table,
     comparison_figure,
@@ -44,10 +47,12 @@ from longtail.evaluate.summary import (
     critical_table,
     decision_note,
     kpi_table,
+    promotion_note,
     publish_report,
     record_evaluation,
     slices_table,
     suites_table,
+    targets_table,
 )
 from longtail.train.report import load_train_record
 
@@ -55,8 +60,10 @@ os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"  # no download bars
 pio.renderers.default = "notebook"
 pd.set_option("display.max_colwidth", None)  # show slice rules and reasons in full
 trained = load_train_record(upstream["train"]["run"])  # the model the train task made
-result = evaluate_model(root, trained["version_id"], model_uri=trained["model_uri"],
-                        tracking_uri=trained["tracking_uri"])
+model_uri = (f"models:/{trained['registered_model']}/{trained['model_version']}" if trained.get("model_version")
+             else trained["model_uri"])
+result = evaluate_model(root, trained["version_id"], model_uri=model_uri, tracking_uri=trained["tracking_uri"],
+                        config=EvalConfig(gate=GateConfig(**gate)))
 evaluation = result["evaluation"]
 report = publish_report(result["report"], product["report"])  # the stable page a product manager bookmarks
 record_evaluation(result, product["evaluation"], published_report=report)
@@ -68,13 +75,25 @@ print(f"Report for product managers: {report}\n  (this evaluation's own copy: {r
 # %% [markdown]
 # ## The decision
 #
-# A challenger is promoted when every regression suite with test data passes and, against a champion,
-# critical false positives and negatives rise by no more than the tolerance and mAP does not drop. The
-# decision is recorded in evaluation.json; promoting (moving the registry's `champion` alias) is a separate,
-# deliberate step.
+# With no champion yet, the first model that passes the sanity floors becomes champion. With a champion, a
+# challenger is promoted only if no suite is worse beyond its interval (a paired bootstrap over drives) and
+# critical false positives plus negatives fall. When it passes, the registry's `champion` alias moves, and the
+# decision with its evidence is written to evaluation.json and as tags on the model version.
 
 # %%
 decision_note(evaluation)
+
+# %%
+promotion_note(evaluation)
+
+# %% [markdown]
+# ## Targets
+#
+# Per-class AP@0.5 and critical-class recall targets (env file, `evaluate.gate.targets`) and each suite's
+# threshold: met when the interval's low end reaches the target, not met when its high end stays below.
+
+# %%
+targets_table(evaluation)
 
 # %% [markdown]
 # ## Key numbers

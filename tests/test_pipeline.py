@@ -141,10 +141,20 @@ def _check_train_and_evaluate(root: Path, version: dict) -> None:
     # Evaluate: the record names the trained model, evaluation.json has the version's test frames, and the
     # stable report is the evaluation's own, opening with the decision.
     record = load_evaluation_record(root / "evaluations" / "latest.json")
-    assert (record["run_id"], record["model_uri"], record["version_id"]) == (trained["run_id"], trained["model_uri"], vid)
+    registered_uri = f"models:/{trained['registered_model']}/{trained['model_version']}"
+    assert (record["run_id"], record["model_uri"], record["version_id"]) == (trained["run_id"], registered_uri, vid)
     evaluation = load_evaluation(record["evaluation_path"])
     assert evaluation["frames"] == version["counts"]["test_longtail"] + version["counts"]["test_common"]
     assert evaluation["decision"]["headline"] == record["headline"] and record["champion_uri"] is None
+    # The ci target's sanity floors are 0: the first model becomes champion, through the gate, with its
+    # per-class thresholds calibrated on validation and the decision's evidence on the model version.
+    from longtail.detector.registry import champion_version
+
+    assert evaluation["decision"]["promotion"]["done"] is True
+    assert champion_version(trained["tracking_uri"]) == trained["model_version"]
+    tags = client.get_model_version(trained["registered_model"], trained["model_version"]).tags
+    assert tags["longtail.decision"] == "promote" and tags["longtail.promoted_by"] == "gate"
+    assert set(evaluation["operating_thresholds"]) == {"car", "truck", "pedestrian", "cyclist"}
     page = (root / "reports" / "evaluation.html").read_text()
     assert record["published_report"] == str(root / "reports" / "evaluation.html")
     assert page == Path(record["report"]).read_text()
@@ -157,7 +167,7 @@ def _check_train_and_evaluate(root: Path, version: dict) -> None:
     html = [str(o.get("data", {}).get("text/html", "")) for o in outputs]
     assert any("longtail-decision" in h for h in html), "the decision"
     assert sum("plotly" in h for h in html) >= 3, "critical errors, per-class AP and slice mAP figures"
-    for shown in ("regression suites passed", "test_longtail", "pedestrian", "No champion yet"):
+    for shown in ("regression suites passed", "test_longtail", "pedestrian", "No champion yet", "The champion alias now"):
         assert any(shown in h for h in html), f"the evaluate report shows {shown!r}"
 
 
@@ -190,3 +200,15 @@ def _people_label_a_later_batch(root: Path, first_version: str) -> None:
 def test_unknown_target_lists_the_valid_ones() -> None:
     with pytest.raises(ConfigError, match=r"--target 'moon': no .*env/moon.yaml; valid targets are \['ci', 'local'\]"):
         load_env("moon")
+
+
+def test_set_overrides_one_nested_value_and_names_a_wrong_one() -> None:
+    from longtail.pipeline import parse_settings
+
+    env = load_env("ci", overrides=parse_settings(["curate.budget=60", "train.max_minutes=0.5"]))
+    assert env["curate"]["budget"] == 60 and env["train"]["max_minutes"] == 0.5
+    assert env["curate"]["selector"] == "longtail"  # the rest of the section stays
+    with pytest.raises(ConfigError, match=r"override curate\.budgt=60: .* has no value 'curate\.budgt'; curate holds"):
+        load_env("ci", overrides=parse_settings(["curate.budgt=60"]))
+    with pytest.raises(ConfigError, match="write KEY=VALUE"):
+        parse_settings(["curate.budget"])

@@ -895,6 +895,9 @@ def _add_run(sub: Any) -> None:
     )
     p.add_argument("--target", default="local", help="env/<target>.yaml to run with")
     p.add_argument("--root", help="override the data folder of the target")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="settings",
+                   help="override one value of the target's env file, by its dotted name (repeatable), e.g. "
+                        "--set curate.budget=3500 --set train.max_minutes=5; only the tasks that depend on it rerun")
     p.add_argument("--force", action="store_true", help="rerun every task")
     p.set_defaults(func=cmd_run)
 
@@ -904,11 +907,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     from longtail.catalog.versions import list_versions
     from longtail.curate.run import list_batches, selected_batch
     from longtail.evaluate.summary import load_evaluation_record
-    from longtail.pipeline import run
+    from longtail.pipeline import parse_settings, run
     from longtail.train.report import load_train_record
 
-    overrides = {"root": args.root} if args.root else None
-    env = run(args.target, force=args.force, overrides=overrides)
+    overrides = {**({"root": args.root} if args.root else {}), **parse_settings(args.settings)}
+    env = run(args.target, force=args.force, overrides=overrides or None)
     root = env["root"]
     fleet = f"{root}/fleet"
     dataset = env.get("curate", {}).get("dataset", "longtail")
@@ -935,6 +938,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         evaluated = load_evaluation_record(f"{root}/evaluations/latest.json")
         report = evaluated["published_report"] or evaluated["report"]
         decision = f"{evaluated['headline']} (every number: {evaluated['evaluation_path']})"
+        from longtail.detector.registry import REGISTERED_MODEL, champion_version, tracking_uri_for
+
+        current = champion_version(tracking_uri_for(root))
+        decision += "\nChampion: " + ("none yet" if current is None else
+                                      f"models:/{REGISTERED_MODEL}/{current} (the registry's champion alias)")
     except LongtailError:  # a target without the evaluate task
         report, decision = f"{root}/reports/evaluation.html (not written yet)", "none yet"
     sys.stdout.write(
@@ -944,7 +952,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         f"MLflow runs and model registry: {mlflow_ui} (then http://127.0.0.1:5000)\n"
         f"Drive logs: {fleet}/*.mcap (ground truth in {fleet}/ground_truth/, manifest {fleet}/fleet.json)\n"
         f"Frame store and index: {root}/frames/, {root}/index/ (read with "
-        "longtail.ingest.store.load_frame_index)\n"
+        "longtail.catalog.frames.load_frame_index)\n"
         f"Curated dataset: FiftyOne dataset {dataset!r} (manifest {root}/curate/manifest.json, failure modes "
         f"{root}/curate/failure_modes.json)\n"
         f"Labeling batch: {latest} (frames.parquet, manifest.json; the one labeled: "

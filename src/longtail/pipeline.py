@@ -31,7 +31,8 @@ def project_root() -> Path:
 
 
 def load_env(target: str, root: Path | None = None, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Load env/<target>.yaml, resolve ``root`` against the repository, apply ``overrides``.
+    """Load env/<target>.yaml, resolve ``root`` against the repository, apply ``overrides`` (top-level
+    keys, or dotted names of nested values such as ``curate.budget``).
 
     Raises:
         ConfigError: for an unknown target or a malformed file.
@@ -47,10 +48,36 @@ def load_env(target: str, root: Path | None = None, overrides: dict[str, Any] | 
         raise ConfigError(f"{path}: not valid YAML ({exc})") from exc
     if not isinstance(env, dict) or "root" not in env:
         raise ConfigError(f"{path}: must be a mapping with at least 'root' (the data folder)")
-    env.update(overrides or {})
+    for key, value in (overrides or {}).items():
+        *parents, leaf = key.split(".")
+        node = env
+        for i, part in enumerate(parents):
+            if not isinstance(node.get(part), dict):
+                raise ConfigError(f"override {key}={value!r}: {path} has no section {'.'.join(parents[:i + 1])!r}; "
+                                  f"its sections are {sorted(k for k, v in env.items() if isinstance(v, dict))}")
+            node = node[part]
+        if parents and leaf not in node:
+            raise ConfigError(f"override {key}={value!r}: {path} has no value {key!r}; "
+                              f"{'.'.join(parents)} holds {sorted(node)}")
+        node[leaf] = value
     data_root = Path(os.path.expanduser(str(env["root"])))
     env["root"] = str(data_root if data_root.is_absolute() else base / data_root)
     return env
+
+
+def parse_settings(settings: list[str]) -> dict[str, Any]:
+    """``["curate.budget=3500", ...]`` -> ``{"curate.budget": 3500}`` (values read as YAML: numbers, booleans).
+
+    Raises:
+        ConfigError: a setting without ``=``.
+    """
+    out: dict[str, Any] = {}
+    for item in settings:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set {item!r}: write KEY=VALUE with the env file's dotted name, e.g. curate.budget=3500")
+        out[key.strip()] = yaml.safe_load(value)
+    return out
 
 
 def make_dag(target: str = "local", overrides: dict[str, Any] | None = None, in_process: bool = False) -> Any:

@@ -12,8 +12,10 @@ import pandas as pd
 import pytest
 
 from longtail.catalog.failure_modes import load_registry
-from longtail.evaluate.report import CATEGORY_COLORS, draw_example, make_examples, render_report
+from longtail.evaluate.examples import draw_example, make_examples
+from longtail.evaluate.report import render_report
 from longtail.evaluate.run import evaluate
+from longtail.gallery import CATEGORY_COLORS
 
 W, H = 160, 96
 VERSION = "v-00000000000000bb"
@@ -88,12 +90,14 @@ def test_report_with_a_champion_renders_offline_with_every_figure_and_example(ve
     assert page.evaluate("[...document.querySelectorAll('.js-plotly-plot')].every(d => d.querySelector('.trace'))")
     first = page.evaluate("[document.body.firstElementChild.id, document.body.firstElementChild.innerText]")
     assert first[0] == "decision" and first[1].startswith("Decision: do not promote detector-v2")
-    assert "critical false negatives 0 -> 2" in first[1]
+    assert "Critical false positives plus negatives 0 -> 2 (+2): they did not fall" in first[1]
     widths = page.evaluate("[...document.querySelectorAll('#regressions img')].map(i => i.complete && i.naturalWidth)")
     assert widths == [W * 3, W * 3]  # 160 px frames scaled x3 to reach 480 px
     assert page.locator("pre, code, script[src], link[href]").count() == 0  # no code, nothing fetched
     sections = page.evaluate("[...document.querySelectorAll('body > section')].map(s => s.id)")
-    assert sections == ["decision", "kpis", "suites", "critical", "classes", "slices", "comparison", "regressions"]
+    assert sections == ["decision", "targets", "gate", "kpis", "suites", "critical", "classes", "slices", "comparison",
+                        "regressions"]
+    assert page.locator("#targets td", has_text="not met").count() >= 1  # the report says which targets are missed
     assert problems == []
     page.close()
 
@@ -108,12 +112,13 @@ def test_first_model_report_has_three_figures_and_says_promote(version: Path, ch
     assert page.locator(".js-plotly-plot").count() == 3
     assert page.evaluate("document.body.firstElementChild.innerText").startswith("Decision: promote detector-v1")
     assert page.locator("#comparison").count() == 0
+    assert page.locator("#sanity td", has_text="passed").count() >= 1  # the first champion's floors
     assert problems == []
     page.close()
 
 
 def test_example_frame_has_boxes_drawn_in_class_colours(version: Path) -> None:
-    from longtail.evaluate.report import Example
+    from longtail.evaluate.examples import Example
 
     gt = FRAMES["f0"][3]
     jpeg = draw_example(Example("f0", version / "images/f0.jpg", tuple(gt), (), "x"))

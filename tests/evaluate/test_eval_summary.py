@@ -13,6 +13,7 @@ import pytest
 
 from longtail.errors import InputError
 from longtail.evaluate.bootstrap import BootstrapConfig
+from longtail.evaluate.gate import GateConfig, SanityFloors
 from longtail.evaluate.run import EvalConfig, evaluate
 from longtail.evaluate.summary import (
     EVALUATION_RECORD_FIELDS,
@@ -24,10 +25,12 @@ from longtail.evaluate.summary import (
     decision_note,
     kpi_table,
     load_evaluation_record,
+    promotion_note,
     publish_report,
     record_evaluation,
     slices_table,
     suites_table,
+    targets_table,
 )
 
 
@@ -45,7 +48,9 @@ FRAMES = pd.DataFrame([{"frame_id": f, "split": s, "tags": [], "triggers": [], "
 def _evaluate(tmp_path: Path, miss_pedestrian: bool, champion: dict[str, Any] | None = None) -> dict[str, Any]:
     preds = {f: [dict(b, score=0.9) for b in boxes if not (miss_pedestrian and b["category"] == "pedestrian")]
              for f, (_, boxes) in GT.items() if f != "f2"}
-    config = EvalConfig(bootstrap=BootstrapConfig(min_drives=1, min_objects=1, resamples=50))
+    # The pedestrian is missed on purpose (AP 0): a floor at 0 lets this first model through the gate.
+    config = EvalConfig(bootstrap=BootstrapConfig(min_drives=1, min_objects=1, resamples=50),
+                        gate=GateConfig(sanity=SanityFloors(class_ap50=0.0)))
     return evaluate(tmp_path / "v-00000000000000aa", preds, FRAMES, champion_eval=champion,
                     model="challenger" if champion else "first", config=config)
 
@@ -69,6 +74,9 @@ def test_first_model_tables_show_every_number(tmp_path: Path) -> None:
     note = decision_note(ev)
     assert note.promote and note.headline == ev["decision"]["headline"]
     assert "Decision: promote" in note._repr_html_() and str(note).startswith("Decision: promote\n")
+    targets = targets_table(ev)
+    assert targets.loc["pedestrian AP@0.5", "status"] == "not met" and targets.loc["car AP@0.5", "status"] == "met"
+    assert str(promotion_note(ev)) == "The champion alias did not move: no promotion was attempted."
 
 
 def test_against_a_champion_the_worst_change_comes_first(tmp_path: Path) -> None:

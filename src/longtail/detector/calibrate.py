@@ -21,14 +21,21 @@ The rule, per class:
 
 from __future__ import annotations
 
+import logging
+import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+import pandas as pd
+from torch import nn
 
 from longtail.boxes import iou_matrix
 from longtail.detector.metrics import Boxes, _as_array, _match_scored, _min_height, _split_ignored
+from longtail.detector.predict import predict_frames
 from longtail.schemas import CATEGORIES
+
+log = logging.getLogger(__name__)
 
 CRITICAL_CLASSES: tuple[str, ...] = ("pedestrian", "cyclist")
 """Classes whose misses matter most: their thresholds favour recall (``beta_critical``)."""
@@ -128,3 +135,24 @@ def calibrate_thresholds(gt: Mapping[str, Boxes], preds: Mapping[str, Boxes], cl
             "frames": len(gt), "match_iou": match_iou,
             "rule": f"per class, the score with the best F-beta on validation (beta {beta:g}; {beta_critical:g} for "
                     f"{', '.join(critical)}); {DEFAULT_THRESHOLD} where nothing could be calibrated"}
+
+
+def calibrate_on_frames(model: nn.Module, version_dir: str | os.PathLike[str], frames: pd.DataFrame,
+                        min_height_fraction: float) -> dict[str, Any]:
+    """Per-class operating thresholds of ``model`` on ``frames`` of a dataset version (its validation
+    split): `calibrate_thresholds` on its predictions at the ``MIN_THRESHOLD`` floor.
+
+    Args:
+        model: the detector.
+        version_dir: the version folder (image paths are relative to it).
+        frames: rows of the version's labels table (frame_id, image_path, boxes, height).
+        min_height_fraction: objects less tall than this share of the frame are neither found nor missed.
+    """
+    preds = predict_frames(model, version_dir, frames, score_threshold=MIN_THRESHOLD)
+    gt = {fid: [dict(b) for b in boxes] for fid, boxes in zip(frames["frame_id"], frames["boxes"], strict=True)}
+    min_height = {fid: min_height_fraction * float(h) for fid, h in zip(frames["frame_id"], frames["height"],
+                                                                          strict=True)}
+    calibration = calibrate_thresholds(gt, preds, CATEGORIES, min_height=min_height)
+    log.info("operating thresholds on %d validation frame(s): %s", len(gt),
+             ", ".join(f"{c} {v:.2f}" for c, v in calibration["thresholds"].items()))
+    return calibration

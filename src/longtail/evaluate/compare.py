@@ -1,4 +1,4 @@
-"""Champion vs challenger: every metric side by side, the business KPI, and the promotion decision.
+"""Champion vs challenger: every metric side by side, and the business KPI.
 
 The KPI the business tracks is the relative change in *critical* errors at the deployed operating
 threshold: false positives and false negatives of pedestrians, cyclists and cut-in vehicles
@@ -14,26 +14,14 @@ a test frame whose fm_name is one of ``EvalConfig.cut_in_failure_modes`` (``cut_
 tags or triggers hold one of ``EvalConfig.cut_in_markers`` (``cut_in``, ``trigger:cut_in``,
 ``scenario:cut_in``). Frames are the unit because the labels carry no per-object manoeuvre.
 
-`decide` promotes a challenger when (`DecisionConfig`, all configurable):
-
-1. no regression suite fails (suites without data, or not measurable, neither pass nor fail);
-2. with a champion: neither critical false positives nor critical false negatives rise by more
-   than ``max_critical_fp_increase`` / ``max_critical_fn_increase`` (relative, default 5%); and
-3. with a champion: mAP@[.5:.95] over the test frames drops by at most ``max_map_drop`` (absolute,
-   default 0.01).
-
-Without a champion (the first model), the suites alone decide.
+The promotion decision itself, on these numbers with their intervals, is `longtail.evaluate.gate`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, field
+from collections.abc import Mapping
 from typing import Any
 
-from pydantic import Field
-
-from longtail.config import _Frozen
 from longtail.evaluate.slices import SuiteResult
 
 CRITICAL_GROUPS: dict[str, str] = {
@@ -45,27 +33,6 @@ CRITICAL_GROUPS: dict[str, str] = {
 CUT_IN_CLASSES: tuple[str, ...] = ("car", "truck")
 HIGHER_IS_BETTER = ("map", "map50", "map75", "ap", "ap50", "ap75", "precision", "recall")
 LOWER_IS_BETTER = ("fp", "fn", "errors")
-
-
-class DecisionConfig(_Frozen):
-    """When a challenger is promoted over the champion (rules in the module docstring)."""
-
-    max_map_drop: float = Field(0.01, ge=0, le=1, description="largest mAP@[.5:.95] drop tolerated, absolute (0..1)")
-    max_critical_fp_increase: float = Field(0.05, ge=0, description="largest relative rise of critical FPs (0.05 = 5%)")
-    max_critical_fn_increase: float = Field(0.05, ge=0, description="largest relative rise of critical FNs (0.05 = 5%)")
-
-
-@dataclass(frozen=True)
-class Decision:
-    """Promote or not, and why. ``reasons`` starts with what blocked promotion, if anything."""
-
-    promote: bool
-    headline: str
-    reasons: list[str] = field(default_factory=list)
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready."""
-        return asdict(self)
 
 
 def compute_critical_errors(overall: Mapping[str, Any], cut_in: Mapping[str, Any] | None) -> dict[str, dict[str, int]]:
@@ -182,70 +149,3 @@ def _suite(s: SuiteResult | Mapping[str, Any]) -> dict[str, Any]:
 
 def _pct(x: float) -> str:
     return f"{x:+.1%}"
-
-
-def decide(challenger: Mapping[str, Any], champion: Mapping[str, Any] | None = None,
-           suites: Iterable[SuiteResult | Mapping[str, Any]] | None = None,
-           config: DecisionConfig | None = None) -> Decision:
-    """Whether to promote the challenger (rules in the module docstring).
-
-    Args:
-        challenger: the challenger's evaluation (`longtail.evaluate.run.evaluate`).
-        champion: the champion's evaluation, or None for a first model.
-        suites: the challenger's suite results (default: ``challenger["suites"]``).
-        config: tolerances (default `DecisionConfig()`).
-
-    Returns:
-        The decision, with every reason in words: blocking ones first.
-    """
-    config = config or DecisionConfig()
-    results = [_suite(s) for s in (challenger["suites"] if suites is None else suites)]
-    blocking: list[str] = []
-    support: list[str] = []
-    failed = [s for s in results if s["status"] == "failed"]
-    for s in failed:
-        value = "undefined" if s["value"] is None else f"{s['value']:.3f}"
-        blocking.append(f"regression suite {s['name']} failed: {s['metric']} {value} < {s['threshold']:.3f} "
-                        f"on {s['frames']} frame{'' if s['frames'] == 1 else 's'}")
-    passed = sum(s["status"] == "passed" for s in results)
-    no_data = [s["name"] for s in results if s["status"] == "no_data"]
-    if not failed:
-        support.append(f"all {passed} regression suites with test data passed")
-    if no_data:
-        support.append(f"{len(no_data)} suite(s) had no test data and were not checked: {', '.join(no_data)}")
-    thin = [f"{s['name']} ({s.get('reason')})" for s in results if s["status"] == "not_measurable"]
-    if thin:
-        support.append(f"{len(thin)} suite(s) were not measurable and were not checked: {'; '.join(thin)}")
-    if champion is None:
-        support.append("no champion yet: first model, decided on the regression suites only")
-    else:
-        kpi = compute_kpi(challenger, champion)
-        for k, tol, what in (("fp", config.max_critical_fp_increase, "false positives"),
-                             ("fn", config.max_critical_fn_increase, "false negatives")):
-            r = kpi[k]
-            text = f"critical {what} {r['champion']} -> {r['challenger']}"
-            rel = r["relative_change"]
-            if rel is None:
-                blocking.append(f"{text}: the champion had none (tolerance {tol:.0%})")
-            elif rel > tol:
-                blocking.append(f"{text} ({_pct(rel)}, tolerance +{tol:.0%})")
-            else:
-                support.append(f"{text} ({_pct(rel)})")
-        a, b = challenger["overall"]["map"], champion["overall"]["map"]
-        if a is not None and b is not None:
-            text = f"mAP@[.5:.95] {b:.3f} -> {a:.3f} ({a - b:+.3f})"
-            (blocking if b - a > config.max_map_drop + 1e-12 else support).append(
-                text + (f", more than the {config.max_map_drop:.3f} tolerated" if b - a > config.max_map_drop + 1e-12
-                        else ""))
-        notes = compare_evaluations(challenger, champion)["notes"]
-        support += [f"note: {n}" for n in notes]
-    model = challenger.get("model") or "the challenger"
-    if blocking:
-        return Decision(False, f"Do not promote {model}: {blocking[0]}", blocking + support)
-    headline = f"Promote {model}: {support[0]}"
-    if champion is not None:
-        e = compute_kpi(challenger, champion)["errors"]
-        rel = "" if e["relative_change"] is None else f" ({_pct(e['relative_change'])})"
-        headline = (f"Promote {model} over {champion.get('model') or 'the champion'}: {support[0]}; critical errors "
-                    f"{e['champion']} -> {e['challenger']}{rel}")
-    return Decision(True, headline, support)

@@ -2,7 +2,10 @@
 
 Structure, top to bottom (`render_report`):
 
-1. ``#decision``: promote or not, the one-line why, and every reason (the first element of the body).
+1. ``#decision``: promote or not, the one-line why, and every reason (the first element of the body);
+   then whether the champion alias moved (``#promotion``), the targets met or not with intervals
+   (``#targets``), and the sanity floors (first champion, ``#sanity``) or the paired comparison with
+   the champion (``#gate``).
 2. ``#kpis``: KPI cards: mAP@[.5:.95], mAP@0.5, critical false positives, critical false negatives
    (with the relative change against the champion, the KPI the business tracks), suites passed.
 3. ``#suites``: the regression suites, each with its slice, metric, threshold, value and verdict.
@@ -22,29 +25,22 @@ from __future__ import annotations
 
 import base64
 import html
-import math
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import cv2
-import numpy as np
-import pandas as pd
 import plotly.graph_objects as go
 import plotly.io as pio
 
-from longtail.detector.metrics import Boxes
-from longtail.errors import InputError
-from longtail.evaluate.compare import CRITICAL_GROUPS, compare_evaluations, decide
-from longtail.evaluate.run import select_example_frames
+from longtail.evaluate.compare import CRITICAL_GROUPS, compare_evaluations
+from longtail.evaluate.examples import Example, draw_example
+from longtail.evaluate.figures import class_ap_figure, critical_errors_figure, delta_figure, slice_map_figure
+from longtail.evaluate.gate import decide
+from longtail.gallery import CATEGORY_COLORS
 from longtail.storage import atomic_writer
 
-CATEGORY_COLORS = {"car": "#3cdc3c", "truck": "#28a0e6", "pedestrian": "#f02828", "cyclist": "#f0dc28"}
-"""Colour of each class (RGB hex), the same as `longtail.curate.report.CATEGORY_COLORS`."""
-EXAMPLE_WIDTH_PX = 480
-"""Example frames narrower than this are scaled up by a whole factor (at most 4) before drawing."""
 KIND_TITLES = {"suite": "Test suites: long tail vs common case", "condition": "Conditions",
                "vehicle": "Vehicle type", "scenario": "Scenarios and triggers", "failure_mode": "Failure modes"}
 CSS = """
@@ -68,17 +64,6 @@ figure{margin:0;max-width:100%}figure img{max-width:100%;border:1px solid #ccd}f
 
 
 @dataclass(frozen=True)
-class Example:
-    """One example frame to draw: its image, ground-truth and predicted boxes (pixel edges)."""
-
-    frame_id: str
-    image_path: Path
-    gt: tuple[Mapping[str, Any], ...]
-    preds: tuple[Mapping[str, Any], ...]
-    caption: str
-
-
-@dataclass(frozen=True)
 class ReportSummary:
     """What `render_report` wrote."""
 
@@ -89,148 +74,6 @@ class ReportSummary:
 
 # ---------------------------------------------------------------------------------------------
 # Figures (also what the notebook shows)
-
-
-def _v(x: float | None) -> float:
-    return math.nan if x is None else float(x)
-
-
-def class_ap_figure(evaluation: Mapping[str, Any], champion: Mapping[str, Any] | None = None) -> go.Figure:
-    """Per-class AP@[.5:.95] and AP@0.5 bars, the champion's beside the challenger's."""
-    fig = go.Figure()
-    runs = [(evaluation, evaluation.get("model") or "challenger")]
-    if champion is not None:
-        runs.append((champion, f"champion {champion.get('model') or ''}".strip()))
-    for ev, name in runs:
-        pc = ev["overall"]["per_class"]
-        classes = list(pc)
-        fig.add_bar(name=f"{name} AP@[.5:.95]", x=classes, y=[_v(pc[c]["ap"]) for c in classes])
-        fig.add_bar(name=f"{name} AP@0.5", x=classes, y=[_v(pc[c]["ap50"]) for c in classes])
-    fig.update_layout(title="Average precision per class", barmode="group", yaxis={"range": [0, 1], "title": "AP"},
-                      height=380, margin={"t": 50, "b": 40})
-    return fig
-
-
-def slice_map_figure(evaluation: Mapping[str, Any], champion: Mapping[str, Any] | None = None) -> go.Figure:
-    """mAP@0.5 of every slice with objects, horizontal bars (champion beside challenger)."""
-    names = [n for n, s in evaluation["slices"].items() if s["metrics"] and s["metrics"]["map50"] is not None]
-    fig = go.Figure()
-    labels = [f"{n} ({evaluation['slices'][n]['frames']} fr)" for n in names]
-    fig.add_bar(name=evaluation.get("model") or "challenger", y=labels, orientation="h",
-                x=[evaluation["slices"][n]["metrics"]["map50"] for n in names])
-    if champion is not None:
-        cs = champion["slices"]
-        fig.add_bar(name=f"champion {champion.get('model') or ''}".strip(), y=labels, orientation="h",
-                    x=[_v(cs[n]["metrics"]["map50"]) if n in cs and cs[n]["metrics"] else math.nan for n in names])
-    fig.update_layout(title="mAP@0.5 per slice", barmode="group", xaxis={"range": [0, 1], "title": "mAP@0.5"},
-                      yaxis={"autorange": "reversed"}, height=max(300, 26 * len(names) * (2 if champion else 1) + 120),
-                      margin={"l": 260, "t": 50})
-    return fig
-
-
-def critical_errors_figure(evaluation: Mapping[str, Any], champion: Mapping[str, Any] | None = None) -> go.Figure:
-    """Critical false positives and negatives per group at the operating threshold."""
-    fig = go.Figure()
-    groups = list(CRITICAL_GROUPS)
-    runs = [(evaluation, evaluation.get("model") or "challenger")]
-    if champion is not None:
-        runs.append((champion, f"champion {champion.get('model') or ''}".strip()))
-    for ev, name in runs:
-        for k, what in (("fp", "false positives"), ("fn", "false negatives")):
-            fig.add_bar(name=f"{name} {what}", x=[g.replace("_", " ") for g in groups],
-                        y=[ev["critical"][g][k] for g in groups])
-    fig.update_layout(title="Critical errors at the operating threshold", barmode="group", height=360,
-                      yaxis={"title": "objects"}, margin={"t": 50, "b": 40})
-    return fig
-
-
-def delta_figure(comparison: Mapping[str, Any]) -> go.Figure:
-    """Challenger - champion of the rates (mAP overall, AP@0.5 per class, mAP@0.5 per slice, recall):
-    green is better, red worse. Counts are in `critical_errors_figure`."""
-    rows = [r for r in comparison["rows"] if r["delta"] is not None and
-            (r["metric"].startswith("overall/") or r["metric"].endswith(("/ap50", "/map50")))]
-    fig = go.Figure(go.Bar(x=[r["delta"] for r in rows], y=[r["metric"] for r in rows], orientation="h",
-                           marker_color=["#1e8e3e" if r["better"] else "#c5221f" if r["better"] is False else "#999"
-                                         for r in rows]))
-    fig.update_layout(title="Challenger minus champion: mAP, AP and recall (green better, red worse)",
-                      yaxis={"autorange": "reversed"},
-                      height=max(300, 22 * len(rows) + 120), margin={"l": 220, "t": 50})
-    return fig
-
-
-# ---------------------------------------------------------------------------------------------
-# Example frames
-
-
-def make_examples(evaluation: Mapping[str, Any], predictions: Mapping[str, Boxes], frames_df: pd.DataFrame,
-                  version_dir: str | os.PathLike[str], champion: Mapping[str, Any] | None = None,
-                  n: int = 6) -> list[Example]:
-    """The example frames of the worst regressions (`select_example_frames`), ready to draw.
-
-    Predictions below the evaluation's operating threshold are left out: they are what the
-    deployed system would not report.
-    """
-    threshold = evaluation["config"]["score_threshold"]
-    rows = frames_df.set_index("frame_id")
-    out = []
-    for fid, why in select_example_frames(evaluation, champion, n):
-        row = rows.loc[fid]
-        gt = tuple(dict(b) for b in (row["boxes"] if row["boxes"] is not None else []))
-        preds = tuple(dict(b) for b in predictions.get(fid, ()) if b["score"] >= threshold)
-        out.append(Example(fid, Path(version_dir) / str(row["image_path"]), gt, preds, why))
-    return out
-
-
-def _bgr(hex_color: str) -> tuple[int, int, int]:
-    r, g, b = (int(hex_color[i:i + 2], 16) for i in (1, 3, 5))
-    return (b, g, r)
-
-
-def _dashed_rect(img: np.ndarray, p1: tuple[int, int], p2: tuple[int, int], color: tuple[int, int, int],
-                 thickness: int, dash: int = 6) -> None:
-    (x1, y1), (x2, y2) = p1, p2
-    for a, b, fixed, horizontal in ((x1, x2, y1, True), (x1, x2, y2, True), (y1, y2, x1, False), (y1, y2, x2, False)):
-        for s in range(a, b, 2 * dash):
-            e = min(s + dash, b)
-            q1, q2 = ((s, fixed), (e, fixed)) if horizontal else ((fixed, s), (fixed, e))
-            cv2.line(img, q1, q2, color, thickness)
-
-
-def draw_example(example: Example) -> bytes:
-    """The frame with ground truth (solid) and predictions (dashed, with score) drawn, as JPEG bytes.
-
-    Raises:
-        InputError: the image is missing or unreadable.
-    """
-    img = cv2.imread(str(example.image_path), cv2.IMREAD_COLOR)
-    if img is None:
-        raise InputError(f"{example.image_path}: image of frame {example.frame_id} missing or unreadable; restore the "
-                         "dataset version (restore_version)")
-    k = max(1, min(4, math.ceil(EXAMPLE_WIDTH_PX / img.shape[1])))
-    if k > 1:
-        img = cv2.resize(img, None, fx=k, fy=k, interpolation=cv2.INTER_NEAREST)
-
-    def pts(b: Mapping[str, Any]) -> tuple[tuple[int, int], tuple[int, int]]:
-        # Pixel edges -> the last pixel inside the box (x2/y2 are exclusive).
-        return ((round(b["x1"] * k), round(b["y1"] * k)), (max(round(b["x2"] * k) - 1, 0), max(round(b["y2"] * k) - 1, 0)))
-
-    for b in example.gt:
-        p1, p2 = pts(b)
-        cv2.rectangle(img, p1, p2, _bgr(CATEGORY_COLORS.get(b["category"], "#ffffff")), 2)
-    for b in example.preds:
-        p1, p2 = pts(b)
-        color = _bgr(CATEGORY_COLORS.get(b["category"], "#ffffff"))
-        _dashed_rect(img, p1, p2, color, 1)
-        cv2.putText(img, f"{b['category'][:3]} {b['score']:.2f}", (p1[0], max(p1[1] - 3, 10)), cv2.FONT_HERSHEY_SIMPLEX,
-                    0.4, color, 1, cv2.LINE_AA)
-    ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, 85])
-    if not ok:
-        raise InputError(f"{example.image_path}: could not encode frame {example.frame_id} as JPEG")
-    return buf.tobytes()
-
-
-# ---------------------------------------------------------------------------------------------
-# HTML
 
 
 def _e(x: Any) -> str:
@@ -321,6 +164,50 @@ def _worst_regressions(comparison: Mapping[str, Any], n: int = 10) -> list[dict[
     return sorted(worse, key=lambda r: (-severity(r), r["metric"]))[:n]
 
 
+TARGET_STATUS = {"met": "<span class='good'>met</span>", "not met": "<span class='bad'>not met</span>",
+                 "inside the interval": "<span class='muted'>inside the interval</span>",
+                 "not measurable": "<span class='muted'>not measurable</span>"}
+
+
+def _gate_html(decision: Mapping[str, Any]) -> str:
+    """The gate's evidence (`longtail.evaluate.gate`): promotion, targets met or not, sanity floors or the
+    paired comparison with the champion, each with its interval."""
+    ev = decision.get("evidence") or {}
+    out = []
+    promotion = decision.get("promotion")
+    if promotion:
+        text = (f"Champion alias moved to version {_e(promotion.get('version'))} (was {_e(promotion.get('previous') or 'none')})"
+                if promotion.get("done") else f"The champion alias did not move: {_e(promotion.get('reason'))}")
+        out.append(f"<p id='promotion' class='{'good' if promotion.get('done') else 'muted'}'>{text}.</p>")
+    if ev.get("targets"):
+        rows = [[_e(r["target"]), _fmt(r["goal"]), _ci(r["value"], r.get("ci")), TARGET_STATUS[r["status"]]]
+                for r in ev["targets"]]
+        out.append("<section id='targets'><h2>Targets</h2><p>Per class (AP@0.5 on objects tall enough to score; "
+                   "recall of the critical classes at their operating thresholds) and per suite. <i>Met</i>: the "
+                   "interval's low end reaches the target; <i>not met</i>: its high end stays below; otherwise "
+                   "the difference is inside the interval and not yet decided.</p>"
+                   + _table(["target", "goal", "value [95% interval]", "status"], rows) + "</section>")
+    if ev.get("sanity"):
+        rows = [[_e(r["floor"]), _fmt(r["least"]), _ci(r["value"], r.get("ci")),
+                 "<span class='good'>passed</span>" if r["passed"] else "<span class='bad'>not reached</span>"]
+                for r in ev["sanity"]]
+        out.append("<section id='sanity'><h2>Sanity floors (first champion)</h2>"
+                   + _table(["floor", "least", "value [95% interval]", "verdict"], rows) + "</section>")
+    if ev.get("suites") or ev.get("critical"):
+        rows = [[_e(r["suite"]), _fmt(r["champion"]), _fmt(r["challenger"]), _ci(r["diff"], r.get("ci")), _e(r["verdict"])]
+                for r in ev.get("suites", [])]
+        c = ev.get("critical") or {}
+        crit = "" if not c else (
+            f"<p>Critical false positives plus negatives: champion {c['champion']}, challenger {c['challenger']} "
+            f"(difference {_ci(c['diff'], c.get('ci'), 0)}; "
+            + ("a reduction larger than its interval" if c.get("reduction_beyond_interval") else
+               "not a reduction beyond its interval") + ").</p>")
+        out.append("<section id='gate'><h2>Against the champion (paired bootstrap over drives)</h2>" + crit
+                   + _table(["suite", "champion", "challenger", "difference [95% interval]", "verdict"], rows)
+                   + "</section>")
+    return "".join(out)
+
+
 def _min_height_text(cfg: dict[str, Any]) -> str:
     share = cfg.get("min_object_height") or 0.0
     if not share:
@@ -362,11 +249,15 @@ def render_report(evaluation: Mapping[str, Any], path: str | os.PathLike[str], c
                  f"<ul>{reasons}</ul></section>")
     cfg = ev["config"]
     champ_text = f"champion <b>{_e(champion.get('model'))}</b>" if champion is not None else "no champion yet"
+    thresholds = ev.get("operating_thresholds") or {}
+    op_text = ("per-class operating thresholds calibrated on validation (" + ", ".join(
+        f"{_e(c)} {v:.2f}" for c, v in thresholds.items()) + ")") if len(set(thresholds.values())) > 1 else \
+        f"operating threshold {cfg['score_threshold']:.2f}"
     parts.append(f"<p class='muted'>Model <b>{_e(model)}</b> on dataset version <b>{_e(ev['version_id'])}</b>, "
-                 f"{ev['frames']} test frames ({', '.join(_e(s) for s in cfg['splits'])}); operating threshold "
-                 f"{cfg['score_threshold']:.2f} at IoU {cfg['match_iou']:.2f}; {_min_height_text(cfg)}{champ_text}. "
-                 f"Evaluated "
+                 f"{ev['frames']} test frames ({', '.join(_e(s) for s in cfg['splits'])}); {op_text} at IoU "
+                 f"{cfg['match_iou']:.2f}; {_min_height_text(cfg)}{champ_text}. Evaluated "
                  f"{_e(ev['created_at'])}.</p>")
+    parts.append(_gate_html(decision))
     if ev.get("frames_without_predictions"):
         parts.append(f"<p class='bad'>{ev['frames_without_predictions']} test frames had no predictions and count as "
                      "frames where nothing was detected.</p>")
@@ -386,7 +277,8 @@ def render_report(evaluation: Mapping[str, Any], path: str | os.PathLike[str], c
                "not_measurable": "<span class='muted'>not measurable</span>"}[s["status"]]] for s in ev["suites"]]
     parts.append("<section id='suites'><h2>Regression suites</h2><p>Each failure mode's subject (the pedestrians of "
                  "night_pedestrians, the cut-in vehicle of cut_ins...), and the long-tail and common-case test "
-                 "suites, must reach a threshold; a model failing any suite is not promoted. Values carry their 95% "
+                 "suites, have a threshold, their target. Against a champion, a challenger worse on any suite "
+                 "beyond its interval is not promoted. Values carry their 95% "
                  "interval from a bootstrap over drives; a suite from too few drives or objects is not measurable "
                  "and gives no number. Critical errors: false positives / negatives of pedestrians, cyclists and "
                  "cut-in vehicles in the suite's frames.</p>"

@@ -49,7 +49,8 @@ from longtail.detector.metrics import (
 )
 from longtail.errors import InputError, SchemaError
 from longtail.evaluate.bootstrap import BootstrapConfig, count_intervals, drive_intervals
-from longtail.evaluate.compare import CUT_IN_CLASSES, DecisionConfig, compare_evaluations, compute_critical_errors, decide
+from longtail.evaluate.compare import CUT_IN_CLASSES, compare_evaluations, compute_critical_errors
+from longtail.evaluate.gate import GateConfig, decide
 from longtail.evaluate.slices import TEST_SPLITS, check_frames_table, default_suites, make_slices, run_suites
 from longtail.evaluate.subjects import mark_subject, subject_for, subject_predictions
 from longtail.schemas import CATEGORIES, MIN_OBJECT_HEIGHT
@@ -68,7 +69,8 @@ EVALUATION_KEYS = ("format", "model", "version_id", "created_at", "config", "fra
 class EvalConfig(_Frozen):
     """How a model is evaluated and judged. Saved in every evaluation.json."""
 
-    score_threshold: float = Field(0.5, ge=0, le=1, description="deployed operating threshold on the detection score")
+    score_threshold: float = Field(0.5, ge=0, le=1, description="operating threshold on the detection score where "
+                                   "the model has no calibrated per-class thresholds")
     match_iou: float = Field(0.5, gt=0, le=1, description="IoU a detection needs to count as found at the threshold")
     iou_thresholds: tuple[float, ...] = Field(COCO_IOU_THRESHOLDS, min_length=1, description="IoU thresholds of mAP")
     max_dets: int = Field(DEFAULT_MAX_DETS, ge=1, description="detections per frame and class kept for AP")
@@ -86,7 +88,7 @@ class EvalConfig(_Frozen):
     cut_in_failure_modes: tuple[str, ...] = Field(("cut_ins",), description="fm_name values marking a cut-in frame")
     cut_in_markers: tuple[str, ...] = Field(("cut_in", "trigger:cut_in", "scenario:cut_in"),
                                             description="tags or triggers marking a cut-in frame")
-    decision: DecisionConfig = Field(default_factory=DecisionConfig)
+    gate: GateConfig = Field(default_factory=GateConfig, description="sanity floors, targets, promotion rules")
     bootstrap: BootstrapConfig = Field(default_factory=BootstrapConfig,
                                        description="intervals, and when a suite is not measurable")
 
@@ -166,6 +168,18 @@ def _critical_counts(frame_errors: Mapping[str, Mapping[str, Mapping[str, int]]]
 CRITICAL_GROUP_NAMES = ("pedestrian", "cyclist", "cut_in_vehicle")
 
 
+def _errors_by_drive(frame_errors: Mapping[str, Mapping[str, Mapping[str, int]]], frame_ids: Sequence[str],
+                     cut_in: set[str], drive_of: Mapping[str, str]) -> dict[str, float]:
+    """drive -> critical false positives plus negatives (pedestrian, cyclist, cut-in vehicle) over some frames."""
+    out: dict[str, float] = {}
+    for fid in frame_ids:
+        errs = frame_errors[fid]
+        classes = ("pedestrian", "cyclist", *(CUT_IN_CLASSES if fid in cut_in else ()))
+        n = sum(errs[k].get(c, 0) for k in ("fp", "fn") for c in classes)
+        out[drive_of[fid]] = out.get(drive_of[fid], 0.0) + n
+    return out
+
+
 def _modes(failure_modes: Mapping[str, FailureMode] | Iterable[FailureMode]) -> list[FailureMode]:
     return list(failure_modes.values()) if isinstance(failure_modes, Mapping) else list(failure_modes)
 
@@ -175,6 +189,8 @@ def evaluate(version_dir: str | os.PathLike[str], predictions: Mapping[str, Boxe
              champion_eval: Mapping[str, Any] | None = None, config: EvalConfig | None = None, *,
              model: str = "challenger", vehicle_types: Mapping[str, str] | None = None,
              subject_marks: Mapping[str, Sequence[Mapping[str, Any]]] | None = None,
+             thresholds: Mapping[str, float] | None = None,
+             champion_stats: Mapping[str, Any] | None = None, stats_out: dict[str, Any] | None = None,
              product: str | os.PathLike[str] | None = None) -> dict[str, Any]:
     """Evaluate one model on a dataset version's test frames and decide whether to promote it.
 
@@ -191,6 +207,12 @@ def evaluate(version_dir: str | os.PathLike[str], predictions: Mapping[str, Boxe
         subject_marks: frame_id -> the actors the simulator's ground truth marks as a critical
             scenario's subject ({category, x1, y1, x2, y2, scenario}, visible extent); frames left
             out have no marks (`longtail.evaluate.subjects`). None: no frame has marks.
+        thresholds: the model's per-class operating thresholds, calibrated on validation
+            (`longtail.detector.calibrate`); None: ``config.score_threshold`` for every class.
+        champion_stats: the champion's per-frame statistics (its ``stats_out``), so the gate pairs
+            the two models drive by drive; None: the gate compares unpaired.
+        stats_out: filled with this model's per-frame statistics (drive of each frame, each
+            suite's frame stats, critical errors per drive), for a later paired comparison.
         product: where to write evaluation.json (atomically); None writes nothing.
 
     Returns:
@@ -216,8 +238,9 @@ def evaluate(version_dir: str | os.PathLike[str], predictions: Mapping[str, Boxe
     if missing:
         log.warning("%d of %d test frames have no predictions; they count as frames where nothing was detected",
                     missing, len(gt))
+    operating: float | dict[str, float] = dict(thresholds) if thresholds else config.score_threshold
     kw: dict[str, Any] = {"classes": CATEGORIES, "iou_thresholds": config.iou_thresholds,
-                          "score_threshold": config.score_threshold, "match_iou": config.match_iou,
+                          "score_threshold": operating, "match_iou": config.match_iou,
                           "max_dets": config.max_dets, "min_height": min_height}
 
     boot = config.bootstrap
@@ -247,17 +270,20 @@ def evaluate(version_dir: str | os.PathLike[str], predictions: Mapping[str, Boxe
                           "drives": len({drive_of[f] for f in s.frame_ids})}
     cut_in_ids = [r["frame_id"] for r in test.to_dict("records") if is_cut_in_frame(r, config)]
     cut_in = set(cut_in_ids)
-    frame_errors = compute_frame_errors(gt, preds, CATEGORIES, config.score_threshold, config.match_iou, min_height)
+    frame_errors = compute_frame_errors(gt, preds, CATEGORIES, operating, config.match_iou, min_height)
     critical = compute_critical_errors(overall, run_on(cut_in_ids))
     all_ci = _critical_counts(frame_errors, sorted(gt), cut_in, drive_of, boot)
     for g, v in critical.items():
         v.update({k: all_ci[g][k] for k in ("fp_ci", "fn_ci", "errors_ci")})
     # What each suite is judged on: its slice's metrics (the test suites) or its subject's (failure modes).
     suite_inputs: dict[str, dict[str, Any]] = {}
+    paired: dict[str, Any] = {"drive_of": drive_of, "suites": {},
+                              "critical_by_drive": _errors_by_drive(frame_errors, sorted(gt), cut_in, drive_of)}
     for name in (f"suite:{sp}" for sp in config.splits):
         if name in slices:
             sl = slices[name]
             ids = list(slice_ids[name])
+            paired["suites"][name.split(":", 1)[1]] = ({f: all_stats[f] for f in ids}, CATEGORIES)
             m = None if sl["metrics"] is None else with_ci(sl["metrics"], {f: all_stats[f] for f in ids}, CATEGORIES)
             suite_inputs[name] = {"frames": sl["frames"], "metrics": m, "drives": sl["drives"],
                                   "ci": _suite_ci(m), "subject": "every object",
@@ -274,8 +300,10 @@ def evaluate(version_dir: str | os.PathLike[str], predictions: Mapping[str, Boxe
         p_sub = {f: subject_predictions(preds[f], subject) for f in ids if f in preds}
         m = None
         if ids:
-            m = with_ci(evaluate_detections(g_sub, p_sub, **{**kw, "classes": subject.classes}),
-                        compute_frame_stats(g_sub, p_sub, subject.classes, **stat_kw), subject.classes)
+            sub_stats = compute_frame_stats(g_sub, p_sub, subject.classes, **stat_kw)
+            paired["suites"][mode.name] = (sub_stats, subject.classes)
+            m = with_ci(evaluate_detections(g_sub, p_sub, **{**kw, "classes": subject.classes}), sub_stats,
+                        subject.classes)
         rule = subject.description + (f" ({unmarked} of {len(ids)} frame(s) without ground-truth marks: every "
                                       f"{' or '.join(subject.classes)} box there)" if unmarked else "")
         objects = 0 if m is None else sum(c["gt"] for c in m["per_class"].values())
@@ -292,9 +320,13 @@ def evaluate(version_dir: str | os.PathLike[str], predictions: Mapping[str, Boxe
         "config": config.model_dump(mode="json"), "frames": len(gt), "frames_without_predictions": missing,
         "overall": overall, "slices": slices, "cut_in_frames": cut_in_ids, "critical": critical,
         "frame_errors": frame_errors, "suites": results,
+        "operating_thresholds": operating if isinstance(operating, dict) else dict.fromkeys(CATEGORIES, operating),
     }
+    if stats_out is not None:
+        stats_out.update(paired)
     evaluation["comparison"] = compare_evaluations(evaluation, champion_eval) if champion_eval is not None else None
-    evaluation["decision"] = decide(evaluation, champion_eval, results, config.decision).to_dict()
+    evaluation["decision"] = decide(evaluation, champion_eval, config.gate, boot,
+                                    paired=(paired, champion_stats) if champion_stats else None).to_dict()
     if product is not None:
         save_evaluation(evaluation, product)
     return evaluation

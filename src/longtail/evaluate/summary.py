@@ -22,7 +22,7 @@ import plotly.graph_objects as go
 
 from longtail.errors import InputError
 from longtail.evaluate.compare import CRITICAL_GROUPS
-from longtail.evaluate.report import delta_figure
+from longtail.evaluate.figures import delta_figure
 from longtail.storage import atomic_write_bytes, atomic_write_json, read_json_record
 
 log = logging.getLogger(__name__)
@@ -98,6 +98,23 @@ def kpi_table(evaluation: Mapping[str, Any]) -> pd.DataFrame:
             k = comparison["kpi"][key]
             rows[name].update(champion=k["champion"], change=k["delta"], relative_change=k["relative_change"])
     return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def targets_table(evaluation: Mapping[str, Any]) -> pd.DataFrame | Note:
+    """The targets (per class, per suite) with value, 95% interval and status: met, not met, inside the
+    interval or not measurable (`longtail.evaluate.gate.assess_targets`)."""
+    rows = (evaluation["decision"].get("evidence") or {}).get("targets")
+    if not rows:
+        return Note("This evaluation was written before targets were assessed.")
+    return pd.DataFrame(rows).set_index("target")[["goal", "value", "ci", "status"]]
+
+
+def promotion_note(evaluation: Mapping[str, Any]) -> Note:
+    """Whether the gate moved the registry's champion alias, and why not when it did not."""
+    p = evaluation["decision"].get("promotion") or {}
+    if p.get("done"):
+        return Note(f"The champion alias now names version {p['version']} (it named {p.get('previous') or 'none'}).")
+    return Note(f"The champion alias did not move: {p.get('reason', 'no promotion was attempted')}.")
 
 
 def suites_table(evaluation: Mapping[str, Any]) -> pd.DataFrame:

@@ -38,9 +38,8 @@ from torch.utils.data import DataLoader
 
 from longtail.catalog.root import DataRoot
 from longtail.catalog.versions import datasets_dir, load_version_folder
-from longtail.detector.calibrate import MIN_THRESHOLD, calibrate_thresholds
+from longtail.detector.calibrate import calibrate_on_frames
 from longtail.detector.model import MODEL_ARTIFACT, MODEL_FILE, MODEL_META_FILE, default_tracking, mlflow_client, save_model
-from longtail.detector.predict import predict_frames
 from longtail.detector.presets import build_model, count_parameters, get_preset
 from longtail.errors import ConfigError, InputError, invalid_config
 from longtail.schemas import CATEGORIES
@@ -357,20 +356,6 @@ def _register(client: MlflowClient, name: str, run_id: str, source: str, tags: d
         client.create_registered_model(name)
     version = client.create_model_version(name, source=source, run_id=run_id, tags=tags)
     return str(version.version)
-
-
-def calibrate_on_frames(model: nn.Module, version_dir: Path, frames: Any, min_height_fraction: float
-                        ) -> dict[str, Any]:
-    """Per-class operating thresholds of ``model`` on ``frames`` of a version (its validation split):
-    `longtail.detector.calibrate.calibrate_thresholds` on predictions at a 0.05 floor."""
-    preds = predict_frames(model, version_dir, frames, score_threshold=MIN_THRESHOLD)
-    gt = {fid: [dict(b) for b in boxes] for fid, boxes in zip(frames["frame_id"], frames["boxes"], strict=True)}
-    min_height = {fid: min_height_fraction * float(h) for fid, h in zip(frames["frame_id"], frames["height"],
-                                                                          strict=True)}
-    calibration = calibrate_thresholds(gt, preds, CATEGORIES, min_height=min_height)
-    log.info("operating thresholds on %d validation frame(s): %s", len(gt),
-             ", ".join(f"{c} {v:.2f}" for c, v in calibration["thresholds"].items()))
-    return calibration
 
 
 # ---------------------------------------------------------------------------------------------
