@@ -150,6 +150,11 @@ class TriggerConfig(_Frozen):
     smooth_s: float = Field(0.2, ge=0.02, le=2, description="moving-average window of deceleration and steering, s")
     pre_s: float = Field(2.0, ge=0, le=30, description="frames kept before a trigger's onset, s")
     post_s: float = Field(1.5, ge=0, le=30, description="frames kept after a trigger ends, s")
+    max_gap_s: float = Field(
+        0.5, gt=0, le=10,
+        description="a signal silent for longer than this breaks a sustained run: dropped messages are not "
+                    "assumed to have held the value, s",
+    )
 
 
 class IngestConfig(_Frozen):

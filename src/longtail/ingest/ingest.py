@@ -52,7 +52,7 @@ from longtail.ingest.features import FEATURES, frame_features
 from longtail.ingest.jpeg import ImageFormatError, image_size
 from longtail.ingest.scan import Channel, LogScanner, ScanError
 from longtail.ingest.store import FrameStore, load_manifest, write_index, write_manifest
-from longtail.ingest.triggers import TriggerEvent, detect_triggers, frames_in_windows
+from longtail.ingest.triggers import Series, TriggerEvent, detect_triggers, frames_in_windows
 from longtail.schemas import FRAME_INDEX_SCHEMA, PROFILE_TOPICS
 from longtail.storage import atomic_write_json, sha256_file
 
@@ -357,8 +357,10 @@ class _Ingest:
             sig_t = np.array(self.sig_t, dtype=np.int64)
             values = np.array(self.sig_values)
             flags = np.array(self.sig_flags, dtype=bool)
-            self.events = detect_triggers(sig_t, values[:, 1], values[:, 3], flags[:, 0], flags[:, 1],
-                                          [lab[1] for lab in self.sig_labels], self.cfg.triggers)
+            series = {"accel": Series(sig_t, values[:, 1]), "steering_angle": Series(sig_t, values[:, 3]),
+                      "adas_engaged": Series(sig_t, flags[:, 0]), "driver_override": Series(sig_t, flags[:, 1]),
+                      "adas_alert": Series(sig_t, np.array([lab[1] for lab in self.sig_labels], dtype=object))}
+            self.events, _ = detect_triggers(series, self.cfg.triggers)
         # 3. Frames inside trigger windows: read again only the chunks that overlap one.
         if self.cfg.keep_trigger_frames and self.events and "image" in self.roles.channel:
             self._trigger_frames()
