@@ -4,6 +4,7 @@ Layout under the data root::
 
     frames/<sha[:2]>/<sha>.<ext>        image bytes, exactly as recorded, named by their sha256
     index/frames/<log_id>.parquet       the frame index of one drive log
+    index/signals/<log_id>.parquet      its vehicle signals (camera or not)
     index/logs/<log_id>.json            that log's manifest, written last
 
 A manifest marks its index file as complete: index files without one are leftovers of an
@@ -25,7 +26,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from longtail.errors import SchemaError
-from longtail.schemas import FRAME_INDEX_SCHEMA, validate_frame_index
+from longtail.schemas import FRAME_INDEX_SCHEMA, SIGNAL_INDEX_SCHEMA, validate_frame_index
 from longtail.storage import atomic_write_json, atomic_writer, sha256_bytes
 
 EXTENSIONS = {"jpeg": "jpg", "jpg": "jpg", "png": "png"}
@@ -125,7 +126,7 @@ class FrameStore:
         """
         removed = 0
         patterns = [(self.dir, "*/.*.tmp")] + [(self.root / "index" / sub, ".*.tmp")
-                                               for sub in ("frames", "logs", "paths")]
+                                               for sub in ("frames", "signals", "logs", "paths")]
         for folder, pattern in patterns:
             if folder.exists():
                 for tmp in folder.glob(pattern):
@@ -150,6 +151,29 @@ def write_index(root: str | os.PathLike[str], log_id: str, table: pa.Table) -> N
     validate_frame_index(table, str(path))
     with atomic_writer(path) as handle:
         pq.write_table(table, handle, compression="zstd")
+
+
+def signals_path(root: str | os.PathLike[str], log_id: str) -> Path:
+    """Where the signal index of a log lives."""
+    return Path(root) / "index" / "signals" / f"{log_id}.parquet"
+
+
+def write_signals(root: str | os.PathLike[str], log_id: str, table: pa.Table) -> None:
+    """Write a log's signal index (`SIGNAL_INDEX_SCHEMA`). Write its manifest after."""
+    path = signals_path(root, log_id)
+    if not table.schema.equals(SIGNAL_INDEX_SCHEMA, check_metadata=False):
+        raise SchemaError(f"{path}: signal index schema differs from SIGNAL_INDEX_SCHEMA: {table.schema.names}")
+    with atomic_writer(path) as handle:
+        pq.write_table(table, handle, compression="zstd")
+
+
+def load_signal_index(root: str | os.PathLike[str]) -> pd.DataFrame:
+    """The signal index of every completely ingested log with vehicle signals, camera or not."""
+    tables = [pq.read_table(signals_path(root, m["log_id"])) for m in list_manifests(root)
+              if m.get("status") in ("ingested", "partial") and m.get("signal_samples")]
+    if not tables:
+        return SIGNAL_INDEX_SCHEMA.empty_table().to_pandas()
+    return pa.concat_tables(tables).to_pandas().sort_values(["log_id", "timestamp_ns"]).reset_index(drop=True)
 
 
 def write_manifest(root: str | os.PathLike[str], log_id: str, manifest: dict[str, Any]) -> None:
