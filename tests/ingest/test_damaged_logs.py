@@ -139,6 +139,11 @@ def test_truncated_log_without_camera_is_partial_with_every_reason(tmp_path, sim
     assert result.status == "partial"
     assert any("cut short" in r for r in result.reasons) and any(n.startswith("no camera") for n in result.notes)
     assert 0 < result.messages_read < 40 * 50
+    # The text table shows every reason and note, not the first one only.
+    from longtail.cli import ingest_table
+
+    shown = ingest_table([result])
+    assert all(f"reason: {r}" in shown for r in result.reasons) and all(f"note: {n}" in shown for n in result.notes)
 
 
 def test_undecodable_jpegs_are_skipped_and_named(tmp_path, sim_logs, clean_index, rewrite, snapshot) -> None:

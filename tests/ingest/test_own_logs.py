@@ -17,6 +17,7 @@ from longtail.cli import main
 from longtail.config import IngestConfig, SignalSource
 from longtail.errors import ConfigError
 from longtail.ingest.ingest import ingest
+from longtail.ingest.report import log_table
 from longtail.ingest.signals import load_signal_map
 from longtail.ingest.store import list_manifests, load_signal_index
 from longtail.sim.record import ROS2_MSGDEFS
@@ -148,6 +149,9 @@ def test_signals_only_ros2_log_brakes_hard_from_derived_deceleration(tmp_path: P
     assert sig.speed_mps.iloc[0] == pytest.approx(25.0, abs=0.01)
     assert (sig[sig.decel_mps2 > 5].timestamp_ns.between(T0 + 20e9, T0 + 22.5e9)).all()
     assert sig.triggers.map(len).sum() > 0
+    # The ingest notebook's table shows the notes.
+    (row,) = log_table(tmp_path / "data").itertuples()
+    assert row.status == "ingested" and "no camera" in row.notes and row.reasons == ""
     # 20 s at 25 m/s, 2 s braking to 13 m/s, 18 s at 13 m/s.
     assert manifest["distance_km"] == pytest.approx((20 * 25 + 2 * 19 + 18 * 13) / 1000, rel=0.01)
 
