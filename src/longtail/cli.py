@@ -197,9 +197,12 @@ def _add_ingest(sub: Any) -> None:
             "Ingest MCAP drive logs (Foxglove protobuf or ROS 2) into DATA: camera frames at the keyframe rate and "
             "every frame inside a trigger window are stored untouched under their sha256 in DATA/frames/, and each "
             "log gets a frame index (DATA/index/frames/<log sha256>.parquet: signal features, triggers) and a "
-            "manifest written last (DATA/index/logs/). Damaged logs keep everything readable and are reported "
-            "partial or quarantined with the reason; the batch goes on. Re-running does nothing for logs already "
-            "ingested with the same config; a run killed at any point is completed by the next one."
+            "manifest written last (DATA/index/logs/: every topic inventoried, the signals used). Vehicle signals "
+            "come from Longtail's schemas, common ROS 2 messages, or a --signal-map; a log without a camera is a "
+            "signals-only drive (DATA/index/signals/). Statuses: ingested (all read; notes say what the log lacks), "
+            "partial (damage: what was readable is kept), quarantined (nothing usable); the batch goes on. "
+            "Re-running does nothing for logs already ingested with the same config; a run killed at any point is "
+            "completed by the next one."
         ),
         epilog=(
             f"Triggers: hard_braking (deceleration >= {trig.hard_brake_mps2} m/s^2 for {trig.hard_brake_min_s} s), "

@@ -249,3 +249,31 @@ def test_help_and_select_errors_say_things_once(capsys: pytest.CaptureFixture[st
     assert main(["select", "--root", str(tmp_path), "--budget", "0"]) == 2
     err = capsys.readouterr().err
     assert err.count("longtail") == 1 and err.startswith("longtail: error: select: --budget: ")
+
+
+def test_damage_in_a_log_without_camera_is_found_and_reported(tmp_path: Path, rewrite) -> None:  # type: ignore[no-untyped-def]
+    from mcap.reader import make_reader
+
+    source = _ros2_signals_log(tmp_path / "can.mcap", lidar=False)
+
+    def clock_jump(topic: str, t: int, data: bytes) -> tuple[int, bytes]:
+        # From 30 s in, the logger's clock jumps 5 s back for 1 s.
+        return (t - 5_000_000_000, data) if T0 + 30e9 <= t < T0 + 31e9 else (t, data)
+
+    bad = rewrite(source, tmp_path / "bad.mcap", change=clock_jump, chunk_size=16 * 1024)
+    with open(bad, "rb") as f:
+        chunks = sorted(make_reader(f).get_summary().chunk_indexes, key=lambda c: c.chunk_start_offset)
+    victim = chunks[1]
+    data = bytearray(bad.read_bytes())
+    middle = victim.chunk_start_offset + victim.chunk_length // 2
+    data[middle:middle + 16] = bytes(b ^ 0xFF for b in data[middle:middle + 16])
+    bad.write_bytes(bytes(data))
+    (result,) = ingest([bad], tmp_path / "data", progress=False)
+    assert result.status == "partial" and any(n.startswith("no camera") for n in result.notes)
+    assert any(f"chunk at byte {victim.chunk_start_offset}" in r and "corrupted" in r for r in result.reasons)
+    assert any("timestamps going backwards were dropped" in r for r in result.reasons)
+    manifest = _manifest(tmp_path / "data", result.log_id)
+    inventory = {row["topic"]: row for row in manifest["inventory"]}
+    assert inventory["/can/speed_kph"]["backwards"] >= 1
+    # The stop at 20 s is still found in what was intact.
+    assert result.triggers_found == {"hard_braking": 1}
