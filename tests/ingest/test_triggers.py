@@ -76,3 +76,18 @@ def test_a_trigger_without_its_signal_is_not_evaluated() -> None:
     assert set(missing) == {"harsh_steering", "disengagement", "adas_alert"}
     assert "steering_angle" in missing["harsh_steering"]
     assert "driver_override or adas_engaged" in missing["disengagement"]
+
+
+def test_frame_feature_smoothing_is_a_time_window_too() -> None:
+    from longtail.ingest.features import _smooth
+
+    # A constant deceleration sampled at 50 Hz, then at 5 Hz: the average of a constant is the
+    # constant whatever the sampling; a step is averaged over 0.2 s of time, not 10 samples.
+    seconds = np.concatenate([np.arange(0, 5, 0.02), np.arange(5, 10, 0.2)])
+    assert np.allclose(_smooth(seconds, np.full(len(seconds), -3.0), 0.2), -3.0)
+    step = (seconds >= 7.0).astype(float)
+    smooth = _smooth(seconds, step, 0.2)
+    at = dict(zip(np.round(seconds, 2).tolist(), smooth.tolist(), strict=True))
+    assert at[6.6] == 0.0 and at[7.4] == 1.0
+    # Window [6.9, 7.1]: a ramp 6.8..7.0 (from 0.5 at 6.9 to 1: area 0.075), then 1 (area 0.1).
+    assert at[7.0] == pytest.approx((0.075 + 0.1) / 0.2)

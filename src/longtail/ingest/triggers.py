@@ -57,7 +57,7 @@ def trailing_mean(t_ns: np.ndarray, x: np.ndarray, span_s: float) -> np.ndarray:
     neither widen nor narrow it. Steps:
 
     1. integrate ``x`` with the trapezoid rule: ``I(t_i)``;
-    2. the integral at ``t_i - span_s`` is interpolated (linear between samples);
+    2. the integral at ``t_i - span_s``, exact for the signal interpolated linearly between samples;
     3. mean = (I(t_i) - I(t_i - span_s)) / span_s; at the start of the log the window is
        what has been seen so far (the first sample is its own mean).
 
@@ -77,7 +77,27 @@ def trailing_mean(t_ns: np.ndarray, x: np.ndarray, span_s: float) -> np.ndarray:
     start = np.maximum(t - span_s, 0.0)
     width = t - start
     safe = np.where(width > 0, width, 1.0)
-    return np.where(width > 0, (integral - np.interp(start, t, integral)) / safe, x)
+    return np.where(width > 0, (integral - integral_at(t, x, integral, start)) / safe, x)
+
+
+def integral_at(t: np.ndarray, x: np.ndarray, integral: np.ndarray, at: np.ndarray) -> np.ndarray:
+    """The integral of the piecewise-linear signal ``x(t)`` from ``t[0]`` to each time in ``at``.
+
+    Args:
+        t: sample times, s (increasing, at least two).
+        x: values at ``t``.
+        integral: the trapezoid integral at each ``t`` (``integral[0] == 0``).
+        at: times within [t[0], t[-1]], s.
+
+    Returns:
+        Exact for the linear interpolation of ``x``: the trapezoid up to ``t[k]``, plus the part
+        of the next segment (quadratic in the time into it).
+    """
+    k = np.clip(np.searchsorted(t, at, side="right") - 1, 0, len(t) - 2)
+    d = at - t[k]
+    dt = t[k + 1] - t[k]
+    slope = np.where(dt > 0, (x[k + 1] - x[k]) / np.where(dt > 0, dt, 1.0), 0.0)
+    return integral[k] + x[k] * d + 0.5 * slope * d * d
 
 
 def _runs(active: np.ndarray) -> list[tuple[int, int]]:
