@@ -197,9 +197,12 @@ def _add_ingest(sub: Any) -> None:
             "Ingest MCAP drive logs (Foxglove protobuf or ROS 2) into DATA: camera frames at the keyframe rate and "
             "every frame inside a trigger window are stored untouched under their sha256 in DATA/frames/, and each "
             "log gets a frame index (DATA/index/frames/<log sha256>.parquet: signal features, triggers) and a "
-            "manifest written last (DATA/index/logs/). Damaged logs keep everything readable and are reported "
-            "partial or quarantined with the reason; the batch goes on. Re-running does nothing for logs already "
-            "ingested with the same config; a run killed at any point is completed by the next one."
+            "manifest written last (DATA/index/logs/: every topic inventoried, the signals used). Vehicle signals "
+            "come from Longtail's schemas, common ROS 2 messages, or a --signal-map; a log without a camera is a "
+            "signals-only drive (DATA/index/signals/). Statuses: ingested (all read; notes say what the log lacks), "
+            "partial (damage: what was readable is kept), quarantined (nothing usable); the batch goes on. "
+            "Re-running does nothing for logs already ingested with the same config; a run killed at any point is "
+            "completed by the next one."
         ),
         epilog=(
             f"Triggers: hard_braking (deceleration >= {trig.hard_brake_mps2} m/s^2 for {trig.hard_brake_min_s} s), "
@@ -210,11 +213,16 @@ def _add_ingest(sub: Any) -> None:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("sources", nargs="+", metavar="SRC", help="MCAP files, or folders searched for *.mcap")
-    p.add_argument("--root", required=True, help="the data root (frame store and index)")
+    p.add_argument("--root", required=True, default=argparse.SUPPRESS, help="the data root (frame store and index)")
     p.add_argument("--workers", type=int, default=1, help="logs ingested in parallel (one process each)")
     p.add_argument("--keyframe-hz", type=float, default=IngestConfig().keyframe_hz, help="keyframes per second")
-    p.add_argument("--image-topic", help="camera topic (default: found by schema)")
-    p.add_argument("--vehicle-state-topic", help="vehicle-state topic (default: found by schema)")
+    p.add_argument("--image-topic", default=argparse.SUPPRESS,
+                   help="camera topic; without it, the topic carrying compressed images")
+    p.add_argument("--vehicle-state-topic", default=argparse.SUPPRESS,
+                   help="topic carrying Longtail's VehicleState fields; without it, found by schema")
+    p.add_argument("--signal-map", metavar="FILE", default=argparse.SUPPRESS,
+                   help="YAML file saying which topic and field gives each signal (speed, accel, yaw_rate, ...), "
+                        "with units; see README, 'Bring your own logs'")
     p.add_argument("--hard-brake", type=float, default=trig.hard_brake_mps2, help="hard-braking threshold, m/s^2")
     p.add_argument("--harsh-steer", type=float, default=trig.harsh_steer_dps, help="harsh-steering threshold, deg/s")
     p.add_argument("--json", action="store_true", help="print a machine-readable summary, one entry per log")
@@ -229,9 +237,15 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
     if args.workers < 1:
         raise ConfigError(f"longtail ingest --workers: must be >= 1 (got {args.workers})")
+    signal_map = {}
+    if hasattr(args, "signal_map"):
+        from longtail.ingest.signals import load_signal_map
+
+        signal_map = load_signal_map(args.signal_map)
     try:
         cfg = IngestConfig(
-            keyframe_hz=args.keyframe_hz, image_topic=args.image_topic, vehicle_state_topic=args.vehicle_state_topic,
+            keyframe_hz=args.keyframe_hz, image_topic=getattr(args, "image_topic", None),
+            vehicle_state_topic=getattr(args, "vehicle_state_topic", None), signal_map=signal_map,
             triggers={"hard_brake_mps2": args.hard_brake, "harsh_steer_dps": args.harsh_steer},
         )
     except ValidationError as exc:
@@ -241,16 +255,24 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         json.dump({"root": str(args.root), "logs": [r.to_json() for r in results]}, sys.stdout, indent=2)
         sys.stdout.write("\n")
         return 0
+    sys.stdout.write(ingest_table(results))
+    counts = {s: sum(r.status == s for r in results) for s in ("ingested", "partial", "quarantined", "skipped")}
+    log.info("%d log(s): %d ingested (%d with notes), %d partial, %d quarantined, %d skipped; index in %s/index",
+             len(results), counts["ingested"], sum(r.status == "ingested" and bool(r.notes) for r in results),
+             counts["partial"], counts["quarantined"], counts["skipped"], args.root)
+    return 0
+
+
+def ingest_table(results: Sequence[Any]) -> str:
+    """The text table of an ingest: one row per log, then every reason (damage) and note under it."""
     width = max((len(str(r.path)) for r in results), default=4)
-    sys.stdout.write(f"{'log'.ljust(width)}  {'status':11s}  {'frames':>6s}  {'triggers':30s}  reason\n")
+    lines = [f"{'log'.ljust(width)}  {'status':11s}  {'frames':>6s}  triggers"]
     for r in results:
         triggers = ", ".join(f"{k} {v}" for k, v in sorted(r.triggers_found.items())) or "-"
-        reason = r.reasons[0] if r.reasons else ""
-        sys.stdout.write(f"{str(r.path).ljust(width)}  {r.status:11s}  {r.frames_kept:6d}  {triggers:30s}  {reason}\n")
-    bad = sum(r.status in ("partial", "quarantined") for r in results)
-    log.info("%d log(s): %d ingested, %d skipped, %d partial or quarantined; index in %s/index", len(results),
-             sum(r.status == "ingested" for r in results), sum(r.status == "skipped" for r in results), bad, args.root)
-    return 0
+        lines.append(f"{str(r.path).ljust(width)}  {r.status:11s}  {r.frames_kept:6d}  {triggers}")
+        lines += [f"    reason: {text}" for text in r.reasons]
+        lines += [f"    note: {text}" for text in getattr(r, "notes", [])]
+    return "\n".join(lines) + "\n"
 
 
 # ------------------------------------------------------------------------------------ import
@@ -1012,6 +1034,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def error_line(message: str) -> str:
+    """The line an error prints: ``longtail: error: MESSAGE``, with "longtail" said once when the
+    message names its command already (``longtail select: --budget ...`` prints
+    ``longtail: error: select: --budget ...``)."""
+    return f"longtail: error: {message.removeprefix('longtail ')}\n"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``longtail`` console script; returns the exit status."""
     parser = build_parser()
@@ -1020,7 +1049,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args))
     except LongtailError as exc:
-        sys.stderr.write(f"longtail: error: {exc}\n")
+        sys.stderr.write(error_line(str(exc)))
         return 2
     except KeyboardInterrupt:
         sys.stderr.write("longtail: interrupted; finished files are kept, partial ones were discarded\n")

@@ -6,6 +6,7 @@ their metadata; later stages save theirs with runs, checkpoints and reports).
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -150,6 +151,60 @@ class TriggerConfig(_Frozen):
     smooth_s: float = Field(0.2, ge=0.02, le=2, description="moving-average window of deceleration and steering, s")
     pre_s: float = Field(2.0, ge=0, le=30, description="frames kept before a trigger's onset, s")
     post_s: float = Field(1.5, ge=0, le=30, description="frames kept after a trigger ends, s")
+    max_gap_s: float = Field(
+        0.5, gt=0, le=10,
+        description="a signal silent for longer than this breaks a sustained run: dropped messages are not "
+                    "assumed to have held the value, s",
+    )
+
+
+SIGNAL_UNITS: dict[str, dict[str, float]] = {
+    "speed": {"m/s": 1.0, "km/h": 1 / 3.6, "mph": 0.44704},
+    "accel": {"m/s^2": 1.0, "g": 9.80665},
+    "lateral_accel": {"m/s^2": 1.0, "g": 9.80665},
+    "yaw_rate": {"rad/s": 1.0, "deg/s": math.pi / 180},
+    "steering_angle": {"deg": 1.0, "rad": 180 / math.pi},
+    "brake": {"bar": 1.0, "kPa": 0.01, "MPa": 10.0, "psi": 0.0689476},
+    "throttle": {"%": 1.0, "ratio": 100.0},
+    "adas_engaged": {"bool": 1.0},
+    "driver_override": {"bool": 1.0},
+    "adas_alert": {"label": 1.0},
+    "turn_signal": {"label": 1.0},
+    "latitude": {"deg": 1.0, "rad": 180 / math.pi},
+    "longitude": {"deg": 1.0, "rad": 180 / math.pi},
+}
+"""The vehicle signals Longtail reads, and the units a signal map may give each one in, with the
+factor to Longtail's unit (the first: SI; degrees for angles). Conventions (Longtail's, the
+vehicle frame): accel negative when braking; lateral accel, yaw rate and steering angle
+positive to the right; booleans for ADAS state and driver override; alerts and turn signals as
+strings (none, fcw, aeb, ldw; off, left, right, hazard)."""
+
+
+class SignalSource(_Frozen):
+    """Where one signal is in a drive log: topic, field, unit and scale.
+
+    The value Longtail uses is ``(field * scale + offset)`` converted from ``unit`` to the
+    signal's unit (`SIGNAL_UNITS`).
+    """
+
+    topic: str = Field(..., min_length=1, description="topic carrying the signal")
+    field: str = Field("data", min_length=1,
+                       description="field of the message, dots for nesting (twist.linear.x); std_msgs values are 'data'")
+    unit: str | None = Field(None, description="unit of the field (default: the signal's own unit)")
+    scale: float = Field(1.0, description="factor on the field before the unit conversion (-1 flips a sign "
+                                          "convention, 0.01 a CAN factor)")
+    offset: float = Field(0.0, description="added after the scale, in the field's unit")
+
+
+def _check_signal_map(v: dict[str, SignalSource]) -> dict[str, SignalSource]:
+    unknown = sorted(set(v) - set(SIGNAL_UNITS))
+    if unknown:
+        raise ValueError(f"unknown signal(s) {unknown}; valid signals are {list(SIGNAL_UNITS)}")
+    for name, src in v.items():
+        if src.unit is not None and src.unit not in SIGNAL_UNITS[name]:
+            raise ValueError(f"{name}.unit: {src.unit!r} is not a unit of {name}; valid units are "
+                             f"{list(SIGNAL_UNITS[name])}")
+    return dict(sorted(v.items()))
 
 
 class IngestConfig(_Frozen):
@@ -161,7 +216,16 @@ class IngestConfig(_Frozen):
     vehicle_state_topic: str | None = Field(None, description="vehicle-state topic")
     gps_topic: str | None = Field(None, description="GPS topic")
     calibration_topic: str | None = Field(None, description="camera calibration topic")
+    signal_map: dict[str, SignalSource] = Field(
+        default_factory=dict,
+        description="signal -> where it is in the log; wins over the built-in maps (longtail.ingest.signals)",
+    )
     triggers: TriggerConfig = Field(default_factory=TriggerConfig)
+
+    @field_validator("signal_map")
+    @classmethod
+    def _signal_map(cls, v: dict[str, SignalSource]) -> dict[str, SignalSource]:
+        return _check_signal_map(v)
 
     def digest(self) -> str:
         """sha256 of the config: an ingest with another config is a different ingest."""

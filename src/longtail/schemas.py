@@ -201,8 +201,31 @@ FRAME_INDEX_SCHEMA = pa.schema([
     ("labels", pa.list_(LABEL_TYPE)),     # boxes that came with the frame (imported datasets), else empty
 ])
 
+SIGNAL_INDEX_SCHEMA = pa.schema([
+    ("log_id", pa.string()),
+    ("timestamp_ns", pa.int64()),     # sample time, ns since the UNIX epoch (at most 10 per second)
+    ("speed_mps", pa.float32()),      # vehicle signals in Longtail's units (NaN when the log lacks one)
+    ("accel_mps2", pa.float32()),     # measured, or derived from speed (manifest: signals)
+    ("decel_mps2", pa.float32()),     # causal, time-smoothed deceleration, positive when braking
+    ("lateral_accel_mps2", pa.float32()),
+    ("yaw_rate_rps", pa.float32()),
+    ("steering_angle_deg", pa.float32()),
+    ("brake_pressure_bar", pa.float32()),
+    ("throttle_pct", pa.float32()),
+    ("adas_engaged", pa.bool_()),
+    ("driver_override", pa.bool_()),
+    ("adas_alert", pa.string()),
+    ("turn_signal", pa.string()),
+    ("latitude", pa.float64()), ("longitude", pa.float64()),  # degrees, NaN without GNSS
+    ("triggers", pa.list_(pa.string())),  # triggers whose window covers this sample
+])
+"""Signal index (ingest): one Parquet file per drive log with vehicle signals, camera or not
+(DATA/index/signals/<log_id>.parquet), for fleet statistics and monitoring."""
+
 LOG_STATUSES = ("ingested", "partial", "quarantined")
-"""Manifest statuses: all read; read up to damage (kept what was intact); nothing usable."""
+"""Manifest statuses, one meaning each: ``ingested``: every message was read (``notes`` may say
+what the log lacks: a camera, vehicle signals); ``partial``: damage, something was lost
+(``reasons`` say what); ``quarantined``: nothing usable (no frame and no signal)."""
 
 
 def validate_frame_index(table: pa.Table, source: str) -> None:

@@ -59,17 +59,18 @@ def _copy(src: Path, dst: Path) -> Path:
 def rewrite() -> Callable[..., Path]:
     """Rewrite a log message by message: ``rewrite(src, dst, keep=..., change=...)``.
 
-    ``keep(topic) -> bool`` drops channels; ``change(topic, log_time, data) -> (log_time, data)``
-    alters messages. Metadata and schemas are carried over; the output is a valid, indexed MCAP.
+    ``keep(topic) -> bool`` drops channels; ``chunk_size`` (bytes) sets the chunks;
+    ``change(topic, log_time, data) -> (log_time, data)`` alters messages. Metadata and schemas
+    are carried over; the output is a valid, indexed MCAP.
     """
 
     def run(src: Path, dst: Path, keep: Callable[[str], bool] = lambda t: True,
-            change: Callable[[str, int, bytes], tuple[int, bytes]] | None = None) -> Path:
+            change: Callable[[str, int, bytes], tuple[int, bytes]] | None = None, chunk_size: int = 1024 * 1024) -> Path:
         with open(src, "rb") as f, open(dst, "wb") as out:
             reader = make_reader(f)
             summary = reader.get_summary()
             assert summary is not None
-            writer = Writer(out, compression=CompressionType.ZSTD)
+            writer = Writer(out, compression=CompressionType.ZSTD, chunk_size=chunk_size)
             writer.start(profile=reader.get_header().profile, library="longtail-tests")
             schema_ids = {sid: writer.register_schema(s.name, s.encoding, s.data) for sid, s in summary.schemas.items()}
             channel_ids = {cid: writer.register_channel(c.topic, c.message_encoding, schema_ids.get(c.schema_id, 0))

@@ -118,11 +118,32 @@ def test_timestamps_going_backwards_keep_the_monotonic_part(tmp_path, sim_logs, 
     assert len(kept) >= 0.8 * len(clean_index)
 
 
-def test_log_without_camera_topic_is_quarantined_naming_the_topics(tmp_path, sim_logs, rewrite, snapshot) -> None:
+def test_log_without_camera_is_a_signals_only_drive_naming_the_topics(tmp_path, sim_logs, rewrite, snapshot) -> None:
     bad = rewrite(sim_logs["foxglove"], tmp_path / "nocam.mcap", keep=lambda t: t != "/camera/front/image")
+    result, root = _ingest_into_used_store(tmp_path, sim_logs, bad, snapshot)
+    assert result.status == "ingested" and result.reasons == [] and result.frames_kept == 0
+    assert any(n.startswith("no camera") and "/vehicle/state" in n and "signals-only" in n and "--image-topic" in n
+               for n in result.notes), result.notes
+    # Its signals fire the same triggers as the log with the camera.
+    assert {"hard_braking", "harsh_steering"} <= set(result.triggers_found)
+    manifest = next(m for m in list_manifests(root) if m["log_id"] == result.log_id)
+    assert manifest["signal_samples"] > 0 and manifest["camera"] is None
+
+
+def test_truncated_log_without_camera_is_partial_with_every_reason(tmp_path, sim_logs, rewrite, snapshot) -> None:
+    full = rewrite(sim_logs["foxglove"], tmp_path / "nocam.mcap", keep=lambda t: t != "/camera/front/image",
+                   chunk_size=64 * 1024)
+    bad = tmp_path / "nocam_cut.mcap"
+    bad.write_bytes(full.read_bytes()[: full.stat().st_size // 2])
     result, _ = _ingest_into_used_store(tmp_path, sim_logs, bad, snapshot)
-    assert result.status == "quarantined"
-    assert any("no camera topic found" in r and "/vehicle/state" in r and "--image-topic" in r for r in result.reasons)
+    assert result.status == "partial"
+    assert any("cut short" in r for r in result.reasons) and any(n.startswith("no camera") for n in result.notes)
+    assert 0 < result.messages_read < 40 * 50
+    # The text table shows every reason and note, not the first one only.
+    from longtail.cli import ingest_table
+
+    shown = ingest_table([result])
+    assert all(f"reason: {r}" in shown for r in result.reasons) and all(f"note: {n}" in shown for n in result.notes)
 
 
 def test_undecodable_jpegs_are_skipped_and_named(tmp_path, sim_logs, clean_index, rewrite, snapshot) -> None:
@@ -150,10 +171,15 @@ def test_undecodable_jpegs_are_skipped_and_named(tmp_path, sim_logs, clean_index
 def test_log_without_signals_keeps_frames_without_features(tmp_path, sim_logs, rewrite, snapshot) -> None:
     bad = rewrite(sim_logs["foxglove"], tmp_path / "nosignals.mcap", keep=lambda t: t != "/vehicle/state")
     result, root = _ingest_into_used_store(tmp_path, sim_logs, bad, snapshot)
-    assert result.status == "partial" and any("no vehicle-state topic" in r for r in result.reasons)
+    # Nothing was lost: ingested, with a note that says what the log lacks.
+    assert result.status == "ingested" and result.reasons == []
+    assert any(n.startswith("no vehicle signals") for n in result.notes), result.notes
     kept = _frames_of(root, result.log_id)
     assert len(kept) > 0 and kept.speed_mps.isna().all() and (kept.triggers.map(len) == 0).all()
     assert result.triggers_found == {}
+    assert set(result.triggers_not_evaluated) == {"hard_braking", "harsh_steering", "disengagement", "adas_alert"}
+    # GNSS is still there.
+    assert kept.latitude.notna().all()
 
 
 @pytest.mark.slow

@@ -1,7 +1,8 @@
 """Readers of the frame index: what ingest hands to every later stage.
 
 Per ingested log, DATA/index/frames/<log_id>.parquet holds one row per kept frame
-(`longtail.schemas.FRAME_INDEX_SCHEMA`) and DATA/index/logs/<log_id>.json its manifest, written
+(`longtail.schemas.FRAME_INDEX_SCHEMA`), DATA/index/signals/<log_id>.parquet its vehicle signals
+(`SIGNAL_INDEX_SCHEMA`, camera or not) and DATA/index/logs/<log_id>.json its manifest, written
 last (so a log without a manifest is not ingested completely). Ingest writes them
 (`longtail.ingest.store`); everything else reads them here.
 """
@@ -19,7 +20,7 @@ import pyarrow.parquet as pq
 
 from longtail.catalog.root import DataRoot
 from longtail.errors import SchemaError
-from longtail.schemas import FRAME_INDEX_SCHEMA
+from longtail.schemas import FRAME_INDEX_SCHEMA, SIGNAL_INDEX_SCHEMA
 
 SIGNAL_FIELDS = ("speed_mps", "accel_mps2", "decel_mps2", "jerk_mps3", "lateral_accel_mps2", "yaw_rate_rps",
                  "steering_angle_deg", "steering_rate_dps", "brake_pressure_bar", "throttle_pct", "adas_engaged",
@@ -35,6 +36,11 @@ def index_path(root: str | os.PathLike[str], log_id: str) -> Path:
 def manifest_path(root: str | os.PathLike[str], log_id: str) -> Path:
     """Where the manifest of a log lives."""
     return DataRoot.of(root).log_manifest(log_id)
+
+
+def signals_path(root: str | os.PathLike[str], log_id: str) -> Path:
+    """Where the signal index of a log lives (camera or not)."""
+    return DataRoot.of(root).signal_index(log_id)
 
 
 def load_manifest(root: str | os.PathLike[str], log_id: str) -> dict[str, Any] | None:
@@ -80,3 +86,12 @@ def load_frame_index(root: str | os.PathLike[str], sources: tuple[str, ...] | No
     if sources is not None:
         df = df[df.source.isin(sources)].reset_index(drop=True)
     return df.sort_values(["log_id", "camera", "timestamp_ns"], kind="stable").reset_index(drop=True)
+
+
+def load_signal_index(root: str | os.PathLike[str]) -> pd.DataFrame:
+    """The signal index of every completely ingested log with vehicle signals, camera or not."""
+    tables = [pq.read_table(signals_path(root, m["log_id"])) for m in list_manifests(root)
+              if m.get("status") in ("ingested", "partial") and m.get("signal_samples")]
+    if not tables:
+        return SIGNAL_INDEX_SCHEMA.empty_table().to_pandas()
+    return pa.concat_tables(tables).to_pandas().sort_values(["log_id", "timestamp_ns"]).reset_index(drop=True)

@@ -10,6 +10,7 @@ Layout::
     fleet/                          simulated drive logs and their ground truth (simulate)
     frames/                         the content-addressed frame store (ingest)
     index/frames/<log_id>.parquet   frame index of each log (ingest)
+    index/signals/<log_id>.parquet  vehicle signals of each log, camera or not (ingest)
     index/logs/<log_id>.json        manifest of each log, written last (ingest)
     index/paths/                    path -> log id memo of ingested files (ingest)
     fiftyone/                       the data root's own MongoDB for FiftyOne (curate)
@@ -76,6 +77,10 @@ class DataRoot:
     def frame_index(self, log_id: str) -> Path:
         """DATA/index/frames/<log_id>.parquet: one row per kept frame of a log."""
         return self.index / "frames" / f"{log_id}.parquet"
+
+    def signal_index(self, log_id: str) -> Path:
+        """DATA/index/signals/<log_id>.parquet: a log's vehicle signals, camera or not."""
+        return self.index / "signals" / f"{log_id}.parquet"
 
     @property
     def log_manifests(self) -> Path:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 from typing import Any, Literal
 
@@ -33,6 +34,8 @@ from pydantic import Field, field_validator
 
 from longtail.config import _Frozen
 from longtail.errors import LongtailError
+
+log = logging.getLogger(__name__)
 
 SELECTORS = ("longtail", "random", "uniqueness")
 
@@ -192,6 +195,10 @@ def _select_longtail(pool: pd.DataFrame, emb: np.ndarray, config: SelectConfig,
     tags = pool["tags"].tolist()
     quota_need = {t: math.ceil(share * budget) for t, share in config.quotas.items() if share > 0}
     has_tag = {t: np.fromiter((t in tg for tg in tags), bool, count=n) for t in quota_need}
+    unmet_quotas = {t: f"asked for {k} frame(s) tagged {t}, the pool has {int(has_tag[t].sum())}"
+                    for t, k in quota_need.items() if has_tag[t].sum() < k}
+    for text in unmet_quotas.values():
+        log.warning("quota not met: %s; the batch holds those and fills the rest by score", text)
     quota_need = {t: min(k, int(has_tag[t].sum())) for t, k in quota_need.items()}  # what the pool allows
 
     picks: list[int] = []
@@ -221,7 +228,8 @@ def _select_longtail(pool: pd.DataFrame, emb: np.ndarray, config: SelectConfig,
         picks.append(i)
         rows.append({"_i": i, "frame_id": pool["frame_id"].iat[i], "rank": rank, "score": float(score[i]),
                      "priority": float(priority[i]), "uncertainty": float(uncertainty[i]),
-                     "fm_similarity": float(fm_sim[i]), "diversity": diversity, "quota": quota_tag})
+                     "fm_similarity": float(fm_sim[i]), "diversity": diversity, "quota": quota_tag,
+                     "_distance": float(min_dist[i]), "_tags": list(tags[i])})
         # Update coverage, then remove the pick and its near-duplicates.
         sims = emb @ emb[i]
         np.minimum(min_dist, 1.0 - sims, out=min_dist)
@@ -236,7 +244,8 @@ def _select_longtail(pool: pd.DataFrame, emb: np.ndarray, config: SelectConfig,
         eligible[same[sims[same] > config.duplicate_similarity]] = False
     out = pd.DataFrame(rows)
     out["reason"] = [_reason(r, pool) for r in rows]
-    return out.drop(columns="_i")
+    out.attrs["unmet_quotas"] = unmet_quotas
+    return out.drop(columns=["_i", "_distance", "_tags"])
 
 
 def _reason(row: dict[str, Any], pool: pd.DataFrame) -> str:
@@ -250,7 +259,13 @@ def _reason(row: dict[str, Any], pool: pd.DataFrame) -> str:
         parts.append(f"like an open failure mode (similarity {row['fm_similarity']:.2f})")
     if row["quota"]:
         parts.append(f"quota for {row['quota']}")
-    parts.append(f"diversity {row['diversity']:.2f}")
+    # The normalised diversity of a k-center pick is 1.00 by construction: say how far the frame is
+    # from what is covered, and what it shows.
+    tags = f" ({', '.join(row['_tags'])})" if row["_tags"] else ""
+    if row["_distance"] >= 1.0 - 1e-6:
+        parts.append(f"unlike anything covered yet{tags}")
+    else:
+        parts.append(f"farthest from the frames covered so far: cosine distance {row['_distance']:.2f}{tags}")
     return "; ".join(parts)
 
 

@@ -1,13 +1,13 @@
 """Decode the messages ingest needs, in either recording profile.
 
-A role (image, vehicle_state, gps, calibration) is recognised by the channel's schema name;
-topics come from the ingest config, with defaults for Longtail's own logs. A new ROS 2 decoder
+A role (image, calibration) is recognised by the channel's schema name; topics come from the
+ingest config, with defaults for Longtail's own logs. Vehicle signals and GNSS are bound by
+signal maps (`longtail.ingest.signals`) and decoded with `Decoders.decode`. A new ROS 2 decoder
 factory is made per log: mcap-ros2-support caches decoders by schema id.
 """
 
 from __future__ import annotations
 
-import operator
 from collections.abc import Callable
 from typing import Any
 
@@ -18,8 +18,6 @@ from longtail.ingest.scan import Channel
 
 ROLE_SCHEMAS: dict[str, tuple[str, ...]] = {
     "image": ("foxglove.CompressedImage", "sensor_msgs/msg/CompressedImage"),
-    "vehicle_state": ("longtail.VehicleState", "longtail_msgs/msg/VehicleState"),
-    "gps": ("foxglove.LocationFix", "sensor_msgs/msg/NavSatFix"),
     "calibration": ("foxglove.CameraCalibration", "sensor_msgs/msg/CameraInfo"),
 }
 
@@ -29,9 +27,6 @@ STATE_FIELDS = (
 )
 STATE_FLAGS = ("adas_engaged", "driver_override")
 STATE_LABELS = ("turn_signal", "adas_alert")
-_GET_FIELDS = operator.itemgetter(*STATE_FIELDS)
-_GET_FLAGS = operator.itemgetter(*STATE_FLAGS)
-_GET_LABELS = operator.itemgetter(*STATE_LABELS)
 
 
 def _get(m: Any, name: str) -> Any:
@@ -54,7 +49,7 @@ class Decoders:
         if channel.message_encoding == "json":
             fn = orjson.loads
         elif channel.message_encoding == "protobuf":
-            fn = _protobuf_decoder(channel.schema_name)
+            fn = _protobuf_decoder(channel)
         elif channel.message_encoding == "cdr":
             schema = Schema(id=channel.id, name=channel.schema_name, encoding=channel.schema_encoding,
                             data=channel.schema_data)
@@ -66,6 +61,14 @@ class Decoders:
             raise ValueError(f"unsupported message encoding {channel.message_encoding!r} on {channel.topic}")
         self._cache[channel.id] = fn
         return fn
+
+    def decode(self, channel: Channel, data: bytes | memoryview) -> Any:
+        """A message decoded: a dict (JSON), a ROS 2 object or a protobuf message.
+
+        Raises:
+            ValueError: for an encoding or schema that cannot be decoded.
+        """
+        return self._decoder(channel)(data if channel.message_encoding == "json" else bytes(data))
 
     def image(self, channel: Channel, data: bytes | memoryview) -> tuple[str, bytes | memoryview]:
         """(format, image bytes) of a compressed-image message.
@@ -80,20 +83,6 @@ class Decoders:
             return bytes(fields[3]).decode("utf-8").lower(), fields[2]
         m = self._decoder(channel)(bytes(data))
         return str(_get(m, "format")).lower(), bytes(_get(m, "data"))
-
-    def vehicle_state(self, channel: Channel, data: bytes | memoryview
-                      ) -> tuple[tuple[float, ...], tuple[bool, ...], tuple[str, ...]]:
-        """The numeric signals (`STATE_FIELDS`), flags (`STATE_FLAGS`) and labels (`STATE_LABELS`)."""
-        m = self._decoder(channel)(data if channel.message_encoding == "json" else bytes(data))
-        if isinstance(m, dict):  # the JSON hot path: 50 messages a second, every second
-            return _GET_FIELDS(m), _GET_FLAGS(m), _GET_LABELS(m)
-        return (tuple(float(_get(m, k)) for k in STATE_FIELDS), tuple(bool(_get(m, k)) for k in STATE_FLAGS),
-                tuple(str(_get(m, k)) for k in STATE_LABELS))
-
-    def gps(self, channel: Channel, data: bytes | memoryview) -> tuple[float, float]:
-        """(latitude, longitude) in degrees."""
-        m = self._decoder(channel)(bytes(data))
-        return float(_get(m, "latitude")), float(_get(m, "longitude"))
 
     def calibration(self, channel: Channel, data: bytes | memoryview) -> dict[str, Any]:
         """Image size and intrinsics of a calibration message."""
@@ -154,18 +143,26 @@ def protobuf_fields(data: bytes | memoryview, wanted: frozenset[int]) -> dict[in
     return out
 
 
-def _protobuf_decoder(schema_name: str) -> Callable[[bytes], Any]:
+def _protobuf_decoder(channel: Channel) -> Callable[[bytes], Any]:
     from foxglove_schemas_protobuf.CameraCalibration_pb2 import CameraCalibration
     from foxglove_schemas_protobuf.CompressedImage_pb2 import CompressedImage
     from foxglove_schemas_protobuf.LocationFix_pb2 import LocationFix
 
     classes = {"foxglove.CompressedImage": CompressedImage, "foxglove.CameraCalibration": CameraCalibration,
                "foxglove.LocationFix": LocationFix}
-    cls: Any = classes.get(schema_name)
-    if cls is None:
-        raise ValueError(f"unsupported protobuf schema {schema_name!r}")
-    decode: Callable[[bytes], Any] = cls.FromString
-    return decode
+    cls: Any = classes.get(channel.schema_name)
+    if cls is not None:
+        decode: Callable[[bytes], Any] = cls.FromString
+        return decode
+    # Any other protobuf schema: from the file descriptor set the log carries.
+    from mcap_protobuf.decoder import DecoderFactory as ProtobufDecoderFactory
+
+    schema = Schema(id=channel.id, name=channel.schema_name, encoding=channel.schema_encoding,
+                    data=channel.schema_data)
+    fn = ProtobufDecoderFactory().decoder_for("protobuf", schema)
+    if fn is None:
+        raise ValueError(f"unsupported protobuf schema {channel.schema_name!r} on {channel.topic}")
+    return fn
 
 
 def role_of(channel: Channel) -> str | None:

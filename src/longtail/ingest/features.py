@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from longtail.ingest.decode import STATE_FIELDS, STATE_FLAGS, STATE_LABELS
+from longtail.ingest.triggers import integral_at
 
 FEATURES = (
     "speed_mps", "accel_mps2", "decel_mps2", "jerk_mps3", "lateral_accel_mps2", "yaw_rate_rps",
@@ -14,16 +15,20 @@ FEATURES = (
 
 
 def _smooth(t_s: np.ndarray, x: np.ndarray, span_s: float) -> np.ndarray:
-    """Centred moving average over ``span_s`` seconds (samples assumed near-uniform)."""
+    """Centred, time-weighted moving average over ``span_s`` seconds (any sampling).
+
+    The trapezoid integral of ``x`` between t - span/2 and t + span/2 (clipped to the signal's
+    span), divided by that window's length: uneven sampling or dropped messages do not change
+    how much time the average covers.
+    """
     if len(x) < 3:
         return x.copy()
-    dt = float(np.median(np.diff(t_s))) if len(t_s) > 1 else 1.0
-    k = max(round(span_s / max(dt, 1e-6)), 1)
-    if k <= 1:
-        return x.copy()
-    kernel = np.ones(k) / k
-    padded = np.pad(x, (k // 2, k - 1 - k // 2), mode="edge")
-    return np.convolve(padded, kernel, mode="valid")
+    integral = np.concatenate([[0.0], np.cumsum(np.diff(t_s) * (x[1:] + x[:-1]) / 2)])
+    lo = np.maximum(t_s - span_s / 2, t_s[0])
+    hi = np.minimum(t_s + span_s / 2, t_s[-1])
+    width = hi - lo
+    safe = np.where(width > 0, width, 1.0)
+    return np.where(width > 0, (integral_at(t_s, x, integral, hi) - integral_at(t_s, x, integral, lo)) / safe, x)
 
 
 def frame_features(

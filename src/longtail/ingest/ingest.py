@@ -2,16 +2,20 @@
 
 Per log:
 
-1. One pass over the memory-mapped file (sha256 computed alongside by a helper thread):
-   vehicle signals and GPS are collected; camera frames on the keyframe grid are decoded from
-   their messages (the JPEG bytes are never decoded) and stored as they come.
-2. Triggers are detected over the whole log's signals (vectorized).
+1. One pass over the whole memory-mapped file (sha256 computed alongside by a helper thread):
+   every topic is inventoried (counts, rates, gaps); vehicle signals and GNSS are collected from
+   the topics a signal map binds (`longtail.ingest.signals`); camera frames on the keyframe grid
+   are decoded from their messages (the JPEG bytes are never decoded) and stored as they come.
+2. Missing signals are derived where physics allows; triggers are detected over the whole
+   log's signals (vectorized), and those whose signals the log lacks are "not evaluated".
 3. Only the chunks that overlap a trigger window are read again, and every frame in a window
    is stored too.
 4. Signal features are aligned to the kept frames; the index is written, the manifest last.
 
-A damaged log keeps everything readable and is marked partial with reasons; one with nothing
-usable is quarantined. Re-ingesting an unchanged file with the same config reads nothing.
+Statuses mean one thing each: ``ingested`` (all read; notes say what the log lacks, e.g. a
+camera: then it is a signals-only drive), ``partial`` (damage: something was lost, the reasons
+say what; everything readable is kept), ``quarantined`` (nothing usable). Re-ingesting an
+unchanged file with the same config reads nothing.
 """
 
 from __future__ import annotations
@@ -31,7 +35,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import orjson
 import pyarrow as pa
 from tqdm import tqdm
 
@@ -39,22 +42,16 @@ from longtail import __version__
 from longtail.catalog.frames import load_manifest
 from longtail.config import IngestConfig
 from longtail.errors import InputError
-from longtail.ingest.decode import (
-    _GET_FIELDS,
-    _GET_FLAGS,
-    _GET_LABELS,
-    STATE_FIELDS,
-    STATE_FLAGS,
-    STATE_LABELS,
-    Decoders,
-    role_of,
-)
+from longtail.ingest.decode import STATE_FLAGS, STATE_LABELS, Decoders
 from longtail.ingest.features import FEATURES, frame_features
+from longtail.ingest.inventory import TopicTimes, inventory_notes
 from longtail.ingest.jpeg import ImageFormatError, image_size
+from longtail.ingest.roles import Roles, camera_notes
 from longtail.ingest.scan import Channel, LogScanner, ScanError
-from longtail.ingest.store import FrameStore, write_index, write_manifest
+from longtail.ingest.series import SignalCollector, Signals, distance_km, on_base, signal_table
+from longtail.ingest.store import FrameStore, write_index, write_manifest, write_signals
 from longtail.ingest.triggers import TriggerEvent, detect_triggers, frames_in_windows
-from longtail.schemas import FRAME_INDEX_SCHEMA, PROFILE_TOPICS
+from longtail.schemas import FRAME_INDEX_SCHEMA
 from longtail.storage import atomic_write_json, sha256_file
 
 log = logging.getLogger(__name__)
@@ -63,7 +60,6 @@ FAULT_ENV = "LONGTAIL_FAULT"
 """Fault injection for crash tests: ``ingest.frame:N`` (after the N-th stored frame of a run),
 ``ingest.index`` (after a log's index, before its manifest) or ``ingest.log:N`` (after N logs):
 the process kills itself with SIGKILL there."""
-ROLES = ("image", "vehicle_state", "gps", "calibration")
 FRAME_WRITERS = 2
 """Threads creating frame files behind the scan (file creation is system-call time)."""
 
@@ -84,6 +80,8 @@ class LogResult:
     bytes: int = 0
     store_seconds: float = 0.0
     write_seconds: float = 0.0
+    notes: list[str] = field(default_factory=list)
+    triggers_not_evaluated: dict[str, str] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict."""
@@ -142,35 +140,11 @@ def _remember_log_id(root: str | os.PathLike[str], path: str, log_id: str) -> No
 
 
 # ------------------------------------------------------------------------------------ one log
-class _Roles:
-    """Which channel plays which role; configured topics win, else the schema decides."""
-
-    def __init__(self, cfg: IngestConfig) -> None:
-        self.configured = {"image": cfg.image_topic, "vehicle_state": cfg.vehicle_state_topic,
-                           "gps": cfg.gps_topic, "calibration": cfg.calibration_topic}
-        self.defaults = {role: {getattr(t, role) for t in PROFILE_TOPICS.values()} for role in ROLES}
-        self.by_id: dict[int, str] = {}
-        self.channel: dict[str, Channel] = {}
-        self.wanted: set[int] = set()
-
-    def consider(self, channels: dict[int, Channel]) -> None:
-        """Assign roles to channels not seen before (default topics before other matches)."""
-        fresh = [ch for ch in channels.values() if ch.id not in self.by_id]
-        fresh.sort(key=lambda ch: 0 if ch.topic in self.defaults.get(role_of(ch) or "", set()) else 1)
-        for ch in fresh:
-            self.by_id[ch.id] = ""
-            for role, topic in self.configured.items():
-                if role in self.channel:
-                    continue
-                if (topic is not None and ch.topic == topic) or (topic is None and role_of(ch) == role):
-                    self.channel[role] = ch
-                    self.by_id[ch.id] = role
-                    self.wanted.add(ch.id)
-                    break
-
-
 def ingest_log(path: str | os.PathLike[str], root: str | os.PathLike[str], cfg: IngestConfig) -> LogResult:
     """Ingest one drive log into the frame store and write its index and manifest.
+
+    A log without a camera is ingested as a signals-only drive (its signals, triggers and GNSS
+    track; a note says so); one with neither frames nor signals is quarantined.
 
     Args:
         path: the MCAP file.
@@ -189,14 +163,14 @@ def ingest_log(path: str | os.PathLike[str], root: str | os.PathLike[str], cfg: 
         if previous is not None and previous.get("config_digest") == cfg.digest():
             return _skipped(path, cached, previous, start, size)
     manifest: dict[str, Any] = {
-        "format": "longtail.ingest/1", "path": os.path.abspath(path), "bytes": size,
+        "format": "longtail.ingest/2", "path": os.path.abspath(path), "bytes": size,
         "longtail_version": __version__, "config": cfg.model_dump(mode="json"), "config_digest": cfg.digest(),
     }
     try:
         scanner = LogScanner(path)
     except ScanError as exc:
         log_id = sha256_file(path)
-        manifest.update(log_id=log_id, status="quarantined", reasons=[str(exc)], frames_kept=0, keyframes=0)
+        manifest.update(log_id=log_id, status="quarantined", reasons=[str(exc)], notes=[], frames_kept=0, keyframes=0)
         write_manifest(root, log_id, manifest)
         _remember_log_id(root, path, log_id)
         return LogResult(path, log_id, "quarantined", reasons=[str(exc)], seconds=time.perf_counter() - start,
@@ -210,42 +184,31 @@ def ingest_log(path: str | os.PathLike[str], root: str | os.PathLike[str], cfg: 
         return _skipped(path, log_id, previous, start, size, same_content=True)
     table = outcome.table(log_id)
     reasons = scanner.scan.problems + outcome.problems
-    status = "quarantined" if table.num_rows == 0 else ("partial" if reasons else "ingested")
-    if table.num_rows == 0:
-        if "image" not in outcome.roles.channel:
-            topics = sorted(ch.topic for ch in scanner.scan.channels.values())
-            reasons.append(f"no camera topic found (topics in the log: {topics}); set image_topic (--image-topic) to "
-                           "the topic carrying sensor_msgs/msg/CompressedImage or foxglove.CompressedImage")
-        else:
-            reasons.append("no readable camera frame in the log")
-    used = {role: ch.topic for role, ch in outcome.roles.channel.items()}
-    counts = outcome.counts
-    manifest.update(
-        log_id=log_id, status=status, reasons=reasons, profile=scanner.scan.profile,
-        indexed=scanner.scan.has_summary, vehicle=scanner.scan.metadata.get("vehicle", {}),
-        drive=scanner.scan.metadata.get("drive", {}), topics_used=used,
-        topics_ignored=sorted(f"{ch.topic} ({ch.schema_name or ch.message_encoding})"
-                              for ch in scanner.scan.channels.values() if ch.topic not in used.values()),
-        messages_read=counts, frames_kept=table.num_rows, keyframes=outcome.keyframes,
-        trigger_frames=table.num_rows - outcome.keyframes, triggers=[e.to_json() for e in outcome.events],
-        calibration=outcome.calibration,
-        time_range_ns=[int(table.column("timestamp_ns")[0].as_py()), int(table.column("timestamp_ns")[-1].as_py())]
-        if table.num_rows else None,
-        duration_s=round((outcome.image_t[-1] - outcome.image_t[0]) / 1e9, 3) if len(outcome.image_t) > 1 else 0.0,
-        elapsed_s=round(time.perf_counter() - start, 3),
-        store_s=round(outcome.store.seconds, 3),
-        frame_write_s=round(outcome.store.write_seconds, 3),
-    )
+    notes = outcome.notes
+    if "image" in outcome.roles.channel and table.num_rows == 0:
+        reasons.append(f"no readable camera frame on {outcome.roles.channel['image'].topic}")
+    samples = outcome.signals.samples()
+    if table.num_rows == 0 and samples == 0:
+        status = "quarantined"
+        reasons.append("nothing usable: no camera frame and no vehicle signal could be read")
+    else:
+        status = "partial" if reasons else "ingested"
+    signal_rows = outcome.signal_table(log_id)
+    manifest.update(outcome.describe(log_id, table, signal_rows.num_rows))
+    manifest.update(status=status, reasons=reasons, notes=notes, elapsed_s=round(time.perf_counter() - start, 3))
     if table.num_rows:
         write_index(root, log_id, table)
+    if signal_rows.num_rows:
+        write_signals(root, log_id, signal_rows)
     _FAULTS.hit("ingest.index")
     write_manifest(root, log_id, manifest)
     _remember_log_id(root, path, log_id)
     trig_counts: dict[str, int] = {}
     for e in outcome.events:
         trig_counts[e.name] = trig_counts.get(e.name, 0) + 1
-    return LogResult(path, log_id, status, table.num_rows, outcome.keyframes, sum(counts.values()), trig_counts,
-                     reasons, time.perf_counter() - start, size, outcome.store.seconds, outcome.store.write_seconds)
+    return LogResult(path, log_id, status, table.num_rows, outcome.keyframes, sum(outcome.counts.values()),
+                     trig_counts, reasons, time.perf_counter() - start, size, outcome.store.seconds,
+                     outcome.store.write_seconds, notes, outcome.not_evaluated)
 
 
 def _skipped(path: str, log_id: str, previous: dict[str, Any], start: float, size: int,
@@ -264,15 +227,15 @@ class _Ingest:
         self.cfg = cfg
         self.store = FrameStore(root, writers=FRAME_WRITERS)
         self.decoders = Decoders()
-        self.roles = _Roles(cfg)
+        self.roles = Roles(cfg)
+        self.collector = SignalCollector(cfg)
+        self.times = TopicTimes()
+        self.signals = Signals({}, {}, [])
         self.counts: dict[str, int] = {}
         self.problems: list[str] = []
-        self.sig_t: list[int] = []
-        self.sig_values: list[tuple[float, ...]] = []
-        self.sig_flags: list[tuple[bool, ...]] = []
-        self.sig_labels: list[tuple[str, ...]] = []
-        self.gps_t: list[int] = []
-        self.gps_ll: list[tuple[float, float]] = []
+        self.notes: list[str] = []
+        self.inventory: list[dict[str, Any]] = []
+        self.not_evaluated: dict[str, str] = {}
         self.calibration: dict[str, Any] | None = None
         self.image_t: list[int] = []
         self.rows: dict[int, dict[str, Any]] = {}
@@ -289,48 +252,33 @@ class _Ingest:
         finally:
             self.store.close()  # idempotent: also stops the writer threads when the scan fails
 
+    def _consider(self) -> None:
+        channels = self.scanner.scan.channels
+        self.roles.consider(channels)
+        self.collector.bind(list(channels.values()), self.roles.claimed())
+
     def _run(self) -> _Ingest:
         scan = self.scanner.scan
-        self.roles.consider(scan.channels)
+        self._consider()
         key_period = int(1e9 / self.cfg.keyframe_hz)
         # Keyframes sit on a grid anchored at the log's first frame, so damage or a bad frame
         # does not shift the keyframes after it.
         anchor: int | None = None
         slot = -1
         last_image = -(10**19)
-        # 1. One pass: signals, GPS, calibration, and keyframes.
-        by_id = self.roles.by_id
-        counts: dict[int, int] = {}
-        state_json = None
-        # Without a summary, channels are declared inside the data: look at every message.
-        wanted = self.roles.wanted if scan.has_summary else None
-        for msg in self.scanner.messages(wanted):
+        # 1. One pass over every message (the whole file is read, so all damage is found): the
+        # topic inventory, signals, calibration, and keyframes.
+        by_id, collector, times = self.roles.by_id, self.collector, self.times
+        for msg in self.scanner.messages(None):
             cid = msg.channel_id
-            role = by_id.get(cid)
-            if role is None:
-                self.roles.consider(scan.channels)
-                role = by_id.get(cid, "")
-            if not role:
-                continue
-            counts[cid] = counts.get(cid, 0) + 1
             t = msg.log_time
+            times.add(cid, t)
+            role = by_id.get(cid)
+            if role is None:  # a channel declared inside the data (no summary)
+                self._consider()
+                role = by_id.get(cid, "")
             try:
-                if role == "vehicle_state":
-                    if self.sig_t and t <= self.sig_t[-1]:
-                        self.backwards += 1
-                        continue
-                    if state_json is None:
-                        state_json = self.roles.channel[role].message_encoding == "json"
-                    if state_json:  # the hot path: 50 messages a second
-                        m = orjson.loads(msg.data)
-                        values, flags, labels = _GET_FIELDS(m), _GET_FLAGS(m), _GET_LABELS(m)
-                    else:
-                        values, flags, labels = self.decoders.vehicle_state(self.roles.channel[role], msg.data)
-                    self.sig_t.append(t)
-                    self.sig_values.append(values)
-                    self.sig_flags.append(flags)
-                    self.sig_labels.append(labels)
-                elif role == "image":
+                if role == "image":
                     if t <= last_image:
                         self.backwards += 1
                         continue
@@ -342,24 +290,24 @@ class _Ingest:
                     k = (t - anchor + key_period // 10) // key_period
                     if k > slot and self._keep(self.roles.channel[role], t, msg.data, keyframe=True):
                         slot = k
-                elif role == "gps":
-                    if not self.gps_t or t > self.gps_t[-1]:
-                        self.gps_ll.append(self.decoders.gps(self.roles.channel[role], msg.data))
-                        self.gps_t.append(t)
-                elif role == "calibration" and self.calibration is None:
-                    self.calibration = self.decoders.calibration(self.roles.channel[role], msg.data)
+                elif role == "calibration":
+                    if self.calibration is None:
+                        self.calibration = self.decoders.calibration(self.roles.channel[role], msg.data)
+                elif collector.wants(cid):
+                    channel = scan.channels[cid]
+                    collector.add(channel, t, self.decoders.decode(channel, msg.data))
             except Exception as exc:  # an undecodable message is damage: skip it, keep the rest
                 topic = scan.channels[cid].topic
                 self.bad_messages.append(f"{topic} at {t} ns ({type(exc).__name__}: {exc})"
                                          if len(self.bad_messages) < 3 else "")
-        self.counts = {scan.channels[cid].topic: n for cid, n in counts.items()}
-        # 2. Triggers over the whole log's signals.
-        if self.sig_t:
-            sig_t = np.array(self.sig_t, dtype=np.int64)
-            values = np.array(self.sig_values)
-            flags = np.array(self.sig_flags, dtype=bool)
-            self.events = detect_triggers(sig_t, values[:, 1], values[:, 3], flags[:, 0], flags[:, 1],
-                                          [lab[1] for lab in self.sig_labels], self.cfg.triggers)
+        self.signals = collector.finish(self.cfg.triggers.smooth_s)
+        used = {ch.id: "camera" if role == "image" else role for role, ch in self.roles.channel.items()}
+        for cid in {b.channel_id for b in collector.bound.values()}:
+            used[cid] = "signals: " + " ".join(s for s, b in collector.bound.items() if b.channel_id == cid)
+        self.counts = {scan.channels[cid].topic: len(times.times.get(cid, [])) for cid in used}
+        self.inventory = times.inventory(scan.channels, used)
+        # 2. Triggers over the whole log's signals, each on its own sample times.
+        self.events, self.not_evaluated = detect_triggers(self.signals.series, self.cfg.triggers)
         # 3. Frames inside trigger windows: read again only the chunks that overlap one.
         if self.cfg.keep_trigger_frames and self.events and "image" in self.roles.channel:
             self._trigger_frames()
@@ -407,9 +355,10 @@ class _Ingest:
                     self._keep(channel, msg.log_time, msg.data, keyframe=False)
 
     def _report(self) -> None:
-        roles = self.roles.channel
-        if self.backwards:
-            self.problems.append(f"{self.backwards} message(s) with timestamps going backwards were dropped "
+        """Problems (damage: something was lost) and notes (what the log lacks or Longtail left unread)."""
+        backwards = self.backwards + self.signals.backwards
+        if backwards:
+            self.problems.append(f"{backwards} message(s) with timestamps going backwards were dropped "
                                  "(the monotonic part was kept)")
         if self.bad_frames:
             shown = "; ".join(b for b in self.bad_frames if b)
@@ -418,12 +367,49 @@ class _Ingest:
         if self.bad_messages:
             shown = "; ".join(b for b in self.bad_messages if b)
             self.problems.append(f"{len(self.bad_messages)} message(s) do not decode and were skipped: {shown}")
-        if "image" in roles and "vehicle_state" not in roles:
-            self.problems.append("no vehicle-state topic: frames were kept without signal features or triggers "
-                                 "(set vehicle_state_topic if the log has one under another name)")
-        elif "vehicle_state" in roles and not self.sig_t:
-            self.problems.append(f"no readable messages on {roles['vehicle_state'].topic}: frames have no signal "
-                                 "features and no triggers")
+        self.notes += camera_notes(self.cfg, self.roles.channel.get("image"), self.roles.not_an_image,
+                                   list(self.scanner.scan.channels.values()))
+        self.notes += self.signals.notes
+        if not self.signals.has_vehicle_signals():
+            self.notes.append("no vehicle signals: " + ("frames were kept without signal features; " if self.rows
+                              else "") + "no trigger was evaluated (map the log's topics with a signal map, "
+                              "--signal-map FILE, if it has signals under other names)")
+        elif self.not_evaluated:
+            self.notes.append("trigger(s) not evaluated (not the same as 'did not fire'): " + "; ".join(
+                f"{k}: {v}" for k, v in self.not_evaluated.items()))
+        self.notes += inventory_notes(self.inventory)
+
+    def describe(self, log_id: str, table: pa.Table, signal_rows: int) -> dict[str, Any]:
+        """The manifest fields of this log (everything but status, reasons and notes)."""
+        scan = self.scanner.scan
+        used = {role: ch.topic for role, ch in self.roles.channel.items()}
+        used_ids = {ch.id for ch in self.roles.channel.values()} | {b.channel_id for b in self.collector.bound.values()}
+        sig_t = [s.t for s in self.signals.series.values() if len(s.t)]
+        span = (min(int(t[0]) for t in sig_t), max(int(t[-1]) for t in sig_t)) if sig_t else None
+        frames_t = table.column("timestamp_ns") if table.num_rows else None
+        distance = distance_km(self.signals)
+        return {
+            "log_id": log_id, "profile": scan.profile, "indexed": scan.has_summary,
+            "vehicle": scan.metadata.get("vehicle", {}), "drive": scan.metadata.get("drive", {}),
+            "camera": used.get("image"), "topics_used": used,
+            "topics_ignored": sorted(f"{ch.topic} ({ch.schema_name or ch.message_encoding})"
+                                     for ch in scan.channels.values() if ch.id not in used_ids),
+            "inventory": self.inventory, "signals": self.signals.sources, "signal_samples": signal_rows,
+            "messages_read": self.counts, "frames_kept": table.num_rows, "keyframes": self.keyframes,
+            "trigger_frames": table.num_rows - self.keyframes, "triggers": [e.to_json() for e in self.events],
+            "triggers_not_evaluated": self.not_evaluated, "calibration": self.calibration,
+            "time_range_ns": [int(frames_t[0].as_py()), int(frames_t[-1].as_py())] if frames_t is not None
+            else (list(span) if span else None),
+            "duration_s": round((self.image_t[-1] - self.image_t[0]) / 1e9, 3) if len(self.image_t) > 1
+            else (round((span[1] - span[0]) / 1e9, 3) if span else 0.0),
+            "distance_km": None if distance is None else round(distance, 3),
+            "store_s": round(self.store.seconds, 3), "frame_write_s": round(self.store.write_seconds, 3),
+        }
+
+    def signal_table(self, log_id: str) -> pa.Table:
+        """The signal index rows of this log."""
+        windows = [(*e.window(self.cfg.triggers), e.name) for e in self.events]
+        return signal_table(log_id, self.signals, windows, self.cfg.triggers.smooth_s)
 
     def table(self, log_id: str) -> pa.Table:
         """The frame index rows of this log."""
@@ -433,15 +419,12 @@ class _Ingest:
         times = sorted(self.rows)
         t = np.array(times, dtype=np.int64)
         rows = [self.rows[x] for x in times]
-        sig_t = np.array(self.sig_t, dtype=np.int64)
-        values = np.array(self.sig_values, dtype=np.float64).reshape(len(self.sig_t), len(STATE_FIELDS))
-        flags = np.array(self.sig_flags, dtype=bool).reshape(len(self.sig_t), len(STATE_FLAGS))
-        feats = frame_features(t, sig_t, values, flags, self.sig_labels, self.cfg.triggers.smooth_s)
-        if self.gps_t:
-            gt, ll = np.array(self.gps_t, dtype=np.int64), np.array(self.gps_ll)
-            lat, lon = np.interp(t, gt, ll[:, 0]), np.interp(t, gt, ll[:, 1])
-        else:
-            lat = lon = np.full(len(t), np.nan)
+        sig_t, values, flags, labels = on_base(self.signals)
+        feats = frame_features(t, sig_t, values, flags, labels, self.cfg.triggers.smooth_s)
+        position = {}
+        for name in ("latitude", "longitude"):
+            s = self.signals.series.get(name)
+            position[name] = np.interp(t, s.t, s.v) if s is not None and len(s.t) else np.full(len(t), np.nan)
         camera = self.roles.channel["image"].topic
         vehicle, drive = scan.metadata.get("vehicle", {}), scan.metadata.get("drive", {})
         n = len(rows)
@@ -464,8 +447,8 @@ class _Ingest:
             **{name: feats[name].astype(np.float32) for name in FEATURES},
             **{name: feats[name] for name in STATE_FLAGS},
             **{name: feats[name].tolist() for name in STATE_LABELS},
-            "latitude": lat,
-            "longitude": lon,
+            "latitude": position["latitude"],
+            "longitude": position["longitude"],
             "triggers": frames_in_windows(t, self.events, self.cfg.triggers),
             "labels": [[] for _ in range(n)],
         }

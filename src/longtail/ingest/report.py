@@ -20,7 +20,7 @@ TRIGGER_COLORS = {"hard_braking": "#d62728", "disengagement": "#9467bd", "harsh_
 
 
 def log_table(root: str | os.PathLike[str]) -> pd.DataFrame:
-    """One row per ingested log or dataset: status, frames, triggers and the first reason."""
+    """One row per ingested log or dataset: status, frames, triggers, every reason (damage) and note."""
     rows = []
     for m in list_manifests(root):
         counts: dict[str, int] = {}
@@ -32,14 +32,16 @@ def log_table(root: str | os.PathLike[str]) -> pd.DataFrame:
             "status": m["status"], "frames": m.get("frames_kept", 0), "keyframes": m.get("keyframes", 0),
             "trigger frames": m.get("trigger_frames", 0),
             "triggers": ", ".join(f"{k} {v}" for k, v in sorted(counts.items())),
-            "reason": (m.get("reasons") or [""])[0],
+            "reasons": "; ".join(m.get("reasons") or []),
+            "notes": "; ".join(m.get("notes") or []),
         })
     return pd.DataFrame(rows)
 
 
 def trigger_timeline(root: str | os.PathLike[str], log_id: str | None = None) -> go.Figure:
     """Speed, deceleration and steering rate of a log's kept frames, trigger windows shaded."""
-    manifests = [m for m in list_manifests(root) if m.get("triggers") and m["status"] != "quarantined"]
+    # Logs with frames only: a signals-only drive has no frames to plot the features of.
+    manifests = [m for m in list_manifests(root) if m.get("triggers") and m.get("frames_kept")]
     if log_id is None:
         manifests.sort(key=lambda m: -len(m["triggers"]))
         chosen = manifests[0] if manifests else None

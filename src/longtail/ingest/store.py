@@ -4,6 +4,7 @@ Layout under the data root::
 
     frames/<sha[:2]>/<sha>.<ext>        image bytes, exactly as recorded, named by their sha256
     index/frames/<log_id>.parquet       the frame index of one drive log
+    index/signals/<log_id>.parquet      its vehicle signals (camera or not)
     index/logs/<log_id>.json            that log's manifest, written last
 
 A manifest marks its index file as complete: index files without one are leftovers of an
@@ -22,8 +23,9 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from longtail.catalog.frames import index_path, manifest_path
-from longtail.schemas import validate_frame_index
+from longtail.catalog.frames import index_path, manifest_path, signals_path
+from longtail.errors import SchemaError
+from longtail.schemas import SIGNAL_INDEX_SCHEMA, validate_frame_index
 from longtail.storage import atomic_write_json, atomic_writer, sha256_bytes
 
 EXTENSIONS = {"jpeg": "jpg", "jpg": "jpg", "png": "png"}
@@ -123,7 +125,7 @@ class FrameStore:
         """
         removed = 0
         patterns = [(self.dir, "*/.*.tmp")] + [(self.root / "index" / sub, ".*.tmp")
-                                               for sub in ("frames", "logs", "paths")]
+                                               for sub in ("frames", "signals", "logs", "paths")]
         for folder, pattern in patterns:
             if folder.exists():
                 for tmp in folder.glob(pattern):
@@ -136,6 +138,15 @@ def write_index(root: str | os.PathLike[str], log_id: str, table: pa.Table) -> N
     """Write a log's frame index (validated first). Write its manifest after, with `write_manifest`."""
     path = index_path(root, log_id)
     validate_frame_index(table, str(path))
+    with atomic_writer(path) as handle:
+        pq.write_table(table, handle, compression="zstd")
+
+
+def write_signals(root: str | os.PathLike[str], log_id: str, table: pa.Table) -> None:
+    """Write a log's signal index (`SIGNAL_INDEX_SCHEMA`). Write its manifest after."""
+    path = signals_path(root, log_id)
+    if not table.schema.equals(SIGNAL_INDEX_SCHEMA, check_metadata=False):
+        raise SchemaError(f"{path}: signal index schema differs from SIGNAL_INDEX_SCHEMA: {table.schema.names}")
     with atomic_writer(path) as handle:
         pq.write_table(table, handle, compression="zstd")
 
