@@ -1,0 +1,120 @@
+"""``longtail run``: the pipeline on a target, and where its results are."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from typing import Any
+
+from longtail.errors import LongtailError
+
+log = logging.getLogger("longtail")
+
+
+# ------------------------------------------------------------------------------------ run
+def _add_run(sub: Any) -> None:
+    p = sub.add_parser(
+        "run",
+        help="run the pipeline (pipeline.yaml) on a target: the main job",
+        description=(
+            "Run Longtail's pipeline on a target from env/: 'local' (default: a simulated fleet, local data "
+            "store, everything on this machine) or 'ci' (the same DAG, shrunken). Tasks whose inputs did not "
+            "change are skipped; --force reruns everything."
+        ),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("--target", default="local", help="env/<target>.yaml to run with")
+    p.add_argument("--root", help="override the data folder of the target")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="settings",
+                   help="override one value of the target's env file, by its dotted name (repeatable), e.g. "
+                        "--set curate.budget=3500 --set train.max_minutes=5; only the tasks that depend on it rerun")
+    p.add_argument("--force", action="store_true", help="rerun every task")
+    p.set_defaults(func=cmd_run)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Run ``longtail run``."""
+    from longtail.catalog.versions import list_versions
+    from longtail.curate.run import list_batches, selected_batch
+    from longtail.evaluate.summary import load_evaluation_record
+    from longtail.pipeline import parse_settings, run
+    from longtail.train.report import load_train_record
+
+    overrides = {**({"root": args.root} if args.root else {}), **parse_settings(args.settings)}
+    env = run(args.target, force=args.force, overrides=overrides or None)
+    root = env["root"]
+    fleet = f"{root}/fleet"
+    dataset = env.get("curate", {}).get("dataset", "longtail")
+    batches = sorted(list_batches(root), key=lambda m: m["created_at"])
+    latest = f"{root}/batches/{batches[-1]['batch_id']}/ (latest of {len(batches)})" if batches else f"{root}/batches/"
+    app = f"longtail app --root {root}" + (f" --dataset {dataset}" if dataset != "longtail" else "")
+    try:
+        labels = f"{root}/labels/{selected_batch(root)}/"
+    except LongtailError:  # a target without the curate task's record
+        labels = f"{root}/labels/<batch id>/"
+    versions = list_versions(root)
+    version = (f"{root}/datasets/{versions[-1]['version_id']}/ (latest of {len(versions)}; DVC record "
+               f"{root}/datasets/{versions[-1]['version_id']}.dvc)") if versions else f"{root}/datasets/"
+    mlflow_ui = f"mlflow ui --backend-store-uri sqlite:///{root}/mlflow/mlflow.db"
+    try:
+        trained = load_train_record(f"{root}/runs/latest.json")
+        val = trained["val_map50"]
+        model = (f"{trained['model_uri']} = {trained['registered_model']} version {trained['model_version']} "
+                 f"(MLflow run {trained['run_id']}; val mAP@0.5 {'n/a' if val is None else f'{val:.3f}'}; "
+                 f"checkpoints in {trained['run_dir']}/)")
+    except LongtailError:  # a target without the train task
+        model = f"none yet ({root}/runs/latest.json missing)"
+    try:
+        evaluated = load_evaluation_record(f"{root}/evaluations/latest.json")
+        report = evaluated["published_report"] or evaluated["report"]
+        decision = f"{evaluated['headline']} (every number: {evaluated['evaluation_path']})"
+        from longtail.detector.registry import REGISTERED_MODEL, champion_version, tracking_uri_for
+
+        current = champion_version(tracking_uri_for(root))
+        decision += "\nChampion: " + ("none yet" if current is None else
+                                      f"models:/{REGISTERED_MODEL}/{current} (the registry's champion alias)")
+    except LongtailError:  # a target without the evaluate task
+        report, decision = f"{root}/reports/evaluation.html (not written yet)", "none yet"
+    sys.stdout.write(
+        f"\nEvaluation report (open in a browser; the page for product managers): {report}\n"
+        f"Decision: {decision}\n"
+        f"Model: {model}\n"
+        f"MLflow runs and model registry: {mlflow_ui} (then http://127.0.0.1:5000)\n"
+        f"Drive logs: {fleet}/*.mcap (ground truth in {fleet}/ground_truth/, manifest {fleet}/fleet.json)\n"
+        f"Frame store and index: {root}/frames/, {root}/index/ (read with "
+        "longtail.catalog.frames.load_frame_index)\n"
+        f"Curated dataset: FiftyOne dataset {dataset!r} (manifest {root}/curate/manifest.json, failure modes "
+        f"{root}/curate/failure_modes.json)\n"
+        f"Labeling batch: {latest} (frames.parquet, manifest.json; the one labeled: "
+        f"{root}/curate/selected_batch.json)\n"
+        f"Labels of the batch: {labels} (labels.parquet, qa.json, manifest.json)\n"
+        f"Dataset version: {version}\n"
+        f"Reports: {report}, then the notebooks {root}/reports/00_simulate.ipynb, {root}/reports/01_ingest.ipynb, "
+        f"{root}/reports/02_curate.ipynb, {root}/reports/03_label.ipynb, {root}/reports/04_train.ipynb, "
+        f"{root}/reports/05_evaluate.ipynb\n"
+        "Open a log in Foxglove (File > Open local file) or read it in Python with longtail.logs.iter_messages.\n"
+        f"Explore the dataset, its failure modes and the batch in the FiftyOne App: {app}\n"
+        f"Look at the labeling project in Label Studio: longtail label serve --root {root} (prints its address; "
+        f"login in {root}/labelstudio/credentials.json; stop it with longtail label stop --root {root})\n"
+        f"{servers_left_running(root)}"
+    )
+    return 0
+
+
+def servers_left_running(root: str) -> str:
+    """A line naming the data root's servers that still run (with how to stop each), or ``""``.
+
+    A run leaves FiftyOne's MongoDB and Label Studio up for the App, the notebooks and labeling.
+    """
+    from longtail.catalog import db
+    from longtail.label import server
+
+    running = []
+    if db.running_uri(root):
+        running.append(f"FiftyOne's MongoDB (stop it with longtail db stop --root {root})")
+    if server.running(root):
+        running.append(f"Label Studio (stop it with longtail label stop --root {root})")
+    return f"Still running, for the App, the notebooks and labeling: {'; '.join(running)}\n" if running else ""
+
+
