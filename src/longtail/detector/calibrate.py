@@ -30,8 +30,7 @@ import numpy as np
 import pandas as pd
 from torch import nn
 
-from longtail.boxes import iou_matrix
-from longtail.detector.metrics import Boxes, _as_array, _match_scored, _min_height, _split_ignored
+from longtail.detector.metrics import Boxes, iter_class_matches
 from longtail.detector.predict import predict_frames
 from longtail.schemas import CATEGORIES
 
@@ -47,25 +46,14 @@ MIN_THRESHOLD = 0.05
 def _class_flags(gt: Mapping[str, Boxes], preds: Mapping[str, Boxes], classes: Sequence[str], match_iou: float,
                  min_height: float | Mapping[str, float]) -> dict[str, tuple[np.ndarray, np.ndarray, int]]:
     """Per class: scores and true-positive flags of every counted detection, and the object count
-    (step 1), matched exactly as `evaluate_detections` matches at its operating point."""
+    (step 1): `evaluate_detections`' operating-point matching with every detection kept."""
     scores: dict[int, list[np.ndarray]] = {c: [] for c in range(len(classes))}
     flags: dict[int, list[np.ndarray]] = {c: [] for c in range(len(classes))}
     n_gt = np.zeros(len(classes), np.int64)
-    for frame_id in sorted(gt):
-        g_xy, g_cls, _ = _as_array(gt[frame_id], frame_id, "ground truth", classes, need_score=False)
-        d_xy, d_cls, d_score = _as_array(preds.get(frame_id, ()), frame_id, "predictions", classes, need_score=True)
-        min_h = _min_height(min_height, frame_id)
-        for c in range(len(classes)):
-            g, g_ignore = _split_ignored(g_xy[g_cls == c], min_h)
-            n_gt[c] += int((~g_ignore).sum())
-            sel = d_cls == c
-            order = np.argsort(-d_score[sel], kind="mergesort")
-            d, s = d_xy[sel][order], d_score[sel][order]
-            if not len(d):
-                continue
-            tp, ignored = _match_scored(d, iou_matrix(d, g), g_ignore, match_iou, min_h)
-            scores[c].append(s[~ignored])
-            flags[c].append(tp[~ignored])
+    for m in iter_class_matches(gt, preds, classes, 0.0, match_iou, min_height):
+        n_gt[m.cls] += m.scored
+        scores[m.cls].append(m.s[~m.op_ignored])
+        flags[m.cls].append(m.op_tp[~m.op_ignored])
     return {name: (np.concatenate(scores[c]) if scores[c] else np.zeros(0),
                    np.concatenate(flags[c]) if flags[c] else np.zeros(0, bool), int(n_gt[c]))
             for c, name in enumerate(classes)}

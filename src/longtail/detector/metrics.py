@@ -36,8 +36,8 @@ uses). Ground-truth scores are ignored.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -182,6 +182,50 @@ def _min_height(min_height: float | Mapping[str, float], frame_id: str) -> float
     return float(min_height)
 
 
+class ClassMatch(NamedTuple):
+    """One class of one frame, matched (`iter_class_matches`)."""
+
+    frame_id: str
+    cls: int
+    d: np.ndarray         # detections (n, 4), highest score first
+    s: np.ndarray         # their scores
+    ious: np.ndarray      # (n, ground truth) IoU
+    g_ignore: np.ndarray  # ignore flag of each ground-truth box, scored ones first
+    min_h: float          # px: smaller boxes are neither found nor missed
+    op_tp: np.ndarray     # at the operating point (score >= threshold, IoU >= match_iou): true positive ...
+    op_ignored: np.ndarray  # ... or ignored, per kept detection; the rest are false positives
+    scored: int           # ground-truth boxes that count
+
+    @property
+    def op_counts(self) -> tuple[int, int, int]:
+        """(tp, fp, fn) at the operating point."""
+        tp = int(self.op_tp.sum())
+        return tp, int((~self.op_tp & ~self.op_ignored).sum()), self.scored - tp
+
+
+def iter_class_matches(gt: Mapping[str, Boxes], preds: Mapping[str, Boxes], classes: Sequence[str],
+                       score_threshold: float | Mapping[str, float], match_iou: float,
+                       min_height: float | Mapping[str, float]) -> Iterator[ClassMatch]:
+    """Match every class of every frame once, in frame_id order (COCO pools images in id order):
+    the one loop under `evaluate_detections`, `compute_frame_errors`, `compute_frame_stats` and the
+    threshold calibration."""
+    thresholds = class_thresholds(score_threshold, classes)
+    for frame_id in sorted(gt):
+        g_xy, g_cls, _ = _as_array(gt[frame_id], frame_id, "ground truth", classes, need_score=False)
+        g_mark = _marked(gt[frame_id])
+        d_xy, d_cls, d_score = _as_array(preds.get(frame_id, ()), frame_id, "predictions", classes, need_score=True)
+        min_h = _min_height(min_height, frame_id)
+        for c in range(len(classes)):
+            g, g_ig = _split_ignored(g_xy[g_cls == c], min_h, g_mark[g_cls == c])
+            sel = d_cls == c
+            order = np.argsort(-d_score[sel], kind="mergesort")
+            d, s = d_xy[sel][order], d_score[sel][order]
+            ious = iou_matrix(d, g)  # once per frame and class, for the operating point and every IoU threshold
+            keep = s >= thresholds[c]
+            op_tp, op_ig = _match_scored(d[keep], ious[keep], g_ig, match_iou, min_h)
+            yield ClassMatch(frame_id, c, d, s, ious, g_ig, min_h, op_tp, op_ig, int((~g_ig).sum()))
+
+
 def class_thresholds(score_threshold: float | Mapping[str, float], classes: Sequence[str]) -> np.ndarray:
     """The operating threshold of each class, in ``classes`` order: one value for all, or class ->
     value (a class left out keeps 0.5)."""
@@ -249,34 +293,20 @@ def evaluate_detections(gt: Mapping[str, Boxes], preds: Mapping[str, Boxes],
     # (ignored ones left out; which are ignored depends on the threshold).
     pooled_scores: list[list[list[np.ndarray]]] = [[[] for _ in ious_t] for _ in range(n_cls)]
     pooled_tp: list[list[list[np.ndarray]]] = [[[] for _ in ious_t] for _ in range(n_cls)]
-    for frame_id in sorted(gt):  # COCO pools images in id order; ties in score keep that order
-        g_xy, g_cls, _ = _as_array(gt[frame_id], frame_id, "ground truth", classes, need_score=False)
-        g_mark = _marked(gt[frame_id])
-        d_xy, d_cls, d_score = _as_array(preds.get(frame_id, ()), frame_id, "predictions", classes, need_score=True)
-        min_h = _min_height(min_height, frame_id)
-        for c in range(n_cls):
-            g, g_ig = _split_ignored(g_xy[g_cls == c], min_h, g_mark[g_cls == c])
-            sel = d_cls == c
-            d, s = d_xy[sel], d_score[sel]
-            order = np.argsort(-s, kind="mergesort")
-            d, s = d[order], s[order]
-            scored = int((~g_ig).sum())
-            n_gt[c] += scored
-            ious = iou_matrix(d, g)  # once per frame and class, for the operating point and every IoU threshold
-            # Operating point: every detection at or above the threshold, no max_dets cut.
-            keep = s >= thresholds[c]
-            tp_flags, ig_flags = _match_scored(d[keep], ious[keep], g_ig, match_iou, min_h)
-            tp = int(tp_flags.sum())
-            op[c] += (tp, int((~tp_flags & ~ig_flags).sum()), scored - tp)
-            if max_dets is not None:
-                d, s, ious = d[:max_dets], s[:max_dets], ious[:max_dets]
-            n_det[c] += len(d)
-            if len(d) == 0:
-                continue
-            for k, t in enumerate(ious_t):
-                tp_flags, ig_flags = _match_scored(d, ious, g_ig, t, min_h)
-                pooled_scores[c][k].append(s[~ig_flags])
-                pooled_tp[c][k].append(tp_flags[~ig_flags])
+    for m in iter_class_matches(gt, preds, classes, score_threshold, match_iou, min_height):
+        c, d, s, ious = m.cls, m.d, m.s, m.ious
+        n_gt[c] += m.scored
+        # Operating point: every detection at or above the threshold, no max_dets cut.
+        op[c] += m.op_counts
+        if max_dets is not None:
+            d, s, ious = d[:max_dets], s[:max_dets], ious[:max_dets]
+        n_det[c] += len(d)
+        if len(d) == 0:
+            continue
+        for k, t in enumerate(ious_t):
+            tp_flags, ig_flags = _match_scored(d, ious, m.g_ignore, t, m.min_h)
+            pooled_scores[c][k].append(s[~ig_flags])
+            pooled_tp[c][k].append(tp_flags[~ig_flags])
     per_class: dict[str, Any] = {}
     for c, name in enumerate(classes):
         aps = {t: compute_ap(np.concatenate(pooled_scores[c][k]) if pooled_scores[c][k] else np.zeros(0),
@@ -317,29 +347,13 @@ def compute_frame_errors(gt: Mapping[str, Boxes], preds: Mapping[str, Boxes], cl
     Returns:
         frame_id -> {"fp": {class: n}, "fn": {class: n}}, classes with 0 left out.
     """
-    out: dict[str, dict[str, dict[str, int]]] = {}
-    thresholds = class_thresholds(score_threshold, classes)
-    for frame_id in sorted(gt):
-        g_xy, g_cls, _ = _as_array(gt[frame_id], frame_id, "ground truth", classes, need_score=False)
-        g_mark = _marked(gt[frame_id])
-        d_xy, d_cls, d_score = _as_array(preds.get(frame_id, ()), frame_id, "predictions", classes, need_score=True)
-        fp: dict[str, int] = {}
-        fn: dict[str, int] = {}
-        min_h = _min_height(min_height, frame_id)
-        for c, name in enumerate(classes):
-            g, g_ig = _split_ignored(g_xy[g_cls == c], min_h, g_mark[g_cls == c])
-            sel = (d_cls == c) & (d_score >= thresholds[c])
-            d, s = d_xy[sel], d_score[sel]
-            d = d[np.argsort(-s, kind="mergesort")]
-            tp_flags, ig_flags = _match_scored(d, iou_matrix(d, g), g_ig, match_iou, min_h)
-            tp = int(tp_flags.sum())
-            n_fp = int((~tp_flags & ~ig_flags).sum())
-            n_fn = int((~g_ig).sum()) - tp
-            if n_fp:
-                fp[name] = n_fp
-            if n_fn:
-                fn[name] = n_fn
-        out[frame_id] = {"fp": fp, "fn": fn}
+    out: dict[str, dict[str, dict[str, int]]] = {f: {"fp": {}, "fn": {}} for f in sorted(gt)}
+    for m in iter_class_matches(gt, preds, classes, score_threshold, match_iou, min_height):
+        _, n_fp, n_fn = m.op_counts
+        if n_fp:
+            out[m.frame_id]["fp"][classes[m.cls]] = n_fp
+        if n_fn:
+            out[m.frame_id]["fn"][classes[m.cls]] = n_fn
     return out
 
 
@@ -358,29 +372,12 @@ def compute_frame_stats(gt: Mapping[str, Boxes], preds: Mapping[str, Boxes], cla
         that count for AP@0.5, highest score first, after the ``max_dets`` cut), ``gt`` (scored
         ground truth), ``tp_op``, ``fp_op``, ``fn_op`` (at ``score_threshold``).
     """
-    out: dict[str, list[dict[str, Any]]] = {}
-    thresholds = class_thresholds(score_threshold, classes)
-    for frame_id in sorted(gt):
-        g_xy, g_cls, _ = _as_array(gt[frame_id], frame_id, "ground truth", classes, need_score=False)
-        g_mark = _marked(gt[frame_id])
-        d_xy, d_cls, d_score = _as_array(preds.get(frame_id, ()), frame_id, "predictions", classes, need_score=True)
-        min_h = _min_height(min_height, frame_id)
-        rows = []
-        for c in range(len(classes)):
-            g, g_ig = _split_ignored(g_xy[g_cls == c], min_h, g_mark[g_cls == c])
-            sel = d_cls == c
-            order = np.argsort(-d_score[sel], kind="mergesort")
-            d, s = d_xy[sel][order], d_score[sel][order]
-            ious = iou_matrix(d, g)
-            keep = s >= thresholds[c]
-            tp_flags, ig_flags = _match_scored(d[keep], ious[keep], g_ig, match_iou, min_h)
-            scored = int((~g_ig).sum())
-            tp = int(tp_flags.sum())
-            row = {"gt": scored, "tp_op": tp, "fp_op": int((~tp_flags & ~ig_flags).sum()), "fn_op": scored - tp}
-            if max_dets is not None:
-                d, s, ious = d[:max_dets], s[:max_dets], ious[:max_dets]
-            tp_flags, ig_flags = _match_scored(d, ious, g_ig, 0.5, min_h)
-            row["scores"], row["tp"] = s[~ig_flags], tp_flags[~ig_flags]
-            rows.append(row)
-        out[frame_id] = rows
+    out: dict[str, list[dict[str, Any]]] = {f: [] for f in sorted(gt)}
+    for m in iter_class_matches(gt, preds, classes, score_threshold, match_iou, min_height):
+        tp, fp, fn = m.op_counts
+        row: dict[str, Any] = {"gt": m.scored, "tp_op": tp, "fp_op": fp, "fn_op": fn}
+        d, s, ious = (m.d, m.s, m.ious) if max_dets is None else (m.d[:max_dets], m.s[:max_dets], m.ious[:max_dets])
+        tp_flags, ig_flags = _match_scored(d, ious, m.g_ignore, 0.5, m.min_h)
+        row["scores"], row["tp"] = s[~ig_flags], tp_flags[~ig_flags]
+        out[m.frame_id].append(row)
     return out
