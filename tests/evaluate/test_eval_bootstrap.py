@@ -160,3 +160,17 @@ def test_pooling_every_drive_gives_evaluate_detections_numbers() -> None:
     for c in classes:
         assert pooled[f"ap50:{c}"] == pytest.approx(ref["per_class"][c]["ap50"])
         assert (pooled[f"fp:{c}"], pooled[f"fn:{c}"]) == (ref["per_class"][c]["fp"], ref["per_class"][c]["fn"])
+
+
+def test_recall_is_resampled_with_its_objects() -> None:
+    from longtail.evaluate.bootstrap import compute_pooled
+
+    # Two drives: 3 of 4 pedestrians found in the first, 0 of 1 in the second. Pooled: recall 3/5.
+    # Drawing the first drive twice: 6/8; the second twice: 0/2. Never 1 - fn_ci / gt.
+    first = [{"scores": np.zeros(0), "tp": np.zeros(0, bool), "gt": 4, "tp_op": 3, "fp_op": 0, "fn_op": 1}]
+    second = [{"scores": np.zeros(0), "tp": np.zeros(0, bool), "gt": 1, "tp_op": 0, "fp_op": 0, "fn_op": 1}]
+    assert compute_pooled([first, second], ["pedestrian"])["recall:pedestrian"] == pytest.approx(3 / 5)
+    assert compute_pooled([first, first], ["pedestrian"])["recall:pedestrian"] == pytest.approx(6 / 8)
+    assert compute_pooled([second, second], ["pedestrian"])["recall:pedestrian"] == 0.0
+    empty = [{"scores": np.zeros(0), "tp": np.zeros(0, bool), "gt": 0, "tp_op": 0, "fp_op": 0, "fn_op": 0}]
+    assert compute_pooled([empty], ["pedestrian"])["recall:pedestrian"] is None

@@ -167,11 +167,11 @@ def test_a_challenger_whose_critical_errors_do_not_fall_is_refused(run) -> None:
 
 
 def test_targets_are_met_not_met_or_inside_their_interval() -> None:
-    pc = {"gt": 10, "tp": 6, "recall": 0.6, "fn_ci": [2.0, 6.0]}
+    pc = {"gt": 10, "tp": 6, "recall": 0.6, "recall_ci": [0.4, 0.8]}
     evaluation = {"overall": {"per_class": {
         "car": {"gt": 50, "ap50": 0.9, "ap50_ci": [0.86, 0.93]},
         "truck": {"gt": 20, "ap50": 0.62, "ap50_ci": [0.5, 0.7]},
-        "cyclist": {"gt": 8, "ap50": 0.3, "ap50_ci": [0.2, 0.45], "tp": 4, "recall": 0.5, "fn_ci": [1.0, 6.0]},
+        "cyclist": {"gt": 8, "ap50": 0.3, "ap50_ci": [0.2, 0.45], "tp": 4, "recall": 0.5, "recall_ci": [0.3, 0.55]},
         "pedestrian": {**pc, "ap50": 0.3, "ap50_ci": [0.25, 0.34]}}},
         "suites": [{"name": "cut_ins", "metric": "map50", "threshold": 0.5, "value": None, "ci": None,
                     "status": "not_measurable"}]}
@@ -179,8 +179,8 @@ def test_targets_are_met_not_met_or_inside_their_interval() -> None:
     assert rows["car AP@0.5"][0] == "met"                      # low end 0.86 >= 0.85
     assert rows["truck AP@0.5"][0] == "inside the interval"    # 0.5 < 0.6 <= 0.7
     assert rows["pedestrian AP@0.5"][0] == "not met"           # high end 0.34 < 0.35
-    # recall = 1 - fn / gt: fn in [2, 6] of 10 gives recall in [0.4, 0.8] around the target 0.5.
     assert rows["pedestrian recall at its operating threshold"] == ("inside the interval", [0.4, 0.8])
+    assert rows["cyclist recall at its operating threshold"] == ("not met", [0.3, 0.55])  # 0.55 < 0.6
     assert rows["suite cut_ins (map50)"] == ("not measurable", None)
 
 

@@ -20,6 +20,14 @@ from longtail.errors import InputError, SchemaError
 from longtail.schemas import GT_SCHEMA
 
 GT_DIR = "ground_truth"
+VEHICLE_PREFIXES = {"car-": "car", "truck-": "truck"}
+"""drive_id prefixes of the simulated fleet (``truck-003_drive000``) that give away the vehicle."""
+
+
+def vehicle_from_drive_id(drive_id: str) -> str:
+    """``car`` or ``truck`` from a simulated drive id's prefix, else ``""``."""
+    return next((v for prefix, v in VEHICLE_PREFIXES.items() if drive_id.startswith(prefix)), "")
+
 """Folder beside a fleet's drive logs holding one ground-truth sidecar per log (<drive>.parquet)."""
 
 

@@ -71,7 +71,8 @@ def compute_pooled(drives: Sequence[Sequence[Mapping[str, Any]]], classes: Seque
 
     Returns:
         ``map50`` (mean AP@0.5 over classes with ground truth, None without any), ``ap50:<class>``
-        (None without ground truth), ``fp:<class>``, ``fn:<class>`` (at the operating point), ``gt:<class>``.
+        (None without ground truth), ``fp:<class>``, ``fn:<class>`` (at the operating point), ``gt:<class>``,
+        ``recall:<class>`` (at the operating point; None without ground truth).
     """
     out: Stats = {}
     aps = []
@@ -85,6 +86,9 @@ def compute_pooled(drives: Sequence[Sequence[Mapping[str, Any]]], classes: Seque
         out[f"fp:{name}"] = float(sum(p["fp_op"] for p in parts))
         out[f"fn:{name}"] = float(sum(p["fn_op"] for p in parts))
         out[f"gt:{name}"] = float(n_gt)
+        # Recall at the operating point, per resample: its interval is not 1 - fn_ci / gt, since the
+        # objects to find change with the drives drawn.
+        out[f"recall:{name}"] = (n_gt - out[f"fn:{name}"]) / n_gt if n_gt else None
         if ap is not None:
             aps.append(ap)
     out["map50"] = float(np.mean(aps)) if aps else None

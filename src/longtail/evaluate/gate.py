@@ -118,11 +118,8 @@ def assess_targets(evaluation: Mapping[str, Any], targets: Targets) -> list[dict
         rows.append(row(f"{cls} AP@0.5", goal, pc.get("ap50"), pc.get("ap50_ci"), bool(pc.get("gt"))))
     for cls, goal in targets.recall.items():
         pc = per_class.get(cls, {})
-        gt, tp, fn_ci = pc.get("gt") or 0, pc.get("tp"), pc.get("fn_ci")
-        recall = pc.get("recall")
-        # recall = 1 - fn / gt; the interval of fn over the same drives gives recall's (gt varies little).
-        ci = [max(0.0, 1 - fn_ci[1] / gt), min(1.0, 1 - fn_ci[0] / gt)] if fn_ci and gt else None
-        rows.append(row(f"{cls} recall at its operating threshold", goal, recall, ci, bool(gt) and tp is not None))
+        rows.append(row(f"{cls} recall at its operating threshold", goal, pc.get("recall"), pc.get("recall_ci"),
+                        bool(pc.get("gt"))))
     for s in evaluation.get("suites", []):  # each suite's threshold (EvalConfig) is its target
         rows.append(row(f"suite {s['name']} ({s.get('metric', 'map50')})", float(s["threshold"]), s.get("value"),
                         s.get("ci"), s.get("status") not in ("not_measurable", "no_data")))

@@ -137,6 +137,7 @@ def _with_intervals(result: dict[str, Any], ci: Mapping[str, list[float] | None]
     result["drives"] = drives
     for cls, pc in result["per_class"].items():
         pc["ap50_ci"], pc["fp_ci"], pc["fn_ci"] = ci.get(f"ap50:{cls}"), ci.get(f"fp:{cls}"), ci.get(f"fn:{cls}")
+        pc["recall_ci"] = ci.get(f"recall:{cls}")
     return result
 
 

@@ -26,6 +26,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
+from longtail.boxes import iou_matrix
 from longtail.schemas import CATEGORIES
 
 if TYPE_CHECKING:
@@ -78,15 +79,6 @@ def subject_for(mode: FailureMode) -> Subject:
     return Subject(CATEGORIES, "every object (the failure mode names no subject)")
 
 
-def _iou(a: Sequence[Sequence[float]], b: Sequence[Sequence[float]]) -> list[list[float]]:
-    import torch
-    from torchvision.ops import box_iou
-
-    if not a or not b:
-        return [[0.0] * len(b) for _ in a]
-    return box_iou(torch.tensor(a, dtype=torch.float64), torch.tensor(b, dtype=torch.float64)).tolist()
-
-
 def mark_subject(boxes: Sequence[Mapping[str, Any]], subject: Subject,
                  marks: Sequence[Mapping[str, Any]] | None) -> tuple[list[dict[str, Any]], bool]:
     """A frame's ground truth of the subject's classes, every box that is not the subject marked ``ignore``.
@@ -112,7 +104,7 @@ def mark_subject(boxes: Sequence[Mapping[str, Any]], subject: Subject,
     if marked:
         actors = [m for m in (marks or []) if m.get("scenario") == subject.scenario]
         coords = [[float(b[k]) for k in ("x1", "y1", "x2", "y2")] for b in boxes]
-        ious = _iou(coords, [[float(m[k]) for k in ("x1", "y1", "x2", "y2")] for m in actors])
+        ious = iou_matrix(coords, [[float(m[k]) for k in ("x1", "y1", "x2", "y2")] for m in actors])
         for i, b in enumerate(boxes):
             keep[i] = keep[i] and any(ious[i][j] >= SUBJECT_IOU and actors[j]["category"] == b["category"]
                                       for j in range(len(actors)))

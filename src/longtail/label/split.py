@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from longtail.catalog.truth import vehicle_from_drive_id
 from longtail.errors import ConfigError, InputError, SchemaError
 from longtail.storage import atomic_write_json
 
@@ -45,8 +46,6 @@ SPLIT_METHOD = "stratified_drive/1"
 RECORD_FILE = "splits.json"
 RECORD_FORMAT = "longtail.splits/1"
 FLEET_MANIFEST = "fleet.json"
-VEHICLE_PREFIXES = {"car-": "car", "truck-": "truck"}
-"""drive_id prefixes of the simulated fleet (``car-001_drive000``) that give away the vehicle."""
 
 DriveSplit = Literal["train", "val", "test"]
 
@@ -167,10 +166,6 @@ def describe_coverage(profiles: Iterable[DriveProfile], splits: Mapping[str, str
 # Profiles from the data root (IO)
 
 
-def _vehicle_from_id(drive_id: str) -> str:
-    return next((v for prefix, v in VEHICLE_PREFIXES.items() if drive_id.startswith(prefix)), "")
-
-
 def profile_from_tags(drive_id: str, frame_tags: Iterable[Iterable[str]], vehicle_type: str = "") -> DriveProfile:
     """A drive's profile from its frames' image tags (the fallback; module docstring, point 2).
 
@@ -186,7 +181,7 @@ def profile_from_tags(drive_id: str, frame_tags: Iterable[Iterable[str]], vehicl
         return sum(tag in t for t in tags) >= half
 
     weather = "fog" if most("fog") else "rain" if most("rain") else "clear"
-    vt = vehicle_type or _vehicle_from_id(drive_id) or ("truck" if most("truck_view") else "unknown")
+    vt = vehicle_type or vehicle_from_drive_id(drive_id) or ("truck" if most("truck_view") else "unknown")
     return DriveProfile(drive_id, "night" if most("night") else "day", weather, vt, "tags")
 
 
@@ -230,7 +225,7 @@ def load_drive_profiles(root: str | os.PathLike[str], rows: Iterable[Mapping[str
                     if (Path(str(manifest["path"])).parent / FLEET_MANIFEST).is_file() else None
                 if entry:
                     profile = DriveProfile(drive, str(entry["time_of_day"]), str(entry["weather"]),
-                                           str(entry.get("vehicle_type") or vehicle or _vehicle_from_id(drive)
+                                           str(entry.get("vehicle_type") or vehicle or vehicle_from_drive_id(drive)
                                                or "unknown"), FLEET_MANIFEST)
                     break
         out.append(profile or profile_from_tags(drive, tags[drive], vehicle))

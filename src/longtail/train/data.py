@@ -20,6 +20,7 @@ import pandas as pd
 import torch
 from torch.utils.data import Dataset
 
+from longtail.catalog.truth import vehicle_from_drive_id
 from longtail.catalog.versions import MANIFEST_FILE
 from longtail.detector.predict import load_image
 from longtail.errors import SchemaError
@@ -157,10 +158,6 @@ class PasteBank:
         return image, target
 
 
-VEHICLE_PREFIXES = {"car-": "car", "truck-": "truck"}
-"""drive_id prefixes of the simulated fleet (``truck-003_drive000``) that give away the vehicle."""
-
-
 def load_drive_vehicles(folder: str | os.PathLike[str]) -> dict[str, str]:
     """drive_id -> vehicle type from a version's manifest (``split.profiles``, versions split by drive);
     empty for older versions or a folder without a manifest."""
@@ -179,7 +176,7 @@ def frame_vehicle_type(row: Any, drive_vehicles: dict[str, str]) -> str:
     if vt and vt != "unknown":
         return vt
     drive = str(row.get("drive_id") or "")
-    vt = next((v for prefix, v in VEHICLE_PREFIXES.items() if drive.startswith(prefix)), "")
+    vt = vehicle_from_drive_id(drive)
     if not vt and row.get("tags") is not None and "truck_view" in set(row["tags"]):
         vt = "truck"
     return vt or "unknown"
