@@ -10,7 +10,8 @@ test suite is predicted or scored here.
 Example (the `make run` version, 10 minutes each on 2 threads, about 45 minutes in all):
     python bench/defaults.py --root data --version v-0123456789abcdef --minutes 10 --seed 0
 
-It prints a Markdown table and writes bench/results/defaults.json.
+It prints a Markdown table and writes bench/results/defaults.json. ``--trained ARM=MODEL_URI`` scores an
+arm trained by an earlier invocation instead of training it again (its row says ``loaded``).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import torch
 from longtail.catalog.root import DataRoot
 from longtail.detector.calibrate import MIN_THRESHOLD
 from longtail.detector.metrics import compute_frame_stats, evaluate_detections
+from longtail.detector.model import default_tracking, load_model_from_mlflow
 from longtail.detector.predict import predict_frames
 from longtail.evaluate.bootstrap import BootstrapConfig, drive_intervals
 from longtail.evaluate.gate import paired_difference
@@ -69,6 +71,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="training seed (the same for every arm)")
     parser.add_argument("--threads", type=int, default=2, help="torch threads")
     parser.add_argument("--arms", default=",".join(ARMS), help=f"comma-separated arms of {list(ARMS)}")
+    parser.add_argument("--trained", action="append", default=[], metavar="ARM=MODEL_URI",
+                        help="score this arm's model from an earlier run (MLflow URI) instead of training it again")
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "defaults.json"), help="JSON output")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
@@ -76,6 +80,9 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [a for a in arms if a not in ARMS]
     if unknown:
         parser.error(f"--arms: unknown {unknown}; valid arms are {list(ARMS)}")
+    trained = dict(item.split("=", 1) for item in args.trained)
+    if set(trained) - set(arms):
+        parser.error(f"--trained names arm(s) {sorted(set(trained) - set(arms))} not in --arms")
     root = DataRoot.of(args.root)
     version_dir = root.dataset_version(args.version)
     frames = pd.read_parquet(version_dir / "labels.parquet")
@@ -83,14 +90,19 @@ def main(argv: list[str] | None = None) -> int:
     boot = BootstrapConfig()
     rows, stats = [], {}
     for arm in arms:
-        config = make_train_config(f"bench/defaults.py ({arm})", max_minutes=args.minutes, epochs=args.epochs,
-                                   seed=args.seed, threads=args.threads, registered_model=None,
-                                   experiment="bench-defaults", **ARMS[arm])
-        out = train(root, args.version, config, progress=False, tags={"longtail.bench": "defaults"})
+        if arm in trained:  # trained by an earlier invocation: load and score it
+            model, meta = load_model_from_mlflow(trained[arm], default_tracking(root.mlflow)[0])
+            out = {"model": model, "run_id": meta["run_id"], "epochs_done": meta.get("epochs_done"),
+                   "images_per_s": None}
+        else:
+            config = make_train_config(f"bench/defaults.py ({arm})", max_minutes=args.minutes, epochs=args.epochs,
+                                       seed=args.seed, threads=args.threads, registered_model=None,
+                                       experiment="bench-defaults", **ARMS[arm])
+            out = train(root, args.version, config, progress=False, tags={"longtail.bench": "defaults"})
         torch.set_num_threads(args.threads)
         scored, stats[arm] = score_on_val(out["model"], version_dir, val, boot)
         rows.append({"arm": arm, "changes": ARMS[arm], "run_id": out["run_id"], "epochs": out["epochs_done"],
-                     "images_per_s": out["images_per_s"], **scored})
+                     "images_per_s": out["images_per_s"], "loaded": arm in trained, **scored})
         log.info("%s: val mAP@0.5 %.3f %s in %d epochs", arm, scored["map50"] or 0.0, scored["map50_ci"],
                  out["epochs_done"])
     drive_of = dict(zip(val["frame_id"], val["drive_id"], strict=True))

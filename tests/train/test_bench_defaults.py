@@ -31,5 +31,12 @@ def test_defaults_scores_each_arm_on_val_only_with_paired_intervals(tmp_path: Pa
     assert lo <= hi
     table = capsys.readouterr().out
     assert "| arm (val split, 8 frames, 4 drives) |" in table and "| no haze | 1 |" in table
+    # An arm trained before is loaded and scored again, not retrained: the same model gives the same number.
+    again = tmp_path / "again.json"
+    assert defaults.main([*args[:-3], "default", "--trained", f"default=runs:/{default['run_id']}/model",
+                          "--out", str(again)]) == 0
+    reloaded = json.loads(again.read_text())["rows"][0]
+    assert reloaded["loaded"] is True and reloaded["run_id"] == default["run_id"]
+    assert reloaded["map50"] == default["map50"]
     with pytest.raises(SystemExit):
         defaults.main([*args[:-4], "--arms", "no-such-arm"])
