@@ -93,7 +93,8 @@ def _ci(x: Any, ci: Sequence[float] | None, digits: int = 3) -> str:
     text = _fmt(x, digits)
     if not ci:
         return text
-    lo, hi = (f"{v:.{digits}f}" if isinstance(x, float) else f"{v:g}" for v in ci)
+    # A count's interval ends are percentiles of resampled counts: whole numbers read better.
+    lo, hi = (f"{v:.{digits}f}" if isinstance(x, float) else f"{v:.0f}" for v in ci)
     return f"{text} <span class='muted'>[{lo}–{hi}]</span>"
 
 
@@ -272,7 +273,7 @@ def render_report(evaluation: Mapping[str, Any], path: str | os.PathLike[str], c
               _ci(s["value"], s.get("ci")) if s.get("measurable", True) else
               f"<span class='muted'>not measurable: {_e(s.get('reason'))}</span>",
               s["frames"], "–" if s.get("drives") is None else s["drives"], _crit(s),
-              {"passed": "<span class='good'>passed</span>", "failed": "<span class='bad'>FAILED</span>",
+              {"passed": "<span class='good'>reached</span>", "failed": "<span class='bad'>below threshold</span>",
                "no_data": "<span class='muted'>no data</span>",
                "not_measurable": "<span class='muted'>not measurable</span>"}[s["status"]]] for s in ev["suites"]]
     parts.append("<section id='suites'><h2>Regression suites</h2><p>Each failure mode's subject (the pedestrians of "
