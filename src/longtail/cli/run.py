@@ -69,11 +69,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         evaluated = load_evaluation_record(f"{root}/evaluations/latest.json")
         report = evaluated["published_report"] or evaluated["report"]
         decision = f"{evaluated['headline']} (every number: {evaluated['evaluation_path']})"
-        from longtail.detector.registry import REGISTERED_MODEL, champion_version, tracking_uri_for
+        from longtail.detector.registry import champion_model_uri
 
-        current = champion_version(tracking_uri_for(root))
-        decision += "\nChampion: " + ("none yet" if current is None else
-                                      f"models:/{REGISTERED_MODEL}/{current} (the registry's champion alias)")
+        current = champion_model_uri(root)
+        decision += "\nChampion: " + ("none yet" if current is None else f"{current} (the registry's champion alias)")
     except LongtailError:  # a target without the evaluate task
         report, decision = f"{root}/reports/evaluation.html (not written yet)", "none yet"
     sys.stdout.write(

@@ -47,18 +47,6 @@ def latest_model_uri(tracking_uri: str, name: str = "longtail-detector") -> str:
     return f"models:/{name}/{max(int(v.version) for v in versions)}"
 
 
-def champion_uri(tracking_uri: str, name: str = "longtail-detector") -> str | None:
-    """``models:/<name>@champion`` when that alias exists, else None."""
-    from mlflow.exceptions import MlflowException
-    from mlflow.tracking import MlflowClient
-
-    try:
-        MlflowClient(tracking_uri).get_model_version_by_alias(name, CHAMPION_ALIAS)
-    except MlflowException:
-        return None
-    return f"models:/{name}@{CHAMPION_ALIAS}"
-
-
 # ---------------------------------------------------------------------------------------------
 # The champion alias: promotion and rollback
 
@@ -204,6 +192,16 @@ def rollback(tracking_uri: str, *, lock_dir: str | os.PathLike[str], name: str =
     return {"name": name, "version": previous, "rolled_back": current, "at": stamp}
 
 
+def champion_model_uri(root: str | os.PathLike[str], tracking_uri: str | None = None,
+                       name: str = REGISTERED_MODEL) -> str | None:
+    """``models:/<name>/<version>`` of the champion (the number, not the alias, so lineage names the
+    model that was used), or None before the first champion or when no model was ever trained here."""
+    if tracking_uri is None and not (DataRoot.of(root).mlflow / "mlflow.db").exists():
+        return None  # no model was ever trained in this data root
+    version = champion_version(tracking_uri_for(root, tracking_uri), name)
+    return None if version is None else f"models:/{name}/{version}"
+
+
 def load_champion(root: str | os.PathLike[str], tracking_uri: str | None = None, name: str = REGISTERED_MODEL
                   ) -> tuple[Any, dict[str, Any]] | None:
     """The champion detector of a data root's registry and its meta, or None before the first champion.
@@ -212,14 +210,12 @@ def load_champion(root: str | os.PathLike[str], tracking_uri: str | None = None,
         (the model in eval mode, its model.json plus ``version``, ``model_uri`` and ``key``, the
         name curation's caches use: ``<name>@v<version>``).
     """
-    if tracking_uri is None and not (DataRoot.of(root).mlflow / "mlflow.db").exists():
-        return None  # no model was ever trained in this data root
+    uri = champion_model_uri(root, tracking_uri, name)
+    if uri is None:
+        return None
     from longtail.detector.model import load_model_from_mlflow
 
-    uri = tracking_uri_for(root, tracking_uri)
-    version = champion_version(uri, name)
-    if version is None:
-        return None
-    model, meta = load_model_from_mlflow(f"models:/{name}/{version}", uri)
-    meta.update(version=version, model_uri=f"models:/{name}/{version}", key=f"{name}@v{version}")
+    model, meta = load_model_from_mlflow(uri, tracking_uri_for(root, tracking_uri))
+    version = uri.rsplit("/", 1)[1]
+    meta.update(version=version, model_uri=uri, key=f"{name}@v{version}")
     return model, meta

@@ -15,8 +15,7 @@ from typing import Any
 from longtail.catalog.root import DataRoot
 from longtail.detector.registry import (
     REGISTERED_MODEL,
-    champion_uri,
-    champion_version,
+    champion_model_uri,
     latest_model_uri,
     tracking_uri_for,
 )
@@ -29,30 +28,18 @@ PRELABEL_THRESHOLD = 0.3
 
 
 def current_model(root: str | os.PathLike[str], tracking_uri: str | None = None,
-                  name: str = "longtail-detector") -> str | None:
-    """The model that pre-labels: ``models:/<name>@champion``, else the newest version, else None."""
-    uri = tracking_uri_for(root, tracking_uri)
-    if tracking_uri is None and not (DataRoot.of(root).mlflow / "mlflow.db").exists():
-        return None  # no model was ever trained in this data root
+                  name: str = REGISTERED_MODEL) -> str | None:
+    """The model that pre-labels: the champion (``models:/<name>/<version>``), else the newest
+    version, else None (no model was ever trained here)."""
     from longtail.errors import InputError
 
-    champ = champion_uri(uri, name)
-    if champ is not None:
-        return champ
+    champion = champion_model_uri(root, tracking_uri, name)
+    if champion is not None or (tracking_uri is None and not (DataRoot.of(root).mlflow / "mlflow.db").exists()):
+        return champion
     try:
-        return latest_model_uri(uri, name)
+        return latest_model_uri(tracking_uri_for(root, tracking_uri), name)
     except InputError:
         return None
-
-
-def champion_model_uri(root: str | os.PathLike[str], tracking_uri: str | None = None,
-                       name: str = REGISTERED_MODEL) -> str | None:
-    """``models:/<name>/<version>`` of the champion (the number, not the alias, so the label set's
-    lineage names the model that pre-labeled it), or None before the first champion."""
-    if tracking_uri is None and not (DataRoot.of(root).mlflow / "mlflow.db").exists():
-        return None
-    version = champion_version(tracking_uri_for(root, tracking_uri), name)
-    return None if version is None else f"models:/{name}/{version}"
 
 
 def prelabel_batch(root: str | os.PathLike[str], batch_id: str, model_uri: str, tracking_uri: str | None = None,

@@ -26,8 +26,9 @@ from typing import Any
 
 from longtail.catalog.db import DEFAULT_DATASET
 from longtail.catalog.versions import datasets_dir, list_versions
+from longtail.detector.registry import champion_model_uri
 from longtail.errors import InputError
-from longtail.label.prelabel import champion_model_uri, prelabel_batch
+from longtail.label.prelabel import prelabel_batch
 from longtail.label.server import connect
 from longtail.label.studio import (
     batch_truth,
