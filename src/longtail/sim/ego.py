@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from longtail.errors import ConfigError
 from longtail.sim.actors import LaneChange
+from longtail.sim.perception import PerceivedPath
 from longtail.sim.road import LAYOUTS
 from longtail.sim.scenarios import PREARM_S
 from longtail.sim.traffic import LANE_END_LOOKAHEAD_M
@@ -86,6 +88,27 @@ class EgoDriver:
         self._next_override = float(rng.exponential(720.0))
         self._speed_bias = float(rng.uniform(0.92, 1.06))
         self._blocked_since: float | None = None
+        self.perception: PerceivedPath | None = None
+        self.a_truth = 0.0  # what the road truly demands of the ego this step, m/s^2 (metrics read it)
+        self.missed_hazards = 0  # unwarned take-overs: the road demanded braking the ADAS did not see
+        self._unwarned_since: float | None = None
+        self._unwarned_reaction = 0.0
+        self._rng_unwarned = np.random.default_rng([world.plan.seed, 0x5EE])
+
+    def use_perception(self, perception: PerceivedPath) -> None:
+        """Switch the ADAS (ACC, FCW, AEB) from the simulator's truth to ``perception``.
+
+        The driver still sees the road as it is: when it demands braking beyond what the ADAS
+        does, the driver takes over, unwarned and later than after a warning (`longitudinal`).
+        """
+        self.perception = perception
+
+    def perceive(self, boxes: list[dict[str, Any]]) -> None:
+        """Hand the ADAS the detections of the camera frame taken now."""
+        if self.perception is None:
+            raise ConfigError("perceive() called on a driver without perception; call use_perception first")
+        w = self.world
+        self.perception.update(w.t, boxes, w.ego.v, w.ego.kappa, w.ego.pitch)
 
     def clear_hazard(self) -> None:
         """Switch the hazard lights off once the ego drives on after a scenario."""
@@ -194,40 +217,12 @@ class EgoDriver:
             gap2, lead2 = w.traffic.leader_gap(ego.s, ego.lc.x1, spec["width"])
             if abs(ego.x - ego.lc.x1) < 1.2:
                 gap, lead_v = gap2, lead2
-        v_des = self.desired_speed()
-        time_gap = ego.time_gap if ego.time_gap is not None else spec["time_gap"]
-        a_req = w.traffic.idm(ego.v, v_des, gap, lead_v, spec["a_max"], spec["b_comf"], time_gap)
-        if ego.forced_accel is not None:
-            a_req = min(a_req, ego.forced_accel)
-        if w.t < ego.hold_until:
-            # Perception delay of a critical event: the hazard is not yet recognised.
-            a_req = max(a_req, -0.3)
-        a_req = max(a_req, -spec["decel_max"])
-        closing = ego.v - lead_v
-        ttc = gap / closing if closing > 0.1 else 1e9
-        alert = "none"
-        if ego.adas_engaged:
-            if a_req < -ACC_DECEL_LIMIT:
-                alert = "fcw"
-                if ego.fcw_since is None:
-                    ego.fcw_since = w.t
-                    ego.reaction_s = float(w.rng_ego.uniform(0.4, 0.9))
-                if w.t - ego.fcw_since >= ego.reaction_s:
-                    self.override("fcw")
-                    a_cmd = a_req
-                elif ttc < AEB_TTC_S:
-                    alert, a_cmd = "aeb", a_req
-                else:
-                    a_cmd = -ACC_DECEL_LIMIT
-            else:
-                ego.fcw_since = None
-                a_cmd = a_req
+        a_req = self._request(gap, lead_v)
+        self.a_truth = a_req
+        if self.perception is None:
+            alert, a_cmd = self._truth_control(a_req, gap, lead_v)
         else:
-            a_cmd = a_req
-            if ttc < 2.0 and closing > 3.0:
-                alert = "fcw"
-            if ttc < AEB_TTC_S and a_req < -4.0:
-                alert = "aeb"
+            alert, a_cmd = self._perceived_control(a_req)
         if ego.lc is not None and ego.lc.emergency and w.t >= ego.lc.t0:
             alert = "ldw" if alert == "none" else alert
         ego.adas_alert = alert
@@ -263,3 +258,104 @@ class EgoDriver:
         ego.pitch = -ego.a * spec["pitch_per_acc"] + ego.bump
         if ego.driver_override and t > ego.override_until:
             ego.driver_override = False
+
+    def _request(self, gap: float, lead_v: float) -> float:
+        """Acceleration the cruise controller (IDM) asks for behind an obstacle ``gap`` m ahead at ``lead_v`` m/s."""
+        w = self.world
+        ego, spec = w.ego, w.spec
+        v_des = self.desired_speed()
+        time_gap = ego.time_gap if ego.time_gap is not None else spec["time_gap"]
+        a_req = w.traffic.idm(ego.v, v_des, gap, lead_v, spec["a_max"], spec["b_comf"], time_gap)
+        if ego.forced_accel is not None:
+            a_req = min(a_req, ego.forced_accel)
+        if w.t < ego.hold_until:
+            # Perception delay of a critical event: the hazard is not yet recognised.
+            a_req = max(a_req, -0.3)
+        return max(a_req, -spec["decel_max"])
+
+    def _truth_control(self, a_req: float, gap: float, lead_v: float) -> tuple[str, float]:
+        """ADAS alert and acceleration command when the ADAS sees the simulator's truth."""
+        w = self.world
+        ego = w.ego
+        closing = ego.v - lead_v
+        ttc = gap / closing if closing > 0.1 else 1e9
+        alert = "none"
+        if ego.adas_engaged:
+            if a_req < -ACC_DECEL_LIMIT:
+                alert = "fcw"
+                if ego.fcw_since is None:
+                    ego.fcw_since = w.t
+                    ego.reaction_s = float(w.rng_ego.uniform(0.4, 0.9))
+                if w.t - ego.fcw_since >= ego.reaction_s:
+                    self.override("fcw")
+                    a_cmd = a_req
+                elif ttc < AEB_TTC_S:
+                    alert, a_cmd = "aeb", a_req
+                else:
+                    a_cmd = -ACC_DECEL_LIMIT
+            else:
+                ego.fcw_since = None
+                a_cmd = a_req
+        else:
+            a_cmd = a_req
+            if ttc < 2.0 and closing > 3.0:
+                alert = "fcw"
+            if ttc < AEB_TTC_S and a_req < -4.0:
+                alert = "aeb"
+        return alert, a_cmd
+
+    def _perceived_control(self, a_truth: float) -> tuple[str, float]:
+        """ADAS alert and acceleration command when the ADAS sees through the perception source.
+
+        1. The ACC follows the nearest object of the perceived path (or a red light from the map).
+        2. FCW, AEB and the warned take-over work as with truth, on the perceived gap and TTC; the
+           driver who takes over drives by the road as it is (``a_truth``).
+        3. The driver watches the road: when it demands braking harder than the ACC limit while
+           the ADAS brakes at least 1 m/s^2 less and warns of nothing, the driver takes over after
+           an unwarned reaction time of 1.0-1.5 s (a missed hazard).
+        """
+        w = self.world
+        ego = w.ego
+        assert self.perception is not None
+        gap, lead_v = self.perception.lead(w.t, ego.v)
+        light = w.traffic.light_gap(ego.s, ego.x)
+        if light < gap:
+            gap, lead_v = light, 0.0
+        a_adas = self._request(gap, lead_v)
+        closing = ego.v - lead_v
+        ttc = gap / closing if closing > 0.1 else 1e9
+        alert = "none"
+        if not ego.adas_engaged:
+            self._unwarned_since = None
+            if ttc < 2.0 and closing > 3.0:
+                alert = "fcw"
+            if ttc < AEB_TTC_S and a_adas < -4.0:
+                alert = "aeb"
+            return alert, a_truth
+        if a_adas < -ACC_DECEL_LIMIT:
+            alert = "fcw"
+            if ego.fcw_since is None:
+                ego.fcw_since = w.t
+                ego.reaction_s = float(w.rng_ego.uniform(0.4, 0.9))
+            if w.t - ego.fcw_since >= ego.reaction_s:
+                self.override("fcw")
+                return alert, a_truth
+            if ttc < AEB_TTC_S:
+                alert, a_cmd = "aeb", a_adas
+            else:
+                a_cmd = -ACC_DECEL_LIMIT
+        else:
+            ego.fcw_since = None
+            a_cmd = a_adas
+        if alert == "none" and a_truth < -ACC_DECEL_LIMIT and a_cmd > a_truth + 1.0:
+            if self._unwarned_since is None:
+                self._unwarned_since = w.t
+                self._unwarned_reaction = float(self._rng_unwarned.uniform(1.0, 1.5))
+            if w.t - self._unwarned_since >= self._unwarned_reaction:
+                self._unwarned_since = None
+                self.missed_hazards += 1
+                self.override("none")
+                return alert, a_truth
+        else:
+            self._unwarned_since = None
+        return alert, a_cmd

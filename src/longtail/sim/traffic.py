@@ -201,8 +201,12 @@ class Traffic:
         self.world.cyclists = [c for c in self.world.cyclists if c.critical or lo < c.s < hi]
         self.world.lights = [li for li in self.world.lights if li.s > lo]
 
-    def leader_gap(self, s: float, x: float, width: float, skip: object = None) -> tuple[float, float]:
-        """Gap (m) and speed (m/s) of the nearest obstacle ahead of ``s`` in the corridor around ``x``."""
+    def leader_gap(self, s: float, x: float, width: float, skip: object = None, lights: bool = True
+                   ) -> tuple[float, float]:
+        """Gap (m) and speed (m/s) of the nearest obstacle ahead of ``s`` in the corridor around ``x``.
+
+        ``lights=False`` leaves red lights out: only road users (for collision and TTC measures).
+        """
         best, speed = 1e9, 0.0
         ego = self.world.ego
         half = width / 2
@@ -227,7 +231,7 @@ class Traffic:
                 gap = c.s - 1.0 - s
                 if -0.5 < gap < best:
                     best, speed = gap, max(c.vs, 0.0)
-        for light in self.world.lights:
+        for light in self.world.lights if lights else ():
             gap = light.s - s
             if 0.5 < gap < best and x >= 0:
                 state = light.state(self.world.t)
@@ -235,6 +239,21 @@ class Traffic:
                 if state == "red" or (state == "amber" and gap > v_here**2 / 6.0):
                     best, speed = gap, 0.0
         return best, speed
+
+    def light_gap(self, s: float, x: float) -> float:
+        """Gap (m) to the stop line of the nearest light ahead of ``s`` that the ego must stop at (1e9: none).
+
+        The same rule as `leader_gap` applies for the ego: red, or amber while it can still stop.
+        """
+        w = self.world
+        best = 1e9
+        for light in w.lights:
+            gap = light.s - s
+            if 0.5 < gap < best and x >= 0:
+                state = light.state(w.t)
+                if state == "red" or (state == "amber" and gap > w.ego.v**2 / 6.0):
+                    best = gap
+        return best
 
     @staticmethod
     def idm(v: float, v_des: float, gap: float, lead_v: float, a_max: float, b: float, t_gap: float) -> float:
