@@ -133,10 +133,10 @@ def test_in_path_follows_the_curve_of_the_ego_path() -> None:
     assert in_path(beside, car_width, 2 * 3.5 / 40.0**2) and not in_path(ahead, car_width, 2 * 3.5 / 40.0**2)
 
 
-def test_a_box_without_extent_is_refused_naming_the_frame(tmp_path: Path) -> None:
+def test_an_inverted_box_is_refused_naming_the_frame(tmp_path: Path) -> None:
     plan = fixed_plan(CFG, 5, road="urban")
     session = DriveSession(plan, CFG, tmp_path / "bad.mcap", tmp_path / "bad.parquet", perceive_every=2)
-    with pytest.raises(InputError, match=r"frame 0.*no extent"), session:
+    with pytest.raises(InputError, match=r"frame 0.*inverted"), session:
         session.next_frame()
-        session.deliver([{"category": "car", "x1": 5, "y1": 5, "x2": 5, "y2": 9, "score": 0.5}])
+        session.deliver([{"category": "car", "x1": 9, "y1": 5, "x2": 5, "y2": 9, "score": 0.5}])
     assert not (tmp_path / "bad.mcap").exists()

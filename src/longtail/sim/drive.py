@@ -206,6 +206,11 @@ class DriveSession:
             self._on_frame(self._pending)
 
     @property
+    def last_frame_ns(self) -> int:
+        """Time of the last camera frame taken, UNIX ns."""
+        return self._frame_ns
+
+    @property
     def done(self) -> bool:
         """True once every physics step of the drive has run."""
         return self._step >= self.n_steps

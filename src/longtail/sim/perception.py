@@ -80,7 +80,9 @@ class GroundObject:
 
 
 def check_boxes(boxes: Sequence[dict[str, Any]], source: str) -> None:
-    """Raise `InputError` unless every box has the keys and a positive extent.
+    """Raise `InputError` unless every box has the keys and finite, ordered corners.
+
+    Zero-width or zero-height boxes pass: detectors clip boxes at the image edge and may emit them.
 
     Args:
         boxes: box dicts of one frame.
@@ -91,8 +93,9 @@ def check_boxes(boxes: Sequence[dict[str, Any]], source: str) -> None:
         if missing:
             raise InputError(f"{source}: a box lacks {missing}; perceive() must return dicts with {list(BOX_KEYS)} "
                              "in pixels")
-        if not (box["x2"] > box["x1"] and box["y2"] > box["y1"]):
-            raise InputError(f"{source}: box {box} has no extent; boxes are x1 < x2, y1 < y2 pixel edges")
+        corners = [float(box[k]) for k in ("x1", "y1", "x2", "y2")]
+        if not all(math.isfinite(c) for c in corners) or corners[2] < corners[0] or corners[3] < corners[1]:
+            raise InputError(f"{source}: box {box} is inverted or not finite; boxes are x1 <= x2, y1 <= y2 pixel edges")
 
 
 def place_on_ground(boxes: Sequence[dict[str, Any]], camera: CameraModel, pitch: float = 0.0) -> list[GroundObject]:
