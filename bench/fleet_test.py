@@ -27,8 +27,8 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import torch
 
 from _results import append_section
-from longtail.detector.presets import DEFAULT_PRESET, build_model
 from longtail.detector.predict import make_frame_predictor
+from longtail.detector.presets import DEFAULT_PRESET, build_model
 from longtail.schemas import CATEGORIES
 from longtail.sim.fleet_test import FleetTestConfig, load_perception, plan_fleet_test, run_arm
 
