@@ -76,7 +76,8 @@ def cmd_monitor(args: argparse.Namespace) -> int:
                          progress=sys.stderr.isatty())
     report = render_report(args.root, args.report or DataRoot.of(args.root).reports / "monitoring.html")
     if args.json:
-        out = {"batch_id": None, "breaches": [], "report": str(report.path), "open_breaches": report.open_breaches}
+        out: dict[str, Any] = {"batch_id": None, "breaches": [], "report": str(report.path),
+                               "open_breaches": report.open_breaches}
         if record is not None:
             out.update(batch_id=record["batch_id"], logs=len(record["logs"]), km=record["km"],
                        breaches=[b["rule"] for b in record["breaches"]], failure_modes=record["failure_modes"],

@@ -79,10 +79,12 @@ class DomainResult:
     folds: int
     unit: str
     scores: np.ndarray
+    fold_auc: float = float("nan")
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict (without the per-frame scores)."""
-        return {"auc": self.auc, "folds": self.folds, "unit": self.unit}
+        return {"auc": self.auc, "fold_auc": None if math.isnan(self.fold_auc) else self.fold_auc, "folds": self.folds,
+                "unit": self.unit}
 
 
 def _check(x_ref: np.ndarray, x_cur: np.ndarray, groups_ref: Any, groups_cur: Any, need: int
@@ -239,12 +241,17 @@ def compute_domain_auc(x_ref: np.ndarray, x_cur: np.ndarray, folds: int = 5, see
         splitter = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
         splits = splitter.split(x, y, groups)
     scores = np.zeros(len(x))
+    per_fold, weights = [], []
     for train, test in splits:
         clf = make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=2000))
         clf.fit(x[train], y[train])
         scores[test] = clf.predict_proba(x[test])[:, 1]
+        if len(set(y[test])) == 2:
+            per_fold.append(roc_auc_score(y[test], scores[test]))
+            weights.append(len(test))
+    fold_auc = float(np.average(per_fold, weights=weights)) if per_fold else float("nan")
     return DomainResult(auc=float(roc_auc_score(y, scores)), folds=k, unit="frame" if groups is None else "drive",
-                        scores=scores[len(x_ref):])
+                        scores=scores[len(x_ref):], fold_auc=fold_auc)
 
 
 @dataclass(frozen=True)

@@ -196,3 +196,36 @@ def render_report(root: str | os.PathLike[str], path: str | os.PathLike[str]) ->
     with atomic_writer(out, "w") as handle:
         handle.write(doc)
     return ReportSummary(out, len(figures), len(breaches))
+
+
+# ---------------------------------------------------------------------------------------------
+# Tables (what the monitor notebook shows beside the figures)
+
+
+def batches_table(history: Sequence[Mapping[str, Any]]) -> Any:
+    """One row per batch monitored: logs, km, drift, rates, shadow, breaches (a pandas DataFrame)."""
+    import pandas as pd
+
+    rows = []
+    for i, r in enumerate(history):
+        d = r["drift"]
+        ok = d.get("status") == "evaluated"
+        rows.append({"batch": batch_label(i, r), "monitored": r["created_at"], "logs": len(r["logs"]),
+                     "km": round(r["km"], 2), "keyframes": r["frames"]["keyframes"],
+                     "domain_auc": round(d["domain"]["auc"], 3) if ok else None,
+                     "mmd_p": round(d["mmd"]["p_value"], 4) if ok else None,
+                     "disengagements_per_100km": (r.get("rates") or {}).get("disengagement", {}).get("rate"),
+                     "shadow_per_1000": (r.get("shadow") or {}).get("per_1000"),
+                     "breaches": "; ".join(b["rule"] for b in r.get("breaches") or []) or "none"})
+    return pd.DataFrame(rows)
+
+
+def breaches_table(root: str | os.PathLike[str]) -> Any:
+    """The open breaches, newest first, with their failure modes (a pandas DataFrame)."""
+    import pandas as pd
+
+    status = {name: mode.status for name, mode in load_registry(root).items()}
+    rows = [{k: b.get(k) for k in ("label", "created_at", "rule", "failure_mode", "champion")}
+            | {"example_frames": len(b.get("examples") or [])}
+            for b in open_breaches(list_monitoring_records(root), status)]
+    return pd.DataFrame(rows, columns=["label", "created_at", "rule", "failure_mode", "champion", "example_frames"])
