@@ -223,6 +223,7 @@ def run_monitor(root: str | os.PathLike[str], config: MonitorConfig | None = Non
                              f"belong to dataset version {reference.version_id}, the champion's training data")
         manifests = [by_id[x] for x in sorted(set(log_ids))]
     if not manifests:
+        (data.monitoring / "batches").mkdir(parents=True, exist_ok=True)  # the history exists, empty or not
         log.info("no drive log ingested since the last monitoring run: nothing to monitor")
         return None
     ids = [m["log_id"] for m in manifests]
