@@ -24,6 +24,9 @@ Layout::
     sweeps/<sweep_id>/              sweep tables (train)
     mlflow/                         MLflow's sqlite store and artifacts (train, evaluate)
     evaluations/<version>/<run>/    evaluation.json (evaluate)
+    monitor/batches/<batch_id>.json monitoring record of each batch of new logs, written last (monitor)
+    monitor/triggers/<batch_id>.parquet  frames the monitor marks for curation (monitor)
+    monitor/reference/              cached embeddings and predictions of the training drives (monitor)
     reports/                        executed notebooks and HTML reports (every stage)
 """
 
@@ -164,6 +167,20 @@ class DataRoot:
     def evaluations(self) -> Path:
         """DATA/evaluations: evaluation.json per dataset version and run."""
         return self.path / "evaluations"
+
+    # -- monitor ---------------------------------------------------------------------------
+    @property
+    def monitoring(self) -> Path:
+        """DATA/monitor: the monitoring history (one record per batch), triggers for curation, caches."""
+        return self.path / "monitor"
+
+    def monitoring_record(self, batch_id: str) -> Path:
+        """DATA/monitor/batches/<batch_id>.json: one batch's monitoring record, written last."""
+        return self.monitoring / "batches" / f"{batch_id}.json"
+
+    def monitor_triggers(self, batch_id: str) -> Path:
+        """DATA/monitor/triggers/<batch_id>.parquet: frames the monitor marked (shadow disagreement, drift)."""
+        return self.monitoring / "triggers" / f"{batch_id}.parquet"
 
     @property
     def reports(self) -> Path:
