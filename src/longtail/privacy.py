@@ -185,8 +185,8 @@ class HaarDetector:
         factor = self.config.upscale
         if factor > 1.0:
             gray = cv2.resize(gray, (round(width * factor), round(height * factor)), interpolation=cv2.INTER_LINEAR)
-        # OpenCV's face-detection tutorial evens out exposure first; the plate cascades find fewer plates on an
-        # equalized frame (a bright sky stretches the dark bumper's contrast away), so plates search the raw grey.
+        # Faces are searched on an equalized frame, as OpenCV's face-detection tutorial does; plates on the raw
+        # grey (on KITTI 000008 the plate cascades found a rear plate there and lost it after equalization).
         even = cv2.equalizeHist(gray)
         frames = {("face", False): even, ("face", True): cv2.flip(even, 1),
                   ("plate", False): gray, ("plate", True): cv2.flip(gray, 1)}
