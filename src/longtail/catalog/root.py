@@ -19,6 +19,7 @@ Layout::
     batches/<batch_id>/             labeling batches (curate: select)
     labelstudio/                    the data root's own Label Studio (label)
     labels/<batch_id>/              label sets (label)
+    labels/<batch_id>/shown/        the batch's frames as people see them: faces and plates blurred (label)
     datasets/<version_id>/          dataset versions, tracked by DVC (label)
     runs/<run_id>/                  checkpoints and final weights (train)
     sweeps/<sweep_id>/              sweep tables (train)
@@ -137,6 +138,10 @@ class DataRoot:
     def label_set(self, batch_id: str) -> Path:
         """DATA/labels/<batch_id>: labels.parquet, qa.json, then manifest.json."""
         return self.labels / batch_id
+
+    def shown_frames(self, batch_id: str) -> Path:
+        """DATA/labels/<batch_id>/shown: copies of the batch's frames as labelers see them (blurred)."""
+        return self.label_set(batch_id) / "shown"
 
     @property
     def datasets(self) -> Path:
