@@ -97,6 +97,11 @@ class SimConfig(_Frozen):
         description="share of eligible frames inside each critical scenario (0..0.5)",
     )
     min_box_px: int = Field(4, ge=1, le=100, description="objects shorter than this are not in the ground truth, px")
+    # Several cameras (issue 22): the front camera always, others on their own topics.
+    cameras: tuple[Literal["front", "wide"], ...] = Field(
+        ("front",), description="cameras recorded, each on its own topic with its own calibration: front, and "
+                                "wide (a 100 degree front camera); the ground truth is the front camera's",
+    )
 
     @field_validator("time_of_day")
     @classmethod
@@ -122,6 +127,13 @@ class SimConfig(_Frozen):
         if sum(merged.values()) > 0.9:
             raise ValueError(f"scenario rates add up to {sum(merged.values()):.2f}; keep the sum under 0.9")
         return merged
+
+    @field_validator("cameras")
+    @classmethod
+    def _cameras(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        if not v or v[0] != "front" or len(set(v)) != len(v):
+            raise ValueError(f"cameras must start with 'front' and name each camera once, got {list(v)}")
+        return v
 
     @model_validator(mode="after")
     def _even_size(self) -> SimConfig:

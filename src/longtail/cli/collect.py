@@ -48,6 +48,8 @@ def _add_sim(sub: Any) -> None:
     p.add_argument("--fps", type=float, default=10.0, help="camera frame rate, Hz")
     p.add_argument("--jpeg-quality", type=int, default=85, help="JPEG quality of camera frames")
     p.add_argument("--truck-share", type=float, default=0.3, help="share of the fleet that are trucks")
+    p.add_argument("--cameras", default="front", metavar="NAME,...",
+                   help="cameras recorded, each on its own topic: front, or front,wide (a 100 degree front camera)")
     p.add_argument("--rate", action="append", metavar="SCENARIO=SHARE",
                    help="rate of a critical scenario as a share of eligible frames (repeatable)")
     p.add_argument("--time-of-day", action="append", metavar="NAME=WEIGHT",
@@ -73,6 +75,8 @@ def sim_config_from_args(args: argparse.Namespace) -> SimConfig:
         "jpeg_quality": args.jpeg_quality,
         "truck_share": args.truck_share,
     }
+    if getattr(args, "cameras", "front") != "front":
+        fields["cameras"] = tuple(c.strip() for c in args.cameras.split(",") if c.strip())
     if args.rate:
         fields["scenario_rates"] = _pairs("--rate", args.rate)
     if args.time_of_day:
