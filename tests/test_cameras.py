@@ -173,3 +173,22 @@ def test_frames_of_another_camera_join_the_nearest_time_step_once() -> None:
     assert camera_name("/CAM_FRONT_LEFT/image/compressed") == "front_left"
     assert camera_name("/cam3/image/compressed") == "cam3"
     assert camera_name("/image_raw/compressed") == ""
+
+
+def test_a_plain_dataset_becomes_grouped_when_a_second_camera_arrives(two_cameras: dict[str, Path],
+                                                                      tmp_path: Path) -> None:
+    from longtail.curate.run import CurateConfig, run_curate
+
+    root = tmp_path / "data"
+    ingest([two_cameras["log"]], root, IngestConfig(image_topic="/camera/front/image"), progress=False)
+    run_curate(root, CurateConfig(dataset="cameras-convert", brain=False))
+    dataset = open_dataset(root, "cameras-convert")
+    assert dataset.media_type == "image"  # one camera: a plain dataset, as before several cameras
+    before = sorted(dataset.values("frame_id"))
+    ingest([two_cameras["log"]], root, progress=False)  # the same log with every camera
+    manifest = run_curate(root, CurateConfig(dataset="cameras-convert", brain=False))
+    dataset = open_dataset(root, "cameras-convert")
+    assert dataset.media_type == "group" and manifest["added"] == len(before)  # the wide frames
+    assert sorted(dataset.values("frame_id")) == before  # the front frames are the default slice
+    for group in dataset.iter_groups():
+        assert set(group) == {"front", "wide"} and group["front"].timestamp_ns == group["wide"].timestamp_ns
