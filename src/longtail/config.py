@@ -7,6 +7,7 @@ their metadata; later stages save theirs with runs, checkpoints and reports).
 from __future__ import annotations
 
 import math
+import re
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -97,6 +98,11 @@ class SimConfig(_Frozen):
         description="share of eligible frames inside each critical scenario (0..0.5)",
     )
     min_box_px: int = Field(4, ge=1, le=100, description="objects shorter than this are not in the ground truth, px")
+    # Several cameras (issue 22): the front camera always, others on their own topics.
+    cameras: tuple[Literal["front", "wide"], ...] = Field(
+        ("front",), description="cameras recorded, each on its own topic with its own calibration: front, and "
+                                "wide (a 100 degree front camera); the ground truth is the front camera's",
+    )
 
     @field_validator("time_of_day")
     @classmethod
@@ -122,6 +128,13 @@ class SimConfig(_Frozen):
         if sum(merged.values()) > 0.9:
             raise ValueError(f"scenario rates add up to {sum(merged.values()):.2f}; keep the sum under 0.9")
         return merged
+
+    @field_validator("cameras")
+    @classmethod
+    def _cameras(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        if not v or v[0] != "front" or len(set(v)) != len(v):
+            raise ValueError(f"cameras must start with 'front' and name each camera once, got {list(v)}")
+        return v
 
     @model_validator(mode="after")
     def _even_size(self) -> SimConfig:
@@ -216,6 +229,12 @@ class IngestConfig(_Frozen):
     vehicle_state_topic: str | None = Field(None, description="vehicle-state topic")
     gps_topic: str | None = Field(None, description="GPS topic")
     calibration_topic: str | None = Field(None, description="camera calibration topic")
+    cameras: dict[str, str] = Field(
+        default_factory=dict,
+        description="camera name -> topic, for a log with several cameras; the name is the camera's slice in the "
+                    "curated dataset, 'front' (else the first) the default one. Empty: every compressed-image topic "
+                    "is a camera named from its topic (front, rear, left, fisheye, ...), unless image_topic picks one",
+    )
     signal_map: dict[str, SignalSource] = Field(
         default_factory=dict,
         description="signal -> where it is in the log; wins over the built-in maps (longtail.ingest.signals)",
@@ -226,6 +245,22 @@ class IngestConfig(_Frozen):
     @classmethod
     def _signal_map(cls, v: dict[str, SignalSource]) -> dict[str, SignalSource]:
         return _check_signal_map(v)
+
+    @field_validator("cameras")
+    @classmethod
+    def _cameras(cls, v: dict[str, str]) -> dict[str, str]:
+        bad = sorted(name for name in v if not re.fullmatch(r"[a-z0-9][a-z0-9_]{0,39}", name))
+        if bad:
+            raise ValueError(f"camera name(s) {bad}: use lower-case letters, digits and _ (e.g. front, rear_left)")
+        if len(set(v.values())) != len(v):
+            raise ValueError(f"each camera needs its own topic, got {v}")
+        return v
+
+    @model_validator(mode="after")
+    def _one_way_to_name_cameras(self) -> IngestConfig:
+        if self.cameras and self.image_topic is not None:
+            raise ValueError("give image_topic (one camera) or cameras (several), not both")
+        return self
 
     def digest(self) -> str:
         """sha256 of the config: an ingest with another config is a different ingest."""

@@ -199,7 +199,12 @@ FRAME_INDEX_SCHEMA = pa.schema([
     ("latitude", pa.float64()), ("longitude", pa.float64()),  # degrees, NaN without GPS
     ("triggers", pa.list_(pa.string())),  # triggers whose window covers this frame
     ("labels", pa.list_(LABEL_TYPE)),     # boxes that came with the frame (imported datasets), else empty
+    # Several cameras (issue 22): frames of one time step of one log form a group, one frame per camera.
+    ("camera_slice", pa.string()),    # the camera's name (front, rear, wide, ...): its slice in the curated dataset
+    ("time_step_ns", pa.int64()),     # the time step (group): the default camera's frame time, ns since the epoch
 ])
+FRAME_INDEX_V1_COLUMNS = FRAME_INDEX_SCHEMA.names[:-2]
+"""The frame index's columns before several cameras; such an index reads as one front camera."""
 
 SIGNAL_INDEX_SCHEMA = pa.schema([
     ("log_id", pa.string()),

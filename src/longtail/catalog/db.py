@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 from longtail._process import free_port, pid_alive
 from longtail._runtime import configure_environment
 from longtail.catalog.root import DataRoot
-from longtail.errors import LongtailError
+from longtail.errors import InputError, LongtailError
 from longtail.storage import atomic_write_json
 
 if TYPE_CHECKING:
@@ -222,3 +222,46 @@ def open_dataset(root: str | os.PathLike[str], name: str = DEFAULT_DATASET, crea
     ds.info["longtail_root"] = owner
     ds.save()
     return ds
+
+
+# Several cameras (issue 22): a data root whose logs have several cameras is a grouped dataset,
+# one group per time step of a log, one slice per camera; its default slice is the front camera.
+GROUP_FIELD = "group"
+DEFAULT_SLICE = "front"
+
+
+def is_grouped(dataset: fo.Dataset) -> bool:
+    """Whether the dataset has a slice per camera (a FiftyOne grouped dataset)."""
+    return bool(dataset.media_type == "group")
+
+
+def frames_view(dataset: fo.Dataset) -> fo.Dataset | fo.DatasetView:
+    """Every frame of the dataset, whichever its camera: a grouped dataset's slices side by side.
+
+    On a grouped dataset, FiftyOne's own calls (``values``, ``select_by``, Brain) see only the
+    default slice; frame lookups by ``frame_id`` that may reach any camera go through here.
+    """
+    return dataset.select_group_slices() if is_grouped(dataset) else dataset
+
+
+def slices_view(dataset: fo.Dataset, slices: tuple[str, ...] | list[str]) -> fo.Dataset | fo.DatasetView:
+    """The frames of the chosen cameras (slices), as one collection.
+
+    A dataset with one camera has no slices: it is its front camera, so only ``("front",)``
+    is valid there.
+
+    Raises:
+        InputError: naming the slices that the dataset does not have, and those it has.
+    """
+    chosen = list(dict.fromkeys(slices))
+    if not is_grouped(dataset):
+        if chosen != [DEFAULT_SLICE]:
+            raise InputError(f"FiftyOne dataset {dataset.name!r} has one camera, no slices; slices {chosen} apply to "
+                             f"datasets of logs with several cameras: leave --slices out (the default is "
+                             f"{DEFAULT_SLICE})")
+        return dataset
+    unknown = [s for s in chosen if s not in dataset.group_slices]
+    if unknown:
+        raise InputError(f"FiftyOne dataset {dataset.name!r} has no slice(s) {unknown}; its cameras are "
+                         f"{sorted(dataset.group_slices)} (default {dataset.default_group_slice})")
+    return dataset.select_group_slices(chosen)

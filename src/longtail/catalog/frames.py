@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 
 from longtail.catalog.root import DataRoot
 from longtail.errors import SchemaError
-from longtail.schemas import FRAME_INDEX_SCHEMA, SIGNAL_INDEX_SCHEMA
+from longtail.schemas import FRAME_INDEX_SCHEMA, FRAME_INDEX_V1_COLUMNS, SIGNAL_INDEX_SCHEMA
 
 SIGNAL_FIELDS = ("speed_mps", "accel_mps2", "decel_mps2", "jerk_mps3", "lateral_accel_mps2", "yaw_rate_rps",
                  "steering_angle_deg", "steering_rate_dps", "brake_pressure_bar", "throttle_pct", "adas_engaged",
@@ -76,7 +76,7 @@ def load_frame_index(root: str | os.PathLike[str], sources: tuple[str, ...] | No
         if manifest.get("status") not in ("ingested", "partial") or not manifest.get("frames_kept"):
             continue
         path = index_path(root, manifest["log_id"])
-        table = pq.read_table(path)
+        table = _with_camera_columns(pq.read_table(path))
         if not table.schema.equals(FRAME_INDEX_SCHEMA, check_metadata=False):
             raise SchemaError(f"{path}: not a Longtail frame index (columns {table.schema.names})")
         tables.append(table)
@@ -86,6 +86,15 @@ def load_frame_index(root: str | os.PathLike[str], sources: tuple[str, ...] | No
     if sources is not None:
         df = df[df.source.isin(sources)].reset_index(drop=True)
     return df.sort_values(["log_id", "camera", "timestamp_ns"], kind="stable").reset_index(drop=True)
+
+
+def _with_camera_columns(table: pa.Table) -> pa.Table:
+    """An index written before several cameras (imported datasets are never re-imported) as one
+    front camera whose every frame is its own time step."""
+    if table.schema.names != list(FRAME_INDEX_V1_COLUMNS):
+        return table
+    return table.append_column("camera_slice", pa.array(["front"] * table.num_rows, pa.string())) \
+        .append_column("time_step_ns", table.column("timestamp_ns"))
 
 
 def load_signal_index(root: str | os.PathLike[str]) -> pd.DataFrame:

@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 
 from longtail.catalog.frames import load_manifest, manifest_path
 from longtail.errors import InputError, SchemaError
-from longtail.schemas import GT_SCHEMA
+from longtail.schemas import GT_SCHEMA, PROFILE_TOPICS
 
 GT_DIR = "ground_truth"
 VEHICLE_PREFIXES = {"car-": "car", "truck-": "truck"}
@@ -132,7 +132,9 @@ def load_truth(truth_files: Iterable[str | os.PathLike[str]], frames: pd.DataFra
         truth_files: ground-truth sidecars (`find_truth_files`); read in order and only until every
             frame is found. When two files hold the same drive (one plan recorded twice), the first wins.
         frames: one row per frame with columns frame_id, drive_id, timestamp_ns (a labeling batch
-            or the frame index).
+            or the frame index); with a ``camera`` column (the camera's topic), frames of cameras
+            other than the simulator's front camera are refused: the sidecars hold the front
+            camera's truth, and another camera's frame at the same time shows other pixels.
 
     Returns:
         ``frame_id`` -> `FrameTruth`, for every frame.
@@ -145,6 +147,15 @@ def load_truth(truth_files: Iterable[str | os.PathLike[str]], frames: pd.DataFra
     if missing_cols:
         raise SchemaError(f"frames lack column(s) {missing_cols}; pass a labeling batch or the frame index")
     files = [Path(p) for p in truth_files]
+    if "camera" in frames.columns:
+        front = {t.image for t in PROFILE_TOPICS.values()}
+        other = frames[~frames["camera"].isin(front) & (frames["camera"].astype(str) != "")]
+        if len(other):
+            shown = "; ".join(f"frame {f} ({c})" for f, c in zip(other["frame_id"][:5], other["camera"][:5], strict=True))
+            raise GroundTruthError(
+                f"no ground truth for {len(other)} of {len(frames)} frame(s) of another camera than the simulator's "
+                f"front one: {shown}; the simulator's sidecars hold the front camera's truth only: label these "
+                "frames in Label Studio, or select from the front slice (--slices front)")
     # 1. Which frame(s) each (drive, time) key stands for; two logs of one drive share a key.
     wanted: dict[tuple[str, int], list[str]] = {}
     for fid, drive, ts in zip(frames["frame_id"], frames["drive_id"], frames["timestamp_ns"], strict=True):

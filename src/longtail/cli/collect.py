@@ -48,6 +48,8 @@ def _add_sim(sub: Any) -> None:
     p.add_argument("--fps", type=float, default=10.0, help="camera frame rate, Hz")
     p.add_argument("--jpeg-quality", type=int, default=85, help="JPEG quality of camera frames")
     p.add_argument("--truck-share", type=float, default=0.3, help="share of the fleet that are trucks")
+    p.add_argument("--cameras", default="front", metavar="NAME,...",
+                   help="cameras recorded, each on its own topic: front, or front,wide (a 100 degree front camera)")
     p.add_argument("--rate", action="append", metavar="SCENARIO=SHARE",
                    help="rate of a critical scenario as a share of eligible frames (repeatable)")
     p.add_argument("--time-of-day", action="append", metavar="NAME=WEIGHT",
@@ -73,6 +75,8 @@ def sim_config_from_args(args: argparse.Namespace) -> SimConfig:
         "jpeg_quality": args.jpeg_quality,
         "truck_share": args.truck_share,
     }
+    if getattr(args, "cameras", "front") != "front":
+        fields["cameras"] = tuple(c.strip() for c in args.cameras.split(",") if c.strip())
     if args.rate:
         fields["scenario_rates"] = _pairs("--rate", args.rate)
     if args.time_of_day:
@@ -170,8 +174,10 @@ def _add_ingest(sub: Any) -> None:
     p.add_argument("--root", required=True, default=argparse.SUPPRESS, help="the data root (frame store and index)")
     p.add_argument("--workers", type=int, default=1, help="logs ingested in parallel (one process each)")
     p.add_argument("--keyframe-hz", type=float, default=IngestConfig().keyframe_hz, help="keyframes per second")
-    p.add_argument("--image-topic", default=argparse.SUPPRESS,
-                   help="camera topic; without it, the topic carrying compressed images")
+    p.add_argument("--image-topic", action="append", metavar="[NAME=]TOPIC", default=argparse.SUPPRESS,
+                   help="camera topic; repeat it for several cameras, as NAME=TOPIC (NAME: the camera's slice in the "
+                        "curated dataset, e.g. front, rear; 'front' is the default one). Without it, every topic "
+                        "carrying compressed images is a camera, named from its topic")
     p.add_argument("--vehicle-state-topic", default=argparse.SUPPRESS,
                    help="topic carrying Longtail's VehicleState fields; without it, found by schema")
     p.add_argument("--signal-map", metavar="FILE", default=argparse.SUPPRESS,
@@ -197,8 +203,9 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
         signal_map = load_signal_map(args.signal_map)
     try:
+        image_topic, cameras = _camera_topics(getattr(args, "image_topic", []))
         cfg = IngestConfig(
-            keyframe_hz=args.keyframe_hz, image_topic=getattr(args, "image_topic", None),
+            keyframe_hz=args.keyframe_hz, image_topic=image_topic, cameras=cameras,
             vehicle_state_topic=getattr(args, "vehicle_state_topic", None), signal_map=signal_map,
             triggers={"hard_brake_mps2": args.hard_brake, "harsh_steer_dps": args.harsh_steer},
         )
@@ -215,6 +222,25 @@ def cmd_ingest(args: argparse.Namespace) -> int:
              len(results), counts["ingested"], sum(r.status == "ingested" and bool(r.notes) for r in results),
              counts["partial"], counts["quarantined"], counts["skipped"], args.root)
     return 0
+
+
+def _camera_topics(values: list[str]) -> tuple[str | None, dict[str, str]]:
+    """``--image-topic`` values as (image_topic, cameras): one plain topic is the one camera; several,
+    or NAME=TOPIC, name the cameras (a name left out is made from the topic)."""
+    from longtail.ingest.roles import camera_name
+
+    if len(values) == 1 and "=" not in values[0]:
+        return values[0], {}
+    cameras: dict[str, str] = {}
+    for k, value in enumerate(values):
+        name, sep, topic = value.partition("=")
+        if not sep:
+            name, topic = camera_name(value) or ("front" if k == 0 else f"camera{k}"), value
+        if name in cameras:
+            raise ConfigError(f"longtail ingest --image-topic: camera {name!r} is named twice ({cameras[name]} and "
+                              f"{topic}); give each camera its own name, as NAME=TOPIC")
+        cameras[name.strip()] = topic.strip()
+    return None, cameras
 
 
 def ingest_table(results: Sequence[Any]) -> str:

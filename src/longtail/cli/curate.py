@@ -106,6 +106,9 @@ def _add_select(sub: Any) -> None:
                    help="favour frames like this failure mode (repeatable; default: every open one)")
     p.add_argument("--min-gap", type=float, default=d.min_gap_s, help="near-duplicate gap within a drive, s")
     p.add_argument("--seed", type=int, default=d.seed, help="seed of the random selector")
+    p.add_argument("--slices", default=",".join(d.slices), metavar="CAMERA,...",
+                   help="cameras (slices of a dataset of logs with several cameras) to choose frames from, e.g. "
+                        "front,rear")
     p.add_argument("--json", action="store_true", help="print the batch manifest as JSON")
     p.set_defaults(func=cmd_select)
 
@@ -119,6 +122,7 @@ def cmd_select(args: argparse.Namespace) -> int:
                           "seed": args.seed}
     if args.quota:
         kw["quotas"] = _pairs("--quota", args.quota)
+    kw["slices"] = tuple(s.strip() for s in getattr(args, "slices", "front").split(",") if s.strip())
     try:
         cfg = SelectConfig(**kw)
     except ValidationError as exc:

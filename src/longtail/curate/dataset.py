@@ -4,10 +4,16 @@ Only frames not in the dataset yet are added, each with all its fields at creati
 field afterwards is several times slower; ../shared/ENVIRONMENT.md): drive log, vehicle,
 signals, triggers, image statistics, scenario tags, and labels when the frame came with them.
 Frames are matched by ``frame_id``, so re-running adds nothing and changes nothing.
+
+Logs with several cameras make it a grouped dataset: one group per time step of a log (its id
+derived from the log and the time step, so frames added in later runs join their group), one
+slice per camera, the front camera the default slice the App opens on. While every log has one
+camera it stays a plain dataset, exactly as before several cameras.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 from collections.abc import Callable
@@ -17,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from longtail.catalog.db import DEFAULT_SLICE, GROUP_FIELD, frames_view, is_grouped
 from longtail.catalog.frames import SIGNAL_FIELDS, index_path, load_frame_index
 from longtail.catalog.monitoring import load_monitor_triggers
 from longtail.curate.descriptor import STAT_NAMES
@@ -50,14 +57,22 @@ def _detections(labels: Any, width: int, height: int) -> Any:
     return fo.Detections(detections=dets)
 
 
+def group_id(log_id: str, time_step_ns: int) -> str:
+    """The FiftyOne group id of one time step of a log (an ObjectId: 24 hex digits)."""
+    return hashlib.sha256(f"{log_id}|{time_step_ns}".encode()).hexdigest()[:24]
+
+
 def make_samples(root: str | os.PathLike[str], frames: pd.DataFrame, stats: np.ndarray,
-                 image_tags: list[list[str]]) -> list[fo.Sample]:
-    """FiftyOne samples for frame-index rows, with every field set at creation."""
+                 image_tags: list[list[str]], grouped: bool = False) -> list[fo.Sample]:
+    """FiftyOne samples for frame-index rows, with every field set at creation.
+
+    With ``grouped``, each sample is its camera's slice of its time step's group.
+    """
     import fiftyone as fo
 
     root = Path(root).resolve()
     cols = {c: frames[c].tolist() for c in (*FRAME_FIELDS, *SIGNAL_FIELDS, "store_path", "width", "height",
-                                            "image_bytes", "image_format", "labels")}
+                                            "image_bytes", "image_format", "labels", "camera_slice", "time_step_ns")}
     samples = []
     for i in range(len(frames)):
         signals = {k: cols[k][i] for k in SIGNAL_FIELDS}
@@ -79,6 +94,9 @@ def make_samples(root: str | os.PathLike[str], frames: pd.DataFrame, stats: np.n
             signals=fo.DynamicEmbeddedDocument(**signals),
             image_stats=fo.DynamicEmbeddedDocument(**{k: float(v) for k, v in zip(STAT_NAMES, stats[i], strict=True)}),
         )
+        if grouped:
+            sample[GROUP_FIELD] = fo.Group(id=group_id(cols["log_id"][i], int(cols["time_step_ns"][i]))).element(
+                cols["camera_slice"][i])
         labels = cols["labels"][i]
         if labels is not None and len(labels):
             sample["ground_truth"] = _detections(labels, int(cols["width"][i]), int(cols["height"][i]))
@@ -111,7 +129,9 @@ def add_new_frames(root: str | os.PathLike[str], dataset: fo.Dataset, batch_size
     index = load_frame_index(root)
     if index.empty:
         raise LongtailError(f"{Path(root) / 'index'}: no ingested frames; run `longtail ingest --root {root} <logs>` first")
-    have = set(dataset.values("frame_id")) if len(dataset) else set()
+    grouped = ensure_groups(dataset, index)
+    everything = frames_view(dataset)
+    have = set(everything.values("frame_id")) if everything.count() else set()
     new = index[~index["frame_id"].isin(have)].reset_index(drop=True)
     if new.empty:
         return 0
@@ -125,11 +145,13 @@ def add_new_frames(root: str | os.PathLike[str], dataset: fo.Dataset, batch_size
     image_tags = compute_image_tags(stats)
     for start in range(0, len(new), batch_size):
         part = new.iloc[start:start + batch_size]
-        samples = make_samples(root, part, stats[start:start + batch_size], image_tags[start:start + batch_size])
+        samples = make_samples(root, part, stats[start:start + batch_size], image_tags[start:start + batch_size],
+                               grouped)
         dataset.add_samples(samples, progress=False)
         if progress:
             progress(len(part))
-    log.info("added %d new frame(s) to FiftyOne dataset %s (%d in all)", len(new), dataset.name, len(dataset))
+    log.info("added %d new frame(s) to FiftyOne dataset %s (%d in all)", len(new), dataset.name,
+             frames_view(dataset).count())
     return len(new)
 
 
@@ -139,7 +161,7 @@ def sync_monitor_triggers(root: str | os.PathLike[str], dataset: fo.Dataset) -> 
     marked = load_monitor_triggers(root)
     if not marked or not len(dataset):
         return 0
-    view = dataset.select_by("frame_id", sorted(marked))
+    view = frames_view(dataset).select_by("frame_id", sorted(marked))
     fids, triggers, tags = view.values(["frame_id", "triggers", "tags"])
     changed = {}
     for fid, trig, tag in zip(fids, triggers, tags, strict=True):
@@ -147,15 +169,54 @@ def sync_monitor_triggers(root: str | os.PathLike[str], dataset: fo.Dataset) -> 
         if want != sorted(trig or []):
             changed[fid] = (want, sorted(set(tag or []) | set(trigger_tags(want))))
     if changed:
-        sub = dataset.select_by("frame_id", sorted(changed), ordered=True)
+        sub = frames_view(dataset).select_by("frame_id", sorted(changed), ordered=True)
         sub.set_values("triggers", [changed[f][0] for f in sorted(changed)])
         sub.set_values("tags", [changed[f][1] for f in sorted(changed)])
         log.info("%d sample(s) of %s carry the monitor's triggers now", len(changed), dataset.name)
     return len(changed)
 
 
-def load_pool_fields(dataset: fo.Dataset) -> pd.DataFrame:
-    """One row per sample with the fields selection needs, in the dataset's order."""
+def ensure_groups(dataset: fo.Dataset, index: pd.DataFrame) -> bool:
+    """Make the dataset grouped once the frame index has several cameras; whether it is grouped.
+
+    Frames already in a plain dataset become their camera's slice of their time step's group
+    (cameras as the index names them; a frame the index no longer has is a front camera frame).
+    The default slice is the front camera (or, without one, the first camera by name).
+    """
+    import fiftyone as fo
+
+    if is_grouped(dataset):
+        return True
+    slices = sorted(set(index["camera_slice"]))
+    if len(slices) <= 1 and slices in ([], [DEFAULT_SLICE]):
+        return False
+    default = DEFAULT_SLICE if DEFAULT_SLICE in slices or len(dataset) else slices[0]
+    old = len(dataset)
+    known = index.set_index("frame_id")[["log_id", "camera_slice", "time_step_ns"]]
+    slice_of = known["camera_slice"].to_dict()
+    before = {slice_of.get(f, DEFAULT_SLICE) for f in dataset.values("frame_id")} if old else set()
+    dataset.add_group_field(GROUP_FIELD, default=default)
+    if old:
+        for name in sorted(before):
+            dataset.add_group_slice(name, "image")
+        flat = dataset.select_group_slices()
+        groups = []
+        for f, lg, ts in zip(*flat.values(["frame_id", "log_id", "timestamp_ns"]), strict=True):
+            row = known.loc[f] if f in known.index else None
+            groups.append(fo.Group(id=group_id(lg, int(row["time_step_ns"]) if row is not None else int(ts)))
+                          .element(str(row["camera_slice"]) if row is not None else DEFAULT_SLICE))
+        flat.set_values(GROUP_FIELD, groups)
+    log.info("FiftyOne dataset %s now has a slice per camera (%s; default %s)%s", dataset.name, ", ".join(slices),
+             default, f": its {old} frame(s) joined their time steps' groups" if old else "")
+    return True
+
+
+def load_pool_fields(dataset: fo.Dataset | fo.DatasetView) -> pd.DataFrame:
+    """One row per sample with the fields selection needs, in the dataset's order.
+
+    Frames of a grouped dataset (or of its slices, `longtail.catalog.db.slices_view`) also get
+    ``camera_slice``, their camera.
+    """
     fields = ["id", "frame_id", "image_sha256", "drive_id", "vehicle_type", "timestamp_ns", "triggers", "tags",
               "signals.decel_mps2", "signals.steering_rate_dps", "signals.lateral_accel_mps2", "signals.adas_alert",
               "signals.driver_override"]
@@ -165,8 +226,12 @@ def load_pool_fields(dataset: fo.Dataset) -> pd.DataFrame:
             fields.append(optional)
     if "ground_truth" in schema:
         fields.append("ground_truth")
+    if GROUP_FIELD in schema:
+        fields.append(f"{GROUP_FIELD}.name")
     values = dataset.values([f if f != "ground_truth" else "ground_truth.detections" for f in fields])
-    frame = pd.DataFrame({f.split(".")[-1] if f.startswith("signals.") else f: v for f, v in zip(fields, values, strict=True)})
+    names = {f"{GROUP_FIELD}.name": "camera_slice"}
+    frame = pd.DataFrame({names.get(f, f.split(".")[-1] if f.startswith("signals.") else f): v
+                          for f, v in zip(fields, values, strict=True)})
     if "ground_truth" in frame:
         frame["labeled"] = frame.pop("ground_truth").map(lambda d: d is not None)
     else:

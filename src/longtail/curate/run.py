@@ -17,7 +17,14 @@ import pyarrow.parquet as pq
 from pydantic import Field
 from tqdm import tqdm
 
-from longtail.catalog.db import DEFAULT_DATASET, open_dataset
+from longtail.catalog.db import (
+    DEFAULT_DATASET,
+    DEFAULT_SLICE,
+    frames_view,
+    is_grouped,
+    open_dataset,
+    slices_view,
+)
 from longtail.catalog.failure_modes import FailureMode, discover_failure_modes, get_failure_modes, load_registry
 from longtail.catalog.root import DataRoot
 from longtail.config import _Frozen
@@ -95,7 +102,7 @@ def predict_with_champion(root: str | os.PathLike[str], dataset: fo.Dataset, cha
     return len(todo)
 
 
-def dataset_embeddings(root: str | os.PathLike[str], dataset: fo.Dataset, embedder: Embedder,
+def dataset_embeddings(root: str | os.PathLike[str], dataset: fo.Dataset | fo.DatasetView, embedder: Embedder,
                        progress: bool = False) -> tuple[pd.DataFrame, np.ndarray]:
     """The pool fields of every sample and their embeddings, in the dataset's order."""
     frame = load_pool_fields(dataset)
@@ -120,6 +127,9 @@ def run_curate(root: str | os.PathLike[str], config: CurateConfig | None = None,
        uncertainty, hardness and mistakenness (`predict_with_champion`).
     4. Run the failure-mode queries: record discoveries, save open ones as views.
     5. Write DATA/curate/manifest.json last.
+
+    With several cameras (a grouped dataset), steps 2-4 see the default slice, the front camera,
+    as FiftyOne's calls on a grouped dataset do; `run_select` reaches any slice by name.
 
     Returns:
         The manifest.
@@ -148,8 +158,11 @@ def run_curate(root: str | os.PathLike[str], config: CurateConfig | None = None,
                                                    "run_id": champion[1]["run_id"]},
         "failure_modes": {n: {"status": m.status, "count": m.count} for n, m in modes.items()},
         "config": config.model_dump(mode="json"),
-        "logs": sorted(set(dataset.distinct("log_id"))),
+        "logs": sorted(set(frames_view(dataset).distinct("log_id"))),
     }
+    if is_grouped(dataset):  # several cameras: frames per slice, and the slice the App opens on
+        manifest["slices"] = {name: dataset.select_group_slices(name).count() for name in sorted(dataset.group_slices)}
+        manifest["default_slice"] = dataset.default_group_slice
     if previous is None or {k: v for k, v in previous.items() if k not in ("added", "predicted", "updated_at")} != \
             {k: v for k, v in manifest.items() if k not in ("added", "predicted")}:
         manifest["updated_at"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
@@ -209,14 +222,22 @@ def failure_mode_similarity(pool: pd.DataFrame, vectors: np.ndarray, dataset: fo
 
 
 def make_pool(root: str | os.PathLike[str], dataset: fo.Dataset, failure_modes: list[str] | None = None,
-              embedder: Embedder | None = None) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
-    """The candidate pool: every frame not labeled and not in an earlier labeling batch.
+              embedder: Embedder | None = None, slices: tuple[str, ...] = (DEFAULT_SLICE,)
+              ) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """The candidate pool: every frame of the chosen cameras not labeled and not in an earlier labeling batch.
+
+    Args:
+        slices: the cameras (slices of a grouped dataset) frames come from; a dataset of logs
+            with one camera has only the front one.
 
     Returns:
         (pool, its embeddings, embeddings of frames already labeled or batched).
+
+    Raises:
+        InputError: for a slice the dataset does not have.
     """
     embedder = embedder or current_embedder(root)
-    frame, vectors = dataset_embeddings(root, dataset, embedder)
+    frame, vectors = dataset_embeddings(root, slices_view(dataset, slices), embedder)
     taken = {fid for b in list_batches(root) for fid in b["frames"]}
     done = frame["labeled"].to_numpy(bool) | frame["frame_id"].isin(taken).to_numpy()
     modes = get_failure_modes(root, failure_modes) if failure_modes is not None else \
@@ -245,7 +266,8 @@ def run_select(root: str | os.PathLike[str], config: SelectConfig, dataset_name:
     if failure_modes is not None:
         get_failure_modes(root, failure_modes)  # fail fast on unknown names, before any work
     dataset = open_dataset(root, dataset_name)
-    pool, vectors, labeled = make_pool(root, dataset, failure_modes)
+    frames = slices_view(dataset, config.slices)
+    pool, vectors, labeled = make_pool(root, dataset, failure_modes, slices=config.slices)
     pool_ids = set(pool["frame_id"])
     for earlier in list_batches(root):
         # The same request against the same state: that batch's pool was today's plus its own frames.
@@ -264,7 +286,7 @@ def run_select(root: str | os.PathLike[str], config: SelectConfig, dataset_name:
         return dict(json.loads((folder / "manifest.json").read_text()))
 
     info = pool.set_index("frame_id").loc[frame_ids]
-    index_cols = dataset.select_by("frame_id", frame_ids, ordered=True).values(
+    index_cols = frames.select_by("frame_id", frame_ids, ordered=True).values(
         ["frame_id", "filepath", "log_id", "drive_id", "timestamp_ns", "image_sha256"])
     by_id = {fid: (fp, lg, dr, ts, sha) for fid, fp, lg, dr, ts, sha in zip(*index_cols, strict=True)}
     table = pa.table({
@@ -302,9 +324,9 @@ def run_select(root: str | os.PathLike[str], config: SelectConfig, dataset_name:
     with atomic_writer(folder / "frames.parquet") as fh:
         pq.write_table(table, fh)
     atomic_write_json(folder / "manifest.json", manifest)
-    view = dataset.select_by("frame_id", frame_ids)
+    view = frames.select_by("frame_id", frame_ids)
     view.set_values("labeling_batch", [batch_id] * len(view))
-    dataset.save_view(batch_id, dataset.select_by("frame_id", frame_ids, ordered=True),
+    dataset.save_view(batch_id, frames.select_by("frame_id", frame_ids, ordered=True),
                       description=f"Labeling batch of {len(frame_ids)} frames ({config.selector})", overwrite=True)
     log.info("labeling batch %s: %d frame(s) of %d candidates -> %s", batch_id, len(frame_ids), len(pool), folder)
     return manifest

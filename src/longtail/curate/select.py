@@ -48,7 +48,8 @@ with the champion on a critical object, then frames behind a drift or prediction
 POOL_COLUMNS = ("frame_id", "drive_id", "timestamp_ns", "triggers", "tags")
 """Columns a candidate pool must have. Optional: decel_mps2, steering_rate_dps,
 lateral_accel_mps2, adas_alert, driver_override (signals), uncertainty (0..1), fm_similarity
-(0..1), fm_name, uniqueness (0..1)."""
+(0..1), fm_name, uniqueness (0..1), camera_slice (frames of several cameras: near-duplicates are
+looked for within one camera)."""
 
 
 class BudgetError(LongtailError):
@@ -72,6 +73,11 @@ class SelectConfig(_Frozen):
     duplicate_similarity: float = Field(0.995, gt=0, le=1,
                                         description="frames of one drive more similar than this (cosine) are near-duplicates")
     seed: int = Field(0, ge=0, description="seed of the random selector and of ties")
+    slices: tuple[str, ...] = Field(
+        ("front",), min_length=1,
+        description="cameras (slices of a grouped dataset) the frames are chosen from; a dataset of logs with one "
+                    "camera has only front",
+    )
 
     @field_validator("quotas")
     @classmethod
@@ -84,8 +90,9 @@ class SelectConfig(_Frozen):
         return v
 
     def digest(self) -> str:
-        """sha256 of the config."""
-        return hashlib.sha256(self.model_dump_json().encode()).hexdigest()
+        """sha256 of the config (``slices`` left out at its default, so earlier batches keep their digest)."""
+        exclude = {"slices"} if self.slices == ("front",) else None
+        return hashlib.sha256(self.model_dump_json(exclude=exclude).encode()).hexdigest()
 
 
 def compute_trigger_priority(pool: pd.DataFrame) -> np.ndarray:
@@ -188,7 +195,8 @@ def _select_longtail(pool: pd.DataFrame, emb: np.ndarray, config: SelectConfig,
             np.minimum(min_dist, 1.0 - sims.max(axis=1), out=min_dist)
 
     # Near-duplicate bookkeeping: frames sorted by drive and time.
-    drive_codes, _ = pd.factorize(pool["drive_id"])
+    drive_codes, _ = pd.factorize(pool["drive_id"].astype(str) + "|" + pool["camera_slice"].astype(str)
+                                  if "camera_slice" in pool else pool["drive_id"])
     ts = pool["timestamp_ns"].to_numpy(np.int64)
     order = np.lexsort((ts, drive_codes))
     sorted_drive, sorted_ts = drive_codes[order], ts[order]
@@ -274,6 +282,7 @@ def _reason(row: dict[str, Any], pool: pd.DataFrame) -> str:
 
 def selection_digest(frame_ids: list[str], config: SelectConfig, pool_digest: str) -> str:
     """Content address of a labeling batch: its frames, config and pool."""
-    blob = json.dumps({"frames": frame_ids, "config": config.model_dump(mode="json"), "pool": pool_digest},
-                      sort_keys=True)
+    # slices at its default is left out, as in `SelectConfig.digest`: earlier batches keep their ids.
+    record = config.model_dump(mode="json", exclude={"slices"} if config.slices == ("front",) else None)
+    blob = json.dumps({"frames": frame_ids, "config": record, "pool": pool_digest}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()

@@ -184,6 +184,7 @@ def import_dataset(fmt: str, source: str | os.PathLike[str], root: str | os.Path
         "adas_engaged": [False] * n, "driver_override": [False] * n, "adas_alert": [""] * n, "turn_signal": [""] * n,
         "latitude": np.full(n, np.nan), "longitude": np.full(n, np.nan),
         "triggers": [[] for _ in range(n)], "labels": [f["labels"] for f, _, _ in rows],
+        "camera_slice": ["front"] * n, "time_step_ns": [f["t"] for f, _, _ in rows],
     }, schema=FRAME_INDEX_SCHEMA)
     counts: dict[str, int] = {}
     for f, _, _ in rows:

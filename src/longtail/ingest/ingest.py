@@ -36,6 +36,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from tqdm import tqdm
 
 from longtail import __version__
@@ -46,7 +47,7 @@ from longtail.ingest.decode import STATE_FLAGS, STATE_LABELS, Decoders
 from longtail.ingest.features import FEATURES, frame_features
 from longtail.ingest.inventory import TopicTimes, inventory_notes
 from longtail.ingest.jpeg import ImageFormatError, image_size
-from longtail.ingest.roles import Roles, camera_notes
+from longtail.ingest.roles import Roles, camera_notes, match_time_steps
 from longtail.ingest.scan import Channel, LogScanner, ScanError
 from longtail.ingest.series import SignalCollector, Signals, distance_km, on_base, signal_table
 from longtail.ingest.store import FrameStore, write_index, write_manifest, write_signals
@@ -236,8 +237,10 @@ class _Ingest:
         self.notes: list[str] = []
         self.inventory: list[dict[str, Any]] = []
         self.not_evaluated: dict[str, str] = {}
-        self.calibration: dict[str, Any] | None = None
+        self.calibrations: dict[int, dict[str, Any]] = {}
         self.image_t: list[int] = []
+        self.other_t: dict[int, list[int]] = {}
+        self.other_rows: dict[int, dict[int, dict[str, Any]]] = {}
         self.rows: dict[int, dict[str, Any]] = {}
         self.events: list[TriggerEvent] = []
         self.keyframes = 0
@@ -278,7 +281,15 @@ class _Ingest:
                 self._consider()
                 role = by_id.get(cid, "")
             try:
-                if role == "image":
+                if role == "image" and cid != self.roles.channel["image"].id:
+                    # Another camera: its frames are taken at the default camera's kept time steps (step 4).
+                    times_of = self.other_t.setdefault(cid, [])
+                    if times_of and t <= times_of[-1]:
+                        self.backwards += 1
+                        continue
+                    times_of.append(t)
+                elif role == "image":
+                    self.roles.start()
                     if t <= last_image:
                         self.backwards += 1
                         continue
@@ -291,8 +302,8 @@ class _Ingest:
                     if k > slot and self._keep(self.roles.channel[role], t, msg.data, keyframe=True):
                         slot = k
                 elif role == "calibration":
-                    if self.calibration is None:
-                        self.calibration = self.decoders.calibration(self.roles.channel[role], msg.data)
+                    if cid not in self.calibrations:
+                        self.calibrations[cid] = self.decoders.calibration(scan.channels[cid], msg.data)
                 elif collector.wants(cid):
                     channel = scan.channels[cid]
                     collector.add(channel, t, self.decoders.decode(channel, msg.data))
@@ -301,7 +312,10 @@ class _Ingest:
                 self.bad_messages.append(f"{topic} at {t} ns ({type(exc).__name__}: {exc})"
                                          if len(self.bad_messages) < 3 else "")
         self.signals = collector.finish(self.cfg.triggers.smooth_s)
-        used = {ch.id: "camera" if role == "image" else role for role, ch in self.roles.channel.items()}
+        used = {ch.id: "camera" if len(self.roles.cameras) == 1 else f"camera: {name}"
+                for name, ch in self.roles.cameras.items()}
+        used.update({ch.id: "calibration" if len(self.roles.cameras) <= 1 else f"calibration: {name}"
+                     for name, ch in self.roles.calibration_of().items()})
         for cid in {b.channel_id for b in collector.bound.values()}:
             used[cid] = "signals: " + " ".join(s for s, b in collector.bound.items() if b.channel_id == cid)
         self.counts = {scan.channels[cid].topic: len(times.times.get(cid, [])) for cid in used}
@@ -311,27 +325,65 @@ class _Ingest:
         # 3. Frames inside trigger windows: read again only the chunks that overlap one.
         if self.cfg.keep_trigger_frames and self.events and "image" in self.roles.channel:
             self._trigger_frames()
+        # 4. The other cameras' frames at every kept time step, so a time step keeps all its cameras.
+        if self.other_t and self.rows:
+            self._other_cameras()
         # Every frame file is in place before the index that lists it is written.
         self.store.close()
         self._report()
         return self
 
-    def _keep(self, channel: Channel, t: int, data: memoryview, keyframe: bool) -> bool:
-        if t in self.failed:
+    def _keep(self, channel: Channel, t: int, data: memoryview, keyframe: bool, step: int | None = None) -> bool:
+        """Store one camera frame: the default camera's (``step`` None) or another's at time step ``step``."""
+        default = step is None
+        if default and t in self.failed:
             return False
         try:
             fmt, image = self.decoders.image(channel, data)
             width, height = image_size(image, fmt)
         except (ImageFormatError, ValueError, KeyError, AttributeError, TypeError) as exc:
-            self.bad_frames.append(f"frame at {t} ns: {exc}" if len(self.bad_frames) < 3 else "")
-            self.failed.add(t)
+            where = "" if default else f" on {channel.topic}"
+            self.bad_frames.append(f"frame at {t} ns{where}: {exc}" if len(self.bad_frames) < 3 else "")
+            if default:
+                self.failed.add(t)
             return False
         sha, rel = self.store.put(image, fmt)
-        self.rows[t] = {"sha": sha, "rel": rel, "fmt": "jpeg" if fmt == "jpg" else fmt, "width": width,
-                        "height": height, "bytes": len(image), "keyframe": keyframe}
-        self.keyframes += keyframe
+        row = {"sha": sha, "rel": rel, "fmt": "jpeg" if fmt == "jpg" else fmt, "width": width,
+               "height": height, "bytes": len(image), "keyframe": keyframe, "step": t if default else step}
+        if default:
+            self.rows[t] = row
+            self.keyframes += keyframe
+        else:
+            self.other_rows.setdefault(channel.id, {})[t] = row
         _FAULTS.hit("ingest.frame")
         return True
+
+    def _other_cameras(self) -> None:
+        """Store each other camera's frame nearest every kept time step of the default camera.
+
+        A frame belongs to a time step when it is within half the default camera's frame period
+        of it (cameras of one rig are triggered together or run at similar rates), and to the
+        nearest time step only, so no frame is in two groups.
+        """
+        steps = np.array(sorted(self.rows), dtype=np.int64)
+        period = float(np.median(np.diff(self.image_t))) if len(self.image_t) > 1 else 1e8
+        tolerance = max(period / 2, 1e6)
+        wanted = {cid: {ts: (step, self.rows[step]["keyframe"])
+                        for ts, step in match_time_steps(steps, np.array(times_of, np.int64), tolerance).items()}
+                  for cid, times_of in self.other_t.items()}
+        scan = self.scanner.scan
+        every = np.array(sorted({ts for w in wanted.values() for ts in w}), dtype=np.int64)
+        if scan.chunks:
+            chunks = [c for c in scan.chunks if c.ok and np.searchsorted(every, c.start_ns) <
+                      np.searchsorted(every, c.end_ns, side="right")]
+            sources: Iterable[Iterator[Any]] = (self.scanner.chunk_messages(c, set(wanted)) for c in chunks)
+        else:
+            sources = [self.scanner.messages(set(wanted))]
+        for source in sources:
+            for msg in source:
+                hit = wanted.get(msg.channel_id, {}).get(msg.log_time)
+                if hit is not None and msg.log_time not in self.other_rows.get(msg.channel_id, {}):
+                    self._keep(scan.channels[msg.channel_id], msg.log_time, msg.data, keyframe=hit[1], step=hit[0])
 
     def _trigger_frames(self) -> None:
         windows = sorted(e.window(self.cfg.triggers) for e in self.events)
@@ -367,8 +419,9 @@ class _Ingest:
         if self.bad_messages:
             shown = "; ".join(b for b in self.bad_messages if b)
             self.problems.append(f"{len(self.bad_messages)} message(s) do not decode and were skipped: {shown}")
-        self.notes += camera_notes(self.cfg, self.roles.channel.get("image"), self.roles.not_an_image,
-                                   list(self.scanner.scan.channels.values()))
+        channels = list(self.scanner.scan.channels.values())
+        self.notes += camera_notes(self.cfg, self.roles.channel.get("image"), self.roles.not_an_image, channels,
+                                   self.roles.missing(channels))
         self.notes += self.signals.notes
         if not self.signals.has_vehicle_signals():
             self.notes.append("no vehicle signals: " + ("frames were kept without signal features; " if self.rows
@@ -382,8 +435,15 @@ class _Ingest:
     def describe(self, log_id: str, table: pa.Table, signal_rows: int) -> dict[str, Any]:
         """The manifest fields of this log (everything but status, reasons and notes)."""
         scan = self.scanner.scan
-        used = {role: ch.topic for role, ch in self.roles.channel.items()}
-        used_ids = {ch.id for ch in self.roles.channel.values()} | {b.channel_id for b in self.collector.bound.values()}
+        calibration_of = self.roles.calibration_of()
+        used = {"image": self.roles.channel["image"].topic} if "image" in self.roles.channel else {}
+        default = next(iter(self.roles.cameras), None)
+        if default in calibration_of:
+            used["calibration"] = calibration_of[default].topic
+        used_ids = self.roles.claimed() | {b.channel_id for b in self.collector.bound.values()}
+        calibrations = {name: self.calibrations.get(ch.id) for name, ch in calibration_of.items()}
+        frames_of = {name: (len(self.rows) if ch.id == self.roles.channel["image"].id
+                            else len(self.other_rows.get(ch.id, {}))) for name, ch in self.roles.cameras.items()}
         sig_t = [s.t for s in self.signals.series.values() if len(s.t)]
         span = (min(int(t[0]) for t in sig_t), max(int(t[-1]) for t in sig_t)) if sig_t else None
         frames_t = table.column("timestamp_ns") if table.num_rows else None
@@ -396,9 +456,13 @@ class _Ingest:
                                      for ch in scan.channels.values() if ch.id not in used_ids),
             "inventory": self.inventory, "signals": self.signals.sources, "signal_samples": signal_rows,
             "messages_read": self.counts, "frames_kept": table.num_rows, "keyframes": self.keyframes,
-            "trigger_frames": table.num_rows - self.keyframes, "triggers": [e.to_json() for e in self.events],
-            "triggers_not_evaluated": self.not_evaluated, "calibration": self.calibration,
-            "time_range_ns": [int(frames_t[0].as_py()), int(frames_t[-1].as_py())] if frames_t is not None
+            "trigger_frames": len(self.rows) - self.keyframes, "triggers": [e.to_json() for e in self.events],
+            "triggers_not_evaluated": self.not_evaluated,
+            "calibration": calibrations.get(default) if default is not None else None,
+            "cameras": {name: {"topic": ch.topic, "frames_kept": frames_of[name],
+                               "calibration": calibrations.get(name)} for name, ch in self.roles.cameras.items()},
+            "default_camera": default,
+            "time_range_ns": [int(pc.min(frames_t).as_py()), int(pc.max(frames_t).as_py())] if frames_t is not None
             else (list(span) if span else None),
             "duration_s": round((self.image_t[-1] - self.image_t[0]) / 1e9, 3) if len(self.image_t) > 1
             else (round((span[1] - span[0]) / 1e9, 3) if span else 0.0),
@@ -412,30 +476,44 @@ class _Ingest:
         return signal_table(log_id, self.signals, windows, self.cfg.triggers.smooth_s)
 
     def table(self, log_id: str) -> pa.Table:
-        """The frame index rows of this log."""
+        """The frame index rows of this log: the default camera's, then each other camera's."""
         if not self.rows:
             return FRAME_INDEX_SCHEMA.empty_table()
         scan = self.scanner.scan
-        times = sorted(self.rows)
+        frames: list[tuple[str, str, int, dict[str, Any]]] = []  # camera name, topic, time, row
+        for name, ch in self.roles.cameras.items():
+            rows_of = self.rows if ch.id == self.roles.channel["image"].id else self.other_rows.get(ch.id, {})
+            frames += [(name, ch.topic, x, rows_of[x]) for x in sorted(rows_of)]
+        times = [f[2] for f in frames]
         t = np.array(times, dtype=np.int64)
-        rows = [self.rows[x] for x in times]
+        steps = np.array([f[3]["step"] for f in frames], dtype=np.int64)
+        rows = [f[3] for f in frames]
         sig_t, values, flags, labels = on_base(self.signals)
-        feats = frame_features(t, sig_t, values, flags, labels, self.cfg.triggers.smooth_s)
+        # Features and trigger windows want sorted times: compute in time order, then put back.
+        order = np.argsort(t, kind="stable")
+        back = np.empty_like(order)
+        back[order] = np.arange(len(order))
+        feats = {k: v[back] for k, v in frame_features(t[order], sig_t, values, flags, labels,
+                                                        self.cfg.triggers.smooth_s).items()}
+        by_step = np.argsort(steps, kind="stable")
+        step_triggers = frames_in_windows(steps[by_step], self.events, self.cfg.triggers)
+        triggers: list[list[str]] = [[] for _ in range(len(steps))]
+        for i, names in zip(by_step.tolist(), step_triggers, strict=True):
+            triggers[i] = names
         position = {}
         for name in ("latitude", "longitude"):
             s = self.signals.series.get(name)
             position[name] = np.interp(t, s.t, s.v) if s is not None and len(s.t) else np.full(len(t), np.nan)
-        camera = self.roles.channel["image"].topic
         vehicle, drive = scan.metadata.get("vehicle", {}), scan.metadata.get("drive", {})
         n = len(rows)
         columns: dict[str, Any] = {
-            "frame_id": [frame_id(log_id, camera, x) for x in times],
+            "frame_id": [frame_id(log_id, topic, x) for _, topic, x, _ in frames],
             "log_id": [log_id] * n,
             "source": [drive.get("source", "fleet")] * n,
             "vehicle_id": [vehicle.get("vehicle_id", "")] * n,
             "vehicle_type": [vehicle.get("vehicle_type", "")] * n,
             "drive_id": [drive.get("drive_id", Path(scan.path).stem)] * n,
-            "camera": [camera] * n,
+            "camera": [topic for _, topic, _, _ in frames],
             "timestamp_ns": t,
             "width": [r["width"] for r in rows],
             "height": [r["height"] for r in rows],
@@ -449,8 +527,11 @@ class _Ingest:
             **{name: feats[name].tolist() for name in STATE_LABELS},
             "latitude": position["latitude"],
             "longitude": position["longitude"],
-            "triggers": frames_in_windows(t, self.events, self.cfg.triggers),
+            # A time step is in a trigger window or not as a whole, every camera of it alike.
+            "triggers": triggers,
             "labels": [[] for _ in range(n)],
+            "camera_slice": [name for name, _, _, _ in frames],
+            "time_step_ns": steps,
         }
         return pa.Table.from_pydict(columns, schema=FRAME_INDEX_SCHEMA)
 

@@ -36,7 +36,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from longtail.boxes import to_fiftyone
-from longtail.catalog.db import DEFAULT_DATASET, open_dataset
+from longtail.catalog.db import DEFAULT_DATASET, frames_view, open_dataset
 from longtail.catalog.root import DataRoot
 from longtail.errors import InputError, LongtailError
 from longtail.label.blur import SHOWN_FIELD, prepare_shown, privacy_summary
@@ -204,7 +204,8 @@ def push_batch(root: str | os.PathLike[str], batch_id: str, prelabels: Mapping[s
                         batch_id)
     dataset = open_dataset(root, dataset_name)
     frame_ids = frames.column("frame_id").to_pylist()
-    view = dataset.select_by("frame_id", frame_ids, ordered=True)
+    # A batch may hold frames of any camera (slice) of a grouped dataset.
+    view = frames_view(dataset).select_by("frame_id", frame_ids, ordered=True)
     if len(view) != len(frame_ids):
         raise InputError(f"batch {batch_id}: {len(frame_ids) - len(view)} of its frames are not in dataset "
                          f"{dataset_name}; run `longtail curate` first")
@@ -447,7 +448,7 @@ def _write_label_set(root: str | os.PathLike[str], batch_id: str, batch: dict[st
     }
     atomic_write_json(folder / "manifest.json", manifest)
     # The dataset follows the label set: accepted frames get ground truth, held ones their reasons.
-    view = dataset.select_by("frame_id", [r["frame_id"] for r in rows])
+    view = frames_view(dataset).select_by("frame_id", [r["frame_id"] for r in rows])
     gt = {r["frame_id"]: fo.Detections(detections=[
         fo.Detection(label=b["category"], bounding_box=to_fiftyone((b["x1"], b["y1"], b["x2"], b["y2"]),
                                                                    r["width"], r["height"])) for b in r["boxes"]])
@@ -486,11 +487,16 @@ def batch_truth(root: str | os.PathLike[str], batch_id: str) -> dict[str, Boxes]
     Raises:
         GroundTruthError: when a drive of the batch is not simulated or its sidecar is gone.
     """
+    from longtail.catalog.frames import load_frame_index
     from longtail.catalog.truth import find_truth_files, load_truth
     from longtail.label.oracle import truth_boxes
 
     _, frames = load_batch(root, batch_id)
     df = frames.select(["frame_id", "log_id", "drive_id", "timestamp_ns"]).to_pandas()
+    # The camera of each frame: the simulator's truth is the front camera's (several cameras, issue 22).
+    index = load_frame_index(root)
+    df = df.merge(index[["frame_id", "camera"]], on="frame_id", how="left")
+    df["camera"] = df["camera"].fillna("")
     truth = load_truth(find_truth_files(root, sorted(set(df["log_id"]))), df)
     sizes = _sizes(root, batch_id) if (labels_dir(root, batch_id) / "prelabels.parquet").exists() else None
     if sizes is None:

@@ -1,4 +1,4 @@
-"""Pinhole front cameras for cars and trucks, and projection of road-frame points.
+"""Pinhole cameras (front, and a wide front one) for cars and trucks, and projection of road-frame points.
 
 Coordinates: the vehicle frame has X to the right, Y up and Z forward, in metres, origin on
 the ground below the camera. Image coordinates are pixels with u to the right and v down,
@@ -20,6 +20,15 @@ CAMERA_PRESETS: dict[str, dict[str, float]] = {
     "car": {"height_m": 1.45, "hfov_deg": 60.0, "pitch_deg": 2.0, "headlight_height_m": 0.7},
     "truck": {"height_m": 2.6, "hfov_deg": 52.0, "pitch_deg": 4.5, "headlight_height_m": 1.0},
 }
+
+CAMERA_MOUNTS: dict[str, dict[str, float]] = {
+    "front": {},
+    "wide": {"hfov_deg": 100.0},
+}
+"""Cameras a vehicle can carry, as changes to its front camera preset. ``wide`` is a wide-angle
+front camera beside the main one (same height and pitch, a 100 degree lens), as recorded for
+close-range cut-ins and crossing pedestrians; every mount looks forward (the renderer draws
+what lies ahead of the vehicle)."""
 
 NEAR_Z = 0.8
 """Closest depth, metres, at which geometry is drawn; nearer polygons are clipped."""
@@ -100,15 +109,22 @@ class CameraModel:
         return depth
 
 
-def make_camera(vehicle_type: str, width: int, height: int) -> CameraModel:
-    """Build the front camera of a ``car`` or ``truck`` for an image of ``width`` x ``height`` px.
+def make_camera(vehicle_type: str, width: int, height: int, mount: str = "front") -> CameraModel:
+    """Build a camera of a ``car`` or ``truck`` for an image of ``width`` x ``height`` px.
+
+    Args:
+        vehicle_type: ``car`` or ``truck`` (`CAMERA_PRESETS`).
+        width, height: image size, px.
+        mount: which camera (`CAMERA_MOUNTS`); default the front camera.
 
     Raises:
-        ConfigError: for an unknown vehicle type.
+        ConfigError: for an unknown vehicle type or mount.
     """
     if vehicle_type not in CAMERA_PRESETS:
         raise ConfigError(f"unknown vehicle type {vehicle_type!r}; valid types are {sorted(CAMERA_PRESETS)}")
-    preset = CAMERA_PRESETS[vehicle_type]
+    if mount not in CAMERA_MOUNTS:
+        raise ConfigError(f"unknown camera {mount!r}; valid cameras are {list(CAMERA_MOUNTS)}")
+    preset = {**CAMERA_PRESETS[vehicle_type], **CAMERA_MOUNTS[mount]}
     fx = (width / 2) / math.tan(math.radians(preset["hfov_deg"]) / 2)
     return CameraModel(
         width=width,

@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 from longtail import __version__
 from longtail.config import SCENARIOS, SimConfig
 from longtail.schemas import GT_SCHEMA, validate_ground_truth
-from longtail.sim.camera import make_camera
+from longtail.sim.camera import CameraModel, make_camera
 from longtail.sim.lighting import make_lighting
 from longtail.sim.perception import PerceivedPath, check_boxes
 from longtail.sim.plan import DrivePlan
@@ -92,9 +92,21 @@ def drive_metadata(plan: DrivePlan, cfg: SimConfig, camera_desc: dict[str, float
         "simulator": {
             "version": __version__,
             "seed": str(plan.seed),
-            "config": json.dumps(cfg.model_dump(mode="json"), sort_keys=True),
+            "config": json.dumps(config_record(cfg), sort_keys=True),
         },
     }
+
+
+def config_record(cfg: SimConfig) -> dict[str, Any]:
+    """The simulator config as saved in each log and the fleet manifest.
+
+    ``cameras`` is left out while it is the front camera alone, so logs and fleets recorded
+    before several cameras existed keep their bytes (same seed, same bytes).
+    """
+    record = cfg.model_dump(mode="json")
+    if tuple(cfg.cameras) == ("front",):
+        del record["cameras"]
+    return record
 
 
 def simulate_drive(
@@ -155,6 +167,15 @@ class DriveSession:
                                  urban_glow=True, rng=rng_light)
         self.renderer = Renderer(self.camera, lighting, plan.time_of_day, plan.weather,
                                  seed=int(rng_render.integers(2**63)), min_box_px=cfg.min_box_px)
+        # Further cameras draw the same world with their own lens and their own randomness (a seed
+        # of their own, so the front camera's frames are the same with or without them).
+        self.more_cameras: dict[str, CameraModel] = {
+            name: make_camera(plan.vehicle_type, cfg.width, cfg.height, mount=name) for name in cfg.cameras[1:]}
+        self._more_renderers = {
+            name: Renderer(cam, lighting, plan.time_of_day, plan.weather,
+                           seed=int(np.random.default_rng([plan.seed, 8, k]).integers(2**63)), min_box_px=cfg.min_box_px)
+            for k, (name, cam) in enumerate(self.more_cameras.items())
+        }
         self.perceive_every = perceive_every
         if perceive_every:
             self.world.driver.use_perception(PerceivedPath(self.camera, self.world.spec["width"]))
@@ -189,7 +210,7 @@ class DriveSession:
             # Ground truth is streamed in row groups, so memory stays flat however long the drive.
             self._gt_writer = pq.ParquetWriter(gt_stream, GT_SCHEMA, compression="zstd")
             self.recorder = DriveRecorder(stream, self.cfg.profile, camera,
-                                          drive_metadata(self.plan, self.cfg, camera_desc))
+                                          drive_metadata(self.plan, self.cfg, camera_desc), self.more_cameras)
             self._stack = stack.pop_all()
         return self
 
@@ -254,6 +275,8 @@ class DriveSession:
         ns = plan.start_ns + round(step * self._dt * 1e9)
         if step % self._calib_every == 0:
             recorder.calibration(ns)
+            for name in self.more_cameras:
+                recorder.calibration(ns, name)
         state = world.vehicle_state()
         for key, sigma in SIGNAL_NOISE.items():
             state[key] = float(state[key]) + float(rng_signal.normal(0.0, sigma))  # type: ignore[arg-type]
@@ -275,6 +298,11 @@ class DriveSession:
             raise RuntimeError(f"JPEG encoding failed for frame {self.frame_index} of {plan.drive_id}")
         jpeg = encoded.tobytes()
         recorder.image(ns, jpeg)
+        for name, other in self._more_renderers.items():
+            ok, extra = cv2.imencode(".jpg", other.render(world)[0], self._encode)
+            if not ok:
+                raise RuntimeError(f"JPEG encoding failed for frame {self.frame_index} of {plan.drive_id} ({name})")
+            recorder.image(ns, extra.tobytes(), name)
         event = world.event
         scenario = event.name if event is not None else ""
         if scenario:

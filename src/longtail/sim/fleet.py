@@ -25,7 +25,7 @@ from longtail import __version__
 from longtail.catalog.truth import GT_DIR
 from longtail.config import SCENARIOS, SimConfig
 from longtail.errors import ConfigError
-from longtail.sim.drive import DriveSummary, simulate_drive
+from longtail.sim.drive import DriveSummary, config_record, simulate_drive
 from longtail.sim.plan import DrivePlan, plan_drive
 from longtail.storage import atomic_write_json, sha256_file
 
@@ -104,7 +104,7 @@ def simulate_fleet(cfg: SimConfig, out: str | os.PathLike[str], workers: int = 1
         raise ConfigError(f"--out {root}: exists and is not a folder; choose a folder path")
     root.mkdir(parents=True, exist_ok=True)
     (root / GT_DIR).mkdir(exist_ok=True)
-    config = cfg.model_dump(mode="json")
+    config = config_record(cfg)
     previous = _load_manifest(root)
     done: dict[str, dict[str, object]] = {}
     if previous is not None:

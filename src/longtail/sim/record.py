@@ -11,6 +11,9 @@ camera frame's time so Foxglove draws them over the image: foxglove.ImageAnnotat
 foxglove profile, foxglove_msgs/msg/ImageAnnotations (the same schema, as Foxglove's ROS 2 package
 defines it) in the ros2 profile. Each box is a closed polyline with a "category score" label.
 
+A drive with several cameras (`longtail.config.SimConfig.cameras`) records each further camera
+on its own image and calibration topics (`camera_topics`), at the front camera's frame times.
+
 Both are zstd-chunked with a summary, message indexes and chunk CRCs, which is what Foxglove
 and `mcap`'s indexed reader expect. Nothing in the file depends on the wall clock, so a seed
 gives byte-identical logs.
@@ -19,6 +22,7 @@ gives byte-identical logs.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import IO, Any
 
 from foxglove_schemas_protobuf.CameraCalibration_pb2 import CameraCalibration
@@ -37,6 +41,7 @@ from longtail.schemas import (
     PROFILE_TOPICS,
     VEHICLE_FRAME_ID,
     VEHICLE_STATE_SCHEMA,
+    Topics,
 )
 from longtail.sim.camera import CameraModel
 
@@ -142,6 +147,19 @@ CATEGORY_RGBA: dict[str, tuple[float, float, float, float]] = {
 """Outline colour of each category's boxes (r, g, b, a in 0..1); other categories are white."""
 
 
+def camera_topics(profile: str, camera: str) -> Topics:
+    """The image and calibration topics of ``camera`` in a ``profile``'s logs: the front camera's
+    (`PROFILE_TOPICS`) with ``front`` replaced by the camera's name (``/camera/wide/image``)."""
+    front = PROFILE_TOPICS[profile]
+    return replace(front, image=front.image.replace("/front/", f"/{camera}/"),
+                   calibration=front.calibration.replace("/front/", f"/{camera}/"))
+
+
+def camera_frame_id(camera: str) -> str:
+    """The frame id of ``camera``'s messages (``camera_front``, ``camera_wide``)."""
+    return CAMERA_FRAME_ID if camera == "front" else f"camera_{camera}"
+
+
 def _stamp(ns: int) -> tuple[int, int]:
     return ns // 1_000_000_000, ns % 1_000_000_000
 
@@ -196,14 +214,18 @@ class DriveRecorder:
     Args:
         stream: where the MCAP bytes go.
         profile: "foxglove" or "ros2".
-        camera: the camera, for calibration messages.
+        camera: the front camera, for calibration messages.
         metadata: name -> {key: value} records (vehicle, drive, simulator).
+        more_cameras: name -> camera of each further camera (``wide``): each gets its own image
+            and calibration topics (`camera_topics`) and frame id ``camera_<name>``.
     """
 
-    def __init__(self, stream: IO[bytes], profile: str, camera: CameraModel, metadata: dict[str, dict[str, str]]) -> None:
+    def __init__(self, stream: IO[bytes], profile: str, camera: CameraModel, metadata: dict[str, dict[str, str]],
+                 more_cameras: dict[str, CameraModel] | None = None) -> None:
         self.profile = profile
         self.topics = PROFILE_TOPICS[profile]
         self.camera = camera
+        self.cameras = {"front": camera, **(more_cameras or {})}
         self._writer = Writer(
             stream,
             chunk_size=1 << 20,
@@ -222,6 +244,12 @@ class DriveRecorder:
             self._register_foxglove()
         else:
             self._register_ros2()
+        # Further cameras are registered after everything else, so a front-only log keeps its bytes.
+        self._ch_images = {"front": self._ch_image}
+        self._ch_calibs = {"front": self._ch_calib}
+        for name in self.cameras:
+            if name != "front":
+                self._ch_images[name], self._ch_calibs[name] = self._register_camera(name)
         for name, record in metadata.items():
             self._writer.add_metadata(name, record)
 
@@ -232,8 +260,12 @@ class DriveRecorder:
             return w.register_schema(cls.DESCRIPTOR.full_name, "protobuf",
                                      build_file_descriptor_set(cls).SerializeToString())
 
-        self._ch_image = w.register_channel(self.topics.image, "protobuf", proto(CompressedImage))
-        self._ch_calib = w.register_channel(self.topics.calibration, "protobuf", proto(CameraCalibration))
+        # Schema, channel, schema, channel: the order of the records is part of the bytes.
+        self._encoding = "protobuf"
+        self._image_schema = proto(CompressedImage)
+        self._ch_image = w.register_channel(self.topics.image, "protobuf", self._image_schema)
+        self._calib_schema = proto(CameraCalibration)
+        self._ch_calib = w.register_channel(self.topics.calibration, "protobuf", self._calib_schema)
         self._ch_gps = w.register_channel(self.topics.gps, "protobuf", proto(LocationFix))
         state_schema = w.register_schema(
             VEHICLE_STATE_SCHEMA["title"], "jsonschema", json.dumps(VEHICLE_STATE_SCHEMA, sort_keys=True).encode()
@@ -247,10 +279,17 @@ class DriveRecorder:
         for name, text in ROS2_MSGDEFS.items():
             ids[name] = w.register_schema(name, "ros2msg", text.encode())
             self._enc[name] = serialize_dynamic(name, text)[name]
-        self._ch_image = w.register_channel(self.topics.image, "cdr", ids["sensor_msgs/msg/CompressedImage"])
-        self._ch_calib = w.register_channel(self.topics.calibration, "cdr", ids["sensor_msgs/msg/CameraInfo"])
+        self._image_schema, self._calib_schema = ids["sensor_msgs/msg/CompressedImage"], ids["sensor_msgs/msg/CameraInfo"]
+        self._encoding = "cdr"
+        self._ch_image = w.register_channel(self.topics.image, "cdr", self._image_schema)
+        self._ch_calib = w.register_channel(self.topics.calibration, "cdr", self._calib_schema)
         self._ch_gps = w.register_channel(self.topics.gps, "cdr", ids["sensor_msgs/msg/NavSatFix"])
         self._ch_state = w.register_channel(self.topics.vehicle_state, "cdr", ids["longtail_msgs/msg/VehicleState"])
+
+    def _register_camera(self, name: str) -> tuple[int, int]:
+        topics = camera_topics(self.profile, name)
+        return (self._writer.register_channel(topics.image, self._encoding, self._image_schema),
+                self._writer.register_channel(topics.calibration, self._encoding, self._calib_schema))
 
     def _add(self, channel: int, ns: int, data: bytes) -> None:
         seq = self._seq.get(channel, 0)
@@ -262,36 +301,38 @@ class DriveRecorder:
         sec, nsec = _stamp(ns)
         return {"stamp": {"sec": sec, "nanosec": nsec}, "frame_id": frame_id}
 
-    def image(self, ns: int, jpeg: bytes) -> None:
-        """Record a JPEG camera frame taken at ``ns`` (UNIX ns)."""
+    def image(self, ns: int, jpeg: bytes, camera: str = "front") -> None:
+        """Record a JPEG frame of ``camera`` taken at ``ns`` (UNIX ns)."""
+        frame = camera_frame_id(camera)
         if self.profile == "foxglove":
-            msg = CompressedImage(frame_id=CAMERA_FRAME_ID, data=jpeg, format="jpeg")
+            msg = CompressedImage(frame_id=frame, data=jpeg, format="jpeg")
             msg.timestamp.FromNanoseconds(ns)
             data = msg.SerializeToString()
         else:
             data = self._enc["sensor_msgs/msg/CompressedImage"](
-                {"header": self._header(ns, CAMERA_FRAME_ID), "format": "jpeg", "data": jpeg}
+                {"header": self._header(ns, frame), "format": "jpeg", "data": jpeg}
             )
-        self._add(self._ch_image, ns, data)
+        self._add(self._ch_images[camera], ns, data)
 
-    def calibration(self, ns: int) -> None:
-        """Record the camera's intrinsic calibration (distortion-free pinhole)."""
-        cam = self.camera
+    def calibration(self, ns: int, camera: str = "front") -> None:
+        """Record the intrinsic calibration (distortion-free pinhole) of ``camera``."""
+        cam = self.cameras[camera]
+        frame = camera_frame_id(camera)
         if self.profile == "foxglove":
             msg = CameraCalibration(
-                frame_id=CAMERA_FRAME_ID, width=cam.width, height=cam.height, distortion_model="plumb_bob",
+                frame_id=frame, width=cam.width, height=cam.height, distortion_model="plumb_bob",
                 D=[0.0] * 5, K=cam.intrinsics, R=[1.0, 0, 0, 0, 1.0, 0, 0, 0, 1.0], P=cam.projection,
             )
             msg.timestamp.FromNanoseconds(ns)
             data = msg.SerializeToString()
         else:
             data = self._enc["sensor_msgs/msg/CameraInfo"]({
-                "header": self._header(ns, CAMERA_FRAME_ID), "height": cam.height, "width": cam.width,
+                "header": self._header(ns, frame), "height": cam.height, "width": cam.width,
                 "distortion_model": "plumb_bob", "d": [0.0] * 5, "k": cam.intrinsics,
                 "r": [1.0, 0, 0, 0, 1.0, 0, 0, 0, 1.0], "p": cam.projection, "binning_x": 0, "binning_y": 0,
                 "roi": {"x_offset": 0, "y_offset": 0, "height": 0, "width": 0, "do_rectify": False},
             })
-        self._add(self._ch_calib, ns, data)
+        self._add(self._ch_calibs[camera], ns, data)
 
     def gps(self, ns: int, lat: float, lon: float, alt: float, sigma_m: float) -> None:
         """Record a GPS fix: degrees, degrees, metres, and the horizontal standard deviation (m)."""
