@@ -24,6 +24,7 @@ Layout::
     sweeps/<sweep_id>/              sweep tables (train)
     mlflow/                         MLflow's sqlite store and artifacts (train, evaluate)
     evaluations/<version>/<run>/    evaluation.json (evaluate)
+    deployments/<deployment_id>/    exports, thresholds, model card, MLflow pyfunc, deployment.json (deploy)
     reports/                        executed notebooks and HTML reports (every stage)
 """
 
@@ -164,6 +165,12 @@ class DataRoot:
     def evaluations(self) -> Path:
         """DATA/evaluations: evaluation.json per dataset version and run."""
         return self.path / "evaluations"
+
+    # -- deploy ----------------------------------------------------------------------------
+    @property
+    def deployments(self) -> Path:
+        """DATA/deployments: one folder per deployment, and current.json (`longtail.catalog.deployments`)."""
+        return self.path / "deployments"
 
     @property
     def reports(self) -> Path:
