@@ -74,7 +74,8 @@ def _timed(fn: Any, frames: Sequence[np.ndarray], progress: bool, desc: str) -> 
 
 def check_parity(model: nn.Module, export_dir: str | os.PathLike[str], frames: Sequence[np.ndarray],
                  thresholds: Mapping[str, float], score_floor: float, box_tolerance: float, score_tolerance: float,
-                 frames_description: str = "", frame_ids: Sequence[str] = (), progress: bool = False) -> dict[str, Any]:
+                 max_detections: int | None = None, frames_description: str = "", frame_ids: Sequence[str] = (),
+                 progress: bool = False) -> dict[str, Any]:
     """PyTorch vs each export on ``frames`` (module docstring, steps 2-3).
 
     Args:
@@ -85,6 +86,7 @@ def check_parity(model: nn.Module, export_dir: str | os.PathLike[str], frames: S
         score_floor: the export's score floor (every detection at or above it is compared).
         box_tolerance: largest allowed box coordinate difference, px.
         score_tolerance: largest allowed score difference.
+        max_detections: the detector's detections per image (its top-k cut).
         frames_description: what the frames are, for the record.
         frame_ids: their ids, to name the worst frame.
         progress: show progress bars.
@@ -105,9 +107,10 @@ def check_parity(model: nn.Module, export_dir: str | os.PathLike[str], frames: S
         detector = load_exported(export_dir, name)
         found, ms = _timed(lambda f, d=detector: d.predict([f], score_threshold=0.0), frames, progress,
                            f"parity: {backend}")
-        result: dict[str, Any] = {"all": compare_detections(reference, found, floor, box_tolerance, score_tolerance),
-                  "operating": compare_detections(reference, found, thresholds, box_tolerance, score_tolerance),
-                  "ms_per_frame": ms}
+        result: dict[str, Any] = {
+            "all": compare_detections(reference, found, floor, box_tolerance, score_tolerance, max_detections),
+            "operating": compare_detections(reference, found, thresholds, box_tolerance, score_tolerance, max_detections),
+            "ms_per_frame": ms}
         result["passed"] = result["all"]["passed"] and result["operating"]["passed"]
         for part in ("all", "operating"):
             worst = result[part]["worst_frame"]

@@ -28,6 +28,7 @@ from typing import Any
 
 import mlflow.pyfunc
 import numpy as np
+import pandas as pd
 from mlflow.pyfunc import PythonModel
 
 from longtail.detector.export import (
@@ -73,10 +74,10 @@ class DetectorModel(PythonModel):
         threads = int(os.environ.get("LONGTAIL_SERVE_THREADS", "0")) or None
         self.detector = DeployedDetector(context.artifacts[backend], export_meta, thresholds, backend, threads)
 
-    def predict(self, context, model_input, params=None):
+    def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None):
         """Boxes for each frame of ``model_input`` (a DataFrame with an ``image`` column of base64 JPEGs).
 
-        Untyped on purpose: MLflow reads a type hint here as the model's signature (`save_pyfunc` gives it).
+        No return type: MLflow reads the hints here as the model's signature (`save_pyfunc` gives it).
         """
         if IMAGE_COLUMN not in getattr(model_input, "columns", ()):
             raise InputError(f"the request lacks column {IMAGE_COLUMN!r} (base64 JPEG frames); got "

@@ -88,12 +88,13 @@ def _fetch_champion(root: Path, tracking_uri: str | None, name: str, dst: Path) 
     import mlflow.artifacts
 
     champion = champion_model_uri(root, tracking_uri, name)
-    tracking_uri = tracking_uri_for(root, tracking_uri)
     if champion is None:
-        raise InputError(f"{tracking_uri}: registered model {name!r} has no champion, so there is nothing to deploy. "
+        where = tracking_uri or f"sqlite:///{DataRoot.of(root).mlflow / 'mlflow.db'}"
+        raise InputError(f"{where}: registered model {name!r} has no champion, so there is nothing to deploy. "
                          "Train a model (`longtail train`) and evaluate it (`longtail evaluate`: its gate promotes the "
                          "first model that passes), or promote a version yourself (`longtail promote N`)")
     version = champion.rsplit("/", 1)[1]
+    tracking_uri = tracking_uri_for(root, tracking_uri)
     mv = mlflow_client(tracking_uri).get_model_version(name, version)
     local = Path(mlflow.artifacts.download_artifacts(artifact_uri=str(mv.source), dst_path=str(dst),
                                                      tracking_uri=tracking_uri))
@@ -186,16 +187,14 @@ def run_deploy(root: str | os.PathLike[str], config: DeployConfig | None = None,
     """
     from longtail.deploy.card import render_model_card
     from longtail.deploy.parity import check_parity, load_parity_frames, raise_if_failed
-    from longtail.deploy.pyfunc import save_pyfunc
 
     config = config or DeployConfig()
     root = Path(root)
-    uri = tracking_uri_for(root, tracking_uri)
     out_dir = deployments_dir(root)
-    out_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="longtail-champion-") as download:
         # 1-3. The champion, its thresholds, the deployment id.
         champ = _fetch_champion(root, tracking_uri, config.registered_model, Path(download))
+        uri = tracking_uri_for(root, tracking_uri)
         meta = json.loads((champ["files"] / MODEL_META_FILE).read_text())
         evaluation, evaluation_path = _find_evaluation(root, champ["tags"], champ["run_id"])
         thresholds = _thresholds(meta, champ["tags"], evaluation)
@@ -210,6 +209,7 @@ def run_deploy(root: str | os.PathLike[str], config: DeployConfig | None = None,
             return {"record": record, "created": False, "current_moved": moved}
         # 4. Everything in a temporary folder beside the final one, the record last, then one rename.
         model, _ = load_model(champ["files"])
+        out_dir.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{deployment_id}.", suffix=".tmp", dir=out_dir))
         try:
             export_meta = export_detector(model, meta, tmp)
@@ -218,7 +218,8 @@ def run_deploy(root: str | os.PathLike[str], config: DeployConfig | None = None,
             version_id = _parity_version(root, config)
             ids, frames, described = load_parity_frames(root, version_id, config.parity_frames)
             parity = check_parity(model, tmp, frames, thresholds["thresholds"], export_meta["score_floor"],
-                                  config.box_tolerance_px, config.score_tolerance, described, ids, progress)
+                                  config.box_tolerance_px, config.score_tolerance, export_meta["detections_per_img"],
+                                  described, ids, progress)
             atomic_write_json(tmp / PARITY_FILE, parity)
             raise_if_failed(parity)
             created_at = _now()
@@ -231,6 +232,8 @@ def run_deploy(root: str | os.PathLike[str], config: DeployConfig | None = None,
             card = render_model_card(deployment_id, model_info, meta, thresholds, manifest, evaluation, evaluation_path,
                                      load_registry(root).values(), parity, created_at)
             atomic_write_bytes(tmp / MODEL_CARD_FILE, card.encode())
+            from longtail.deploy.pyfunc import save_pyfunc  # imports MLflow's pyfunc: only when deploying
+
             save_pyfunc(tmp, tmp / PYFUNC_DIR, config.pyfunc_backend)
             record = {"format": DEPLOYMENT_FORMAT, "deployment_id": deployment_id, "created_at": created_at,
                       "model": model_info, "thresholds": thresholds["thresholds"],

@@ -313,15 +313,16 @@ def _pairs(ref: list[dict[str, Any]], cand: list[dict[str, Any]]) -> tuple[list[
 
 
 def compare_detections(reference: Sequence[list[dict[str, Any]]], candidate: Sequence[list[dict[str, Any]]],
-                       thresholds: Mapping[str, float], box_tolerance: float = 0.5, score_tolerance: float = 1e-3
-                       ) -> dict[str, Any]:
+                       thresholds: Mapping[str, float], box_tolerance: float = 0.5, score_tolerance: float = 1e-3,
+                       max_detections: int | None = None) -> dict[str, Any]:
     """How far an export's detections are from PyTorch's, frame by frame.
 
     1. In each frame, keep detections at or above their class's threshold minus ``score_tolerance``
        and match them one-to-one within a class, nearest first.
     2. ``max_box_diff`` (px) and ``max_score_diff`` are the largest differences over matched pairs.
-    3. An unmatched detection is excused when its score is within ``score_tolerance`` of a cut (its
-       class's threshold, or the frame's lowest kept score: the top-k cut); any other is a miss.
+    3. An unmatched detection is excused when its score is within ``score_tolerance`` of a cut: its
+       class's threshold, or, in a frame that reached ``max_detections``, the lowest kept score (the
+       top-k cut). Any other is a miss.
     4. Parity holds when both maxima are within tolerance and nothing is missed, so the count of
        detections clearly above threshold is the same.
 
@@ -331,6 +332,7 @@ def compare_detections(reference: Sequence[list[dict[str, Any]]], candidate: Seq
         thresholds: class -> score threshold (a class left out keeps 0.5).
         box_tolerance: largest allowed coordinate difference, px.
         score_tolerance: largest allowed score difference.
+        max_detections: the detector's detections per image (its top-k cut), or None.
 
     Returns:
         ``frames``, ``detections`` (reference, over the cut), ``max_box_diff``, ``max_score_diff``,
@@ -357,7 +359,8 @@ def compare_detections(reference: Sequence[list[dict[str, Any]]], candidate: Seq
             if dist > max_box:
                 max_box, worst = dist, k
             max_score = max(max_score, abs(ref[i]["score"] - cand[j]["score"]))
-        lowest = min((b["score"] for b in ref_all + cand_all), default=0.0)
+        full = max_detections is not None and max(len(ref_all), len(cand_all)) >= max_detections
+        lowest = min((b["score"] for b in ref_all + cand_all), default=0.0) if full else -1.0
         for b in [ref[i] for i in lone_r] + [cand[j] for j in lone_c]:
             if b["score"] - cut(b) > score_tolerance and b["score"] - lowest > score_tolerance:
                 missed += 1
