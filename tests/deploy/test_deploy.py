@@ -32,7 +32,7 @@ from longtail.catalog.deployments import (
 from longtail.catalog.versions import load_version
 from longtail.cli import main
 from longtail.deploy.parity import ParityError
-from longtail.deploy.run import DEPLOYMENT_TAG, DeployConfig, run_deploy
+from longtail.deploy.run import DEPLOYMENT_TAG, DeployConfig, deploy_task, run_deploy
 from longtail.detector.export import compare_detections, frame_tensor, load_deployed_detector
 from longtail.detector.model import mlflow_client
 from longtail.detector.predict import predict
@@ -221,6 +221,12 @@ def test_without_a_champion_deploy_says_how_to_get_one(tmp_path: Path, capsys: p
     assert main(["deploy", "--root", str(root)]) == 2
     assert "has no champion" in capsys.readouterr().err
     assert not (root / "deployments" / "current.json").exists()
+    # The pipeline's task records that nothing is deployed, and why, instead of failing the run.
+    out = deploy_task(root)
+    assert out["record"] is None and "has no champion" in out["reason"]
+    assert json.loads((root / "deployments" / "current.json").read_text())["deployment_id"] is None
+    with pytest.raises(InputError, match="names no deployment; nothing is deployed"):
+        load_deployment(root)
 
 
 def _free_port() -> int:

@@ -53,7 +53,8 @@ DEPLOYMENT_FIELDS = ("format", "deployment_id", "created_at", "model", "threshol
                      "files", "backends", "pyfunc", "model_card", "tracking_uri")
 """Fields of DATA/deployments/<deployment_id>/deployment.json."""
 CURRENT_FIELDS = ("deployment_id", "model_uri", "updated_at")
-"""Fields of DATA/deployments/current.json."""
+"""Fields of DATA/deployments/current.json. ``deployment_id`` is null while nothing is deployed (the
+pipeline ran before any model became champion); ``reason`` then says why."""
 _FIX = "Deploy again with `longtail deploy`"
 
 
@@ -63,7 +64,7 @@ def deployments_dir(root: str | os.PathLike[str]) -> Path:
 
 
 def current_deployment_id(root: str | os.PathLike[str]) -> str | None:
-    """The id current.json points at, or None before the first deployment.
+    """The id current.json points at, or None before the first deployment (or while it says none).
 
     Raises:
         InputError: current.json is unreadable or names no valid id.
@@ -73,6 +74,8 @@ def current_deployment_id(root: str | os.PathLike[str]) -> str | None:
         return None
     pointer = read_json_object(path, "the pointer to the current deployment is damaged", _FIX + ".")
     found = pointer.get("deployment_id")
+    if found is None:
+        return None
     if not isinstance(found, str) or not DEPLOYMENT_ID_RE.match(found):
         raise InputError(f"{path}: field deployment_id={found!r} is not a deployment id (d- and 16 hex digits). "
                          f"{_FIX}.")
@@ -88,8 +91,8 @@ def deployment_folder(root: str | os.PathLike[str], deployment_id: str = "curren
     if deployment_id == "current":
         found = current_deployment_id(root)
         if found is None:
-            raise InputError(f"{deployments_dir(root) / CURRENT_FILE}: missing; nothing is deployed in {root} yet. "
-                             "Deploy the champion with `longtail deploy`")
+            raise InputError(f"{deployments_dir(root) / CURRENT_FILE}: names no deployment; nothing is deployed in "
+                             f"{root} yet. Deploy the champion with `longtail deploy`")
         deployment_id = found
     if not DEPLOYMENT_ID_RE.match(deployment_id):
         raise InputError(f"invalid deployment id {deployment_id!r}: a deployment id is 'd-' and 16 hex digits, as "

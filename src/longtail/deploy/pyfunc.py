@@ -10,7 +10,9 @@ thresholds: the same decoding, resize, export and thresholds as
 `longtail.detector.export.DeployedDetector`, so the served answer is the deployed model's.
 
 The model folder carries the exports and thresholds as artifacts and a copy of the ``longtail``
-package as its code, so the server runs the code the deployment was checked with.
+package as its code, so the server runs the code the deployment was checked with. Serve it from the
+environment Longtail runs in (``--env-manager local``, with that environment's ``bin`` on PATH: the
+server starts ``uvicorn`` from there); ``LONGTAIL_SERVE_THREADS`` caps onnxruntime's threads.
 """
 
 from __future__ import annotations

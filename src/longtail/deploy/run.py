@@ -59,6 +59,10 @@ PYFUNC_DIR = "pyfunc"
 DEPLOYMENT_TAG = "longtail.deployment"
 
 
+class NoChampionError(InputError):
+    """The registry has no champion: there is nothing to deploy."""
+
+
 class DeployConfig(_Frozen):
     """What `run_deploy` checks and writes."""
 
@@ -90,7 +94,7 @@ def _fetch_champion(root: Path, tracking_uri: str | None, name: str, dst: Path) 
     champion = champion_model_uri(root, tracking_uri, name)
     if champion is None:
         where = tracking_uri or f"sqlite:///{DataRoot.of(root).mlflow / 'mlflow.db'}"
-        raise InputError(f"{where}: registered model {name!r} has no champion, so there is nothing to deploy. "
+        raise NoChampionError(f"{where}: registered model {name!r} has no champion, so there is nothing to deploy. "
                          "Train a model (`longtail train`) and evaluate it (`longtail evaluate`: its gate promotes the "
                          "first model that passes), or promote a version yourself (`longtail promote N`)")
     version = champion.rsplit("/", 1)[1]
@@ -181,7 +185,8 @@ def run_deploy(root: str | os.PathLike[str], config: DeployConfig | None = None,
         ``{"record": deployment.json plus path, "created": bool, "current_moved": bool}``.
 
     Raises:
-        InputError: no champion, no dataset version for the parity check, or an existing deployment of the
+        NoChampionError: the registry has no champion.
+        InputError: no dataset version for the parity check, or an existing deployment of the
             same id whose files were modified.
         ParityError: an export does not answer as PyTorch does (nothing is written).
     """
@@ -267,3 +272,23 @@ def run_deploy(root: str | os.PathLike[str], config: DeployConfig | None = None,
     client.set_model_version_tag(champ["name"], champ["version"], "longtail.deployed_at", created_at)
     log.info("deployed %s as %s in %s (parity on %s: passed)", champ["uri"], deployment_id, final, described)
     return {"record": read_record(final), "created": True, "current_moved": moved}
+
+
+def deploy_task(root: str | os.PathLike[str], config: DeployConfig | None = None, tracking_uri: str | None = None
+                ) -> dict[str, Any]:
+    """The pipeline's deploy task: `run_deploy`, except that a registry without a champion (the gate
+    refused every model so far) is an outcome, not a failure: current.json then says that nothing is
+    deployed and why (``deployment_id`` null), unless an earlier deployment is current.
+
+    Returns:
+        `run_deploy`'s dict, or ``{"record": None, "created": False, "reason": why}``.
+    """
+    try:
+        return run_deploy(root, config, tracking_uri)
+    except NoChampionError as exc:
+        pointer = deployments_dir(root) / CURRENT_FILE
+        if not pointer.exists():
+            atomic_write_json(pointer, {"deployment_id": None, "model_uri": None, "updated_at": _now(),
+                                        "reason": str(exc)})
+        log.warning("nothing deployed: %s", exc)
+        return {"record": None, "created": False, "reason": str(exc)}
