@@ -126,6 +126,7 @@ def test_the_deployment_holds_checked_exports_thresholds_card_and_record(deploye
         assert shown in card, shown
     # Found again through the catalog, as the fleet test and the monitor find it; tagged on the model version.
     assert load_deployment(root) == record == load_deployment(root, record["deployment_id"])
+    assert (root / "deployments" / "current").resolve() == folder.resolve()
     assert [(r["deployment_id"], r["current"]) for r in list_deployments(root)] == [(record["deployment_id"], True)]
     tags = mlflow_client(record["tracking_uri"]).get_model_version(REGISTERED_MODEL, deployed["version"]).tags
     assert tags[DEPLOYMENT_TAG] == record["deployment_id"]
@@ -139,6 +140,8 @@ def test_other_stages_get_the_pytorch_boxes_from_either_export(deployed: dict[st
     frames = [*images[:4], resized]
     expected = [_pytorch(model, f) for f in frames]
     for backend in ("torchscript", "onnx"):
+        # By id through current.json, and by the folder the `current` link resolves to (as fleet-test takes it).
+        assert load_deployed_detector(deployed["root"] / "deployments" / "current", backend).thresholds == THRESHOLDS
         detector = load_deployed_detector("current", backend, root=deployed["root"])  # type: ignore[arg-type]
         found = detector.predict(frames)
         assert [len(f) for f in found] == [len(e) for e in expected] and sum(map(len, expected)) > 0
@@ -168,7 +171,7 @@ def test_deploying_the_same_champion_again_does_nothing(deployed: dict[str, Any]
     assert printed["created"] is False and printed["deployment_id"] == deployed["record"]["deployment_id"]
     assert [p.stat().st_mtime_ns for p in files] == stamps
     assert sorted(p.name for p in (root / "deployments").iterdir()) == sorted([deployed["record"]["deployment_id"],
-                                                                                "current.json"])
+                                                                                "current", "current.json"])
 
 
 def test_a_crash_midway_leaves_no_record_that_looks_whole(deployed: dict[str, Any], tmp_path: Path,

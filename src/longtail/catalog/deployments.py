@@ -12,7 +12,9 @@
     pyfunc/             an MLflow pyfunc model (``mlflow models serve -m pyfunc``)
     deployment.json     the record, written last (`DEPLOYMENT_FIELDS`)
 
-and DATA/deployments/current.json points at the deployment in use (`CURRENT_FIELDS`). A folder
+and DATA/deployments/current.json points at the deployment in use (`CURRENT_FIELDS`); the symlink
+DATA/deployments/current -> <deployment_id> says the same to tools that take a folder (``longtail
+fleet-test --perception champion=DATA/deployments/current``), current.json being the record. A folder
 without deployment.json is incomplete (a deploy that crashed) and is never read. Stages that need
 the deployed model (the fleet test, the monitor) read it here and open it with
 `longtail.detector.export.load_deployed_detector`, never through the deploy stage.
@@ -48,6 +50,7 @@ from longtail.storage import sha256_file
 DEPLOYMENT_FORMAT = "longtail.deployment/1"
 DEPLOYMENT_FILE = "deployment.json"
 CURRENT_FILE = "current.json"
+CURRENT_LINK = "current"
 DEPLOYMENT_ID_RE = re.compile(r"^d-[0-9a-f]{16}$")
 DEPLOYMENT_FIELDS = ("format", "deployment_id", "created_at", "model", "thresholds", "thresholds_source", "parity",
                      "files", "backends", "pyfunc", "model_card", "tracking_uri")

@@ -14,7 +14,8 @@
    deployment), the model card, the MLflow pyfunc model, and deployment.json, written last with the
    sha256 of every other file. The folder is then renamed into place in one step, so a crash leaves
    no folder under the final name, and never a record without its files.
-5. Point DATA/deployments/current.json at it and tag the model version (``longtail.deployment``).
+5. Point DATA/deployments/current.json (and the ``current`` symlink beside it) at it and tag the model
+   version (``longtail.deployment``).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from pydantic import Field, ValidationError
 
 from longtail.catalog.deployments import (
     CURRENT_FILE,
+    CURRENT_LINK,
     DEPLOYMENT_FILE,
     DEPLOYMENT_FORMAT,
     current_deployment_id,
@@ -147,13 +149,33 @@ def compute_deployment_id(model_uri: str, weights_sha256: str, thresholds: dict[
     return "d-" + hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
+def _link_current(root: Path, deployment_id: str) -> None:
+    """DATA/deployments/current -> <deployment_id>, a relative symlink replaced in one step, for tools
+    that take a deployment folder (`longtail fleet-test --perception champion=DATA/deployments/current`)."""
+    link = deployments_dir(root) / CURRENT_LINK
+    if link.is_symlink() and os.readlink(link) == deployment_id:
+        return
+    tmp = link.with_name(f".{CURRENT_LINK}.{os.getpid()}.tmp")
+    tmp.unlink(missing_ok=True)
+    os.symlink(deployment_id, tmp)
+    try:
+        os.replace(tmp, link)
+    except OSError as exc:  # e.g. a real folder called "current": current.json still says which is current
+        tmp.unlink(missing_ok=True)
+        log.warning("%s: not replaced by a link to %s (%s); current.json names the current deployment", link,
+                    deployment_id, exc)
+
+
 def _point_current(root: Path, record: dict[str, Any]) -> bool:
-    """Step 5: current.json -> the deployment, unless it points there already. Returns whether it moved."""
-    if current_deployment_id(root) == record["deployment_id"]:
-        return False
-    atomic_write_json(deployments_dir(root) / CURRENT_FILE, {"deployment_id": record["deployment_id"],
-                                                             "model_uri": record["model"]["uri"], "updated_at": _now()})
-    return True
+    """Step 5: current.json (then the ``current`` link) -> the deployment, unless it points there
+    already. Returns whether current.json moved."""
+    moved = current_deployment_id(root) != record["deployment_id"]
+    if moved:
+        atomic_write_json(deployments_dir(root) / CURRENT_FILE, {"deployment_id": record["deployment_id"],
+                                                                 "model_uri": record["model"]["uri"],
+                                                                 "updated_at": _now()})
+    _link_current(root, record["deployment_id"])
+    return moved
 
 
 def _parity_version(root: Path, config: DeployConfig) -> str:
