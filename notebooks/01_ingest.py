@@ -23,6 +23,7 @@ product = None
 root = "data"
 workers = 1
 keyframe_hz = 2.0
+signal_map = {}
 
 # %%
 import plotly.io as pio
@@ -32,10 +33,11 @@ from longtail.catalog.frames import load_frame_index
 from longtail.config import IngestConfig
 from longtail.ingest.ingest import ingest
 from longtail.ingest.report import frame_gallery, log_table, trigger_timeline
+from longtail.ingest.signals import resolve_signal_map
 
 pio.renderers.default = "notebook"
-results = ingest([upstream["simulate"]["fleet"]], root, IngestConfig(keyframe_hz=keyframe_hz), workers=workers,
-                 progress=False)
+config = IngestConfig(keyframe_hz=keyframe_hz, signal_map=resolve_signal_map(signal_map, "ingest.signal_map"))
+results = ingest([upstream["simulate"]["fleet"]], root, config, workers=workers, progress=False)
 
 # %% [markdown]
 # ## What came in

@@ -232,3 +232,67 @@ class IngestConfig(_Frozen):
         import hashlib
 
         return hashlib.sha256(self.model_dump_json().encode()).hexdigest()
+
+
+# ---------------------------------------------------------------------------------------------
+# Monitor (longtail.monitor): thresholds and sizes; values come from env/<target>.yaml `monitor:`.
+
+class MonitorConfig(_Frozen):
+    """How a newly ingested batch of drive logs is monitored, and what counts as a breach.
+
+    A threshold left at None is reported, never breached. Drift needs at least 2 drives on each
+    side: drives, not frames, are the unit of its permutations and folds (`longtail.monitor.drift`).
+    """
+
+    drift_frames: int = Field(300, ge=20, le=5000,
+                              description="keyframes per side (training drives, batch) the drift tests embed, "
+                                          "spread evenly over drives and time")
+    predict_frames: int = Field(1000, ge=10, le=100_000,
+                                description="batch keyframes the champion (and a challenger in shadow) predict on")
+    permutations: int = Field(500, ge=20, le=100_000, description="permutations of the MMD test")
+    folds: int = Field(5, ge=2, le=20, description="cross-validation folds of the domain classifier")
+    group_by: Literal["drive", "frame"] = Field(
+        "drive", description="unit the MMD test permutes and the domain classifier folds by: whole drives, or "
+                             "frames one by one (alibi-detect's and Evidently's way; false alarms on same-mix batches)")
+    seed: int = Field(0, ge=0, description="seed of the permutations and folds")
+    score_floor: float = Field(0.1, gt=0, lt=1, description="detections scoring below this are left out of the "
+                                                            "confidence histogram")
+    domain_auc_max: float | None = Field(0.8, gt=0.5, le=1,
+                                         description="breach: the domain classifier tells batch from training drives "
+                                                     "with a higher ROC AUC than this")
+    mmd_p_min: float | None = Field(0.01, gt=0, lt=1,
+                                    description="breach: the MMD test's p-value is below this")
+    confidence_tv_max: float | None = Field(None, gt=0, le=1,
+                                            description="breach: total variation distance between the batch's and the "
+                                                        "reference's confidence histograms above this")
+    class_tv_max: float | None = Field(None, gt=0, le=1,
+                                       description="breach: total variation distance between the class frequencies of "
+                                                   "detections (at the operating thresholds) above this")
+    rate_ratio_max: float | None = Field(2.0, gt=1,
+                                         description="breach: a trigger's rate per 100 km is more than this many times "
+                                                     "the training drives' rate ...")
+    rate_alpha: float = Field(0.01, gt=0, lt=1,
+                              description="... and the one-sided exact rate test's p-value is below this")
+    shadow: bool = Field(True, description="run a challenger, when the registry has one, beside the champion")
+    shadow_iou: float = Field(0.3, gt=0, le=1,
+                              description="matched champion and challenger boxes overlapping less than this disagree")
+    shadow_min_height: float = Field(0.05, ge=0, lt=1,
+                                     description="objects shorter than this share of the image height are not compared "
+                                                 "(evaluation ignores them too)")
+    shadow_per_1000_max: float | None = Field(None, gt=0,
+                                              description="breach: frames of disagreement per 1,000 frames above this")
+    examples: int = Field(24, ge=1, le=500, description="example frames a breach records (and marks for curation)")
+
+    @model_validator(mode="after")
+    def _resolvable(self) -> MonitorConfig:
+        if self.mmd_p_min is not None and 1.0 / (self.permutations + 1) >= self.mmd_p_min:
+            raise ValueError(f"permutations={self.permutations} cannot give a p-value below mmd_p_min={self.mmd_p_min:g} "
+                             f"(the smallest is 1/(permutations+1)); use at least {math.ceil(1 / self.mmd_p_min)} "
+                             "permutations")
+        return self
+
+    def digest(self) -> str:
+        """sha256 of the config."""
+        import hashlib
+
+        return hashlib.sha256(self.model_dump_json().encode()).hexdigest()

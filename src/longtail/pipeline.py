@@ -31,8 +31,8 @@ def project_root() -> Path:
 
 
 def load_env(target: str, root: Path | None = None, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Load env/<target>.yaml, resolve ``root`` against the repository, apply ``overrides`` (top-level
-    keys, or dotted names of nested values such as ``curate.budget``).
+    """Load env/<target>.yaml, resolve ``root`` (and an ``ingest.signal_map`` file) against the repository,
+    apply ``overrides`` (top-level keys, or dotted names of nested values such as ``curate.budget``).
 
     Raises:
         ConfigError: for an unknown target or a malformed file.
@@ -62,6 +62,10 @@ def load_env(target: str, root: Path | None = None, overrides: dict[str, Any] | 
         node[leaf] = value
     data_root = Path(os.path.expanduser(str(env["root"])))
     env["root"] = str(data_root if data_root.is_absolute() else base / data_root)
+    ingest = env.get("ingest")
+    if isinstance(ingest, dict) and isinstance(ingest.get("signal_map"), str):  # a signal map file, like root
+        map_file = Path(os.path.expanduser(ingest["signal_map"]))
+        ingest["signal_map"] = str(map_file if map_file.is_absolute() else base / map_file)
     return env
 
 

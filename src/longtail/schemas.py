@@ -321,3 +321,40 @@ LABEL_SET_SCHEMA = pa.schema([
 ])
 LABEL_SET_KEYS = ("batch_id", "digest", "created_at", "source", "frames", "accepted", "held", "cost", "qa",
                   "lineage")
+
+# ---------------------------------------------------------------------------------------------
+# Monitoring (monitor stage): DATA/monitor/triggers/<batch_id>.parquet, then the batch's record
+# DATA/monitor/batches/<batch_id>.json written last. Curation reads the triggers
+# (`longtail.catalog.monitoring.load_monitor_triggers`) and adds them to the frames' own.
+
+MONITOR_TRIGGERS = ("shadow_disagreement", "distribution_shift", "prediction_shift")
+"""Triggers the monitor fires on frames: a challenger in shadow disagrees with the champion on a
+critical object; a frame among those most unlike the training drives when drift breached; a frame
+behind a breach of the prediction histograms."""
+
+MONITOR_TRIGGERS_SCHEMA = pa.schema([
+    ("frame_id", pa.string()),
+    ("log_id", pa.string()),
+    ("trigger", pa.string()),           # one of MONITOR_TRIGGERS
+    ("detail", pa.string()),            # why, in words (e.g. "pedestrian seen by the champion only")
+    ("score", pa.float32()),            # strength: disagreeing objects, domain-classifier score, ... (>= 0)
+    ("batch_id", pa.string()),          # the monitoring batch that fired it
+])
+
+MONITOR_RECORD_KEYS = ("batch_id", "format", "created_at", "logs", "frames", "km", "champion", "challenger",
+                       "reference", "config", "drift", "predictions", "mix", "rates", "shadow", "breaches",
+                       "triggers_file")
+"""Fields of DATA/monitor/batches/<batch_id>.json."""
+
+
+def validate_monitor_triggers(table: pa.Table, source: str) -> None:
+    """Check a monitor-triggers table against `MONITOR_TRIGGERS_SCHEMA`.
+
+    Raises:
+        SchemaError: naming ``source`` and the first bad field.
+    """
+    if not table.schema.equals(MONITOR_TRIGGERS_SCHEMA, check_metadata=False):
+        raise SchemaError(f"{source}: schema differs from longtail.schemas.MONITOR_TRIGGERS_SCHEMA: {table.schema.names}")
+    unknown = set(table.column("trigger").to_pylist()) - set(MONITOR_TRIGGERS)
+    if unknown:
+        raise SchemaError(f"{source}: field trigger holds {sorted(unknown)}; valid are {list(MONITOR_TRIGGERS)}")

@@ -277,3 +277,47 @@ def test_damage_in_a_log_without_camera_is_found_and_reported(tmp_path: Path, re
     assert inventory["/can/speed_kph"]["backwards"] >= 1
     # The stop at 20 s is still found in what was intact.
     assert result.triggers_found == {"hard_braking": 1}
+
+
+# ------------------------------------------------------------------ a signal map in the target's env file
+def test_the_targets_signal_map_reaches_the_ingest_task_and_binds_the_signals(tmp_path: Path) -> None:
+    import yaml
+
+    from longtail.ingest.signals import resolve_signal_map
+    from longtail.pipeline import make_dag
+
+    inline = yaml.safe_load(CAN_MAP)["signal_map"]
+    dag = make_dag("ci", overrides={"root": str(tmp_path / "data"), "ingest.signal_map": inline})
+    params = dag["ingest"].params.to_dict()
+    assert params["signal_map"] == inline  # through Ploomber's rendering, as a mapping
+    # What notebooks/01_ingest.py does with it.
+    config = IngestConfig(signal_map=resolve_signal_map(params["signal_map"]))
+    (result,) = ingest([_json_can_log(tmp_path / "can.mcap")], tmp_path / "data", config, progress=False)
+    assert result.status == "ingested" and result.reasons == []
+    assert result.triggers_found == {"hard_braking": 1, "harsh_steering": 2, "disengagement": 1}
+    assert _manifest(tmp_path / "data", result.log_id)["signals"]["speed"]["from"] == "signal map"
+
+
+def test_a_signal_map_file_in_the_env_is_found_from_the_repository(tmp_path: Path) -> None:
+    from longtail.ingest.signals import resolve_signal_map
+    from longtail.pipeline import load_env, project_root
+
+    env = load_env("ci", overrides={"ingest.signal_map": "maps/acme.yaml"})
+    assert env["ingest"]["signal_map"] == str(project_root() / "maps" / "acme.yaml")
+    with pytest.raises(ConfigError, match=r"maps/acme\.yaml: cannot read the signal map"):
+        resolve_signal_map(env["ingest"]["signal_map"])
+    mapping = tmp_path / "acme.yaml"
+    mapping.write_text(CAN_MAP)
+    env = load_env("ci", overrides={"ingest.signal_map": str(mapping)})
+    assert set(resolve_signal_map(env["ingest"]["signal_map"])) == {"speed", "accel", "steering_angle", "adas_engaged"}
+    assert resolve_signal_map(load_env("ci")["ingest"]["signal_map"]) == {}  # the shipped targets: built-in maps
+
+
+def test_longtail_run_refuses_a_wrong_map_in_the_env_before_any_task(tmp_path: Path,
+                                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["run", "--target", "ci", "--root", str(tmp_path / "data"),
+                 "--set", "ingest.signal_map={speedo: {topic: /can}, accel: {topic: /can, unit: furlong}}"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "env/ci.yaml ingest.signal_map: invalid signal map" in err and "unknown signal(s) ['speedo']" in err
+    assert not (tmp_path / "data").exists()  # nothing ran

@@ -20,6 +20,7 @@ from longtail.curate.select import SelectConfig
 from longtail.errors import LongtailError
 from longtail.label import server
 from longtail.label import studio as studio_module
+from longtail.label.blur import privacy_summary
 from longtail.label.server import LabelStudioError
 from longtail.label.studio import (
     UnknownBatchError,
@@ -90,6 +91,7 @@ def test_push_annotate_pull_round_trip_is_exact_and_checked(studio: dict) -> Non
     tasks = project_tasks(conn, record["project_id"])
     assert all(t["total_predictions"] == 1 for t in tasks)  # the pre-labels travel as predictions
     assert all(not t["is_labeled"] for t in tasks)
+    _check_people_see_the_blurred_copies(root, conn, batch_id, record, tasks)
 
     submitted: dict[str, list[dict]] = {}
     for t in tasks:
@@ -121,8 +123,38 @@ def test_push_annotate_pull_round_trip_is_exact_and_checked(studio: dict) -> Non
     view = ds.select_by("frame_id", [r["frame_id"] for r in accepted])
     assert set(view.distinct("label_status")) == {"accepted"}
     assert sum(len(d.detections) for d in view.values("ground_truth")) == sum(len(r["boxes"]) for r in accepted)
-    # Pulling again gives the same label set.
+    # Pulling again gives the same label set; its lineage says which version of the frames labelers saw.
     assert pull_batch(root, batch_id)["digest"] == manifest["digest"]
+    assert manifest["lineage"]["shown"] == record["privacy"]
+
+
+def _check_people_see_the_blurred_copies(root: Path, conn: server.Connection, batch_id: str, record: dict,
+                                         tasks: list[dict]) -> None:
+    """Label Studio serves the copies in DATA/labels/<batch>/shown/, byte for byte, not the frame store."""
+    import json
+
+    privacy = json.loads((labels_dir(root, batch_id) / "privacy.json").read_text())
+    assert record["privacy"] == privacy_summary(privacy) and record["privacy"]["blurred"] is True
+    assert record["privacy"]["detector"].startswith("opencv-haar-")
+    for t in tasks:
+        fid = record["tasks"][str(t["id"])]
+        shown = labels_dir(root, batch_id) / privacy["per_frame"][fid]["shown"]
+        url = t["data"]["image"]
+        assert "shown" in url and "/frames/" not in url, url
+        req = urllib.request.Request(conn.url + url, headers={"Authorization": f"Token {conn.api_key}"})
+        with urllib.request.urlopen(req, timeout=30) as answer:
+            assert answer.read() == shown.read_bytes()
+
+
+def test_push_with_blurring_off_shows_the_frame_store_and_records_it(studio: dict) -> None:
+    from longtail.privacy import PrivacyConfig
+
+    root, conn = studio["root"], studio["conn"]
+    batch_id = _batch(root, 2, seed=23)
+    record = push_batch(root, batch_id, privacy=PrivacyConfig(blur=False))
+    assert record["privacy"]["blurred"] is False and record["privacy"]["detector"] is None
+    for t in project_tasks(conn, record["project_id"]):
+        assert "/frames/" in t["data"]["image"] and "shown" not in t["data"]["image"]
 
 
 def _size(root: Path, fid: str) -> tuple[int, int]:
@@ -294,7 +326,8 @@ def test_the_label_commands_from_serve_to_a_restored_dataset_version(studio: dic
     assert longtail("label", "serve", "--root", str(root)).startswith(studio["conn"].url)  # the running one
     assert longtail("label", "status", "--root", str(root)).strip() == studio["conn"].url
     batch_id = _batch(root, 8, seed=61)
-    assert "8 task(s), 0 pre-label(s)" in longtail("label", "push", batch_id, "--root", str(root))
+    pushed = longtail("label", "push", batch_id, "--root", str(root), "--no-blur")
+    assert "8 task(s), 0 pre-label(s)" in pushed and "frames people see: ORIGINALS: blurring was switched off" in pushed
     manifest = json.loads(longtail("label", "pull", batch_id, "--root", str(root), "--oracle", "--json"))
     assert manifest["source"] == "oracle" and manifest["frames"] == 8
     assert manifest["cost"]["added"] == manifest["cost"]["boxes"] > 0  # no pre-labels: every box drawn

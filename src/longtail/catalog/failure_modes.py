@@ -139,6 +139,8 @@ class FailureMode(_Frozen):
     examples: tuple[str, ...] = ()
     fixed_by: str | None = None
     fixed_at: str | None = None
+    evidence: tuple[dict[str, Any], ...] = Field(
+        (), description="measurements that opened or updated it (monitoring breaches: metric, value, threshold, batch)")
 
     @field_validator("name")
     @classmethod
@@ -241,6 +243,74 @@ def register_failure_mode(root: str | os.PathLike[str], name: str, query: dict[s
                             f"{', '.join(FailureModeQuery.model_fields)}") from exc
     modes[name] = mode
     save_registry(root, modes)
+    return mode
+
+
+EVIDENCE_KEPT = 50
+"""Evidence entries a failure mode keeps (the newest)."""
+
+
+def record_breach(root: str | os.PathLike[str], name: str, query: FailureModeQuery, *, title: str, description: str,
+                  examples: list[str], evidence: dict[str, Any], by: str) -> FailureMode:
+    """Open a failure mode, or update it, with a measured breach (monitoring's way in).
+
+    1. A new name is registered *open* at once (discovered now, by ``by``), with its examples.
+    2. An existing one is opened again (a fixed one is reopened: the fix did not hold), its
+       examples are the new ones first, then the earlier ones (`EXAMPLES` kept), and the evidence
+       is appended; evidence of the same batch and metric replaces the earlier entry, so
+       recording one breach twice changes nothing.
+    The next curation counts its frames and mines frames like them.
+
+    Args:
+        root: the data root.
+        name: the failure mode (2-64 lower-case letters, digits and _).
+        query: its query over the dataset (what curation counts and mines).
+        title, description: for people (App views, reports).
+        examples: frame ids behind the breach.
+        evidence: what was measured: at least ``metric``, ``value``, ``threshold``, ``batch_id``.
+
+    Returns:
+        The saved entry.
+
+    Raises:
+        LongtailError: for a malformed name or registry.
+    """
+    missing = [k for k in ("metric", "value", "threshold", "batch_id") if k not in evidence]
+    if missing:
+        raise LongtailError(f"failure mode {name!r}: evidence lacks {missing}; give metric, value, threshold and batch_id")
+    modes = load_registry(root)
+    now = _now()
+    entry = {**evidence, "at": now, "by": by}
+    old = modes.get(name)
+    try:
+        if old is None:
+            mode = FailureMode(name=name, title=title, description=description, query=query, status="open",
+                               registered_at=now, registered_by=by, discovered_at=now, discovered_by=by,
+                               first_count=len(examples), count=len(examples),
+                               examples=tuple(dict.fromkeys(examples))[:EXAMPLES], evidence=(entry,))
+        else:
+            same = (evidence["batch_id"], evidence["metric"])
+            kept = tuple(e for e in old.evidence if (e.get("batch_id"), e.get("metric")) != same)
+            if len(kept) != len(old.evidence) and old.status == "open":
+                # The same breach recorded again: keep its first timestamp, change nothing else.
+                entry = {**entry, **{k: v for e in old.evidence if (e.get("batch_id"), e.get("metric")) == same
+                                     for k, v in e.items() if k in ("at", "by")}}
+            update: dict[str, Any] = {
+                "status": "open", "examples": tuple(dict.fromkeys([*examples, *old.examples]))[:EXAMPLES],
+                "evidence": (*kept, entry)[-EVIDENCE_KEPT:],
+            }
+            if old.discovered_at is None:
+                update.update(discovered_at=now, discovered_by=by, first_count=len(examples))
+            if old.status == "fixed":
+                update["evidence"] = (*kept, {**entry, "reopened": f"fixed by {old.fixed_by} at {old.fixed_at}"}
+                                      )[-EVIDENCE_KEPT:]
+                update.update(fixed_by=None, fixed_at=None)
+            mode = old.model_copy(update=update)
+    except ValidationError as exc:
+        raise LongtailError(f"failure mode {name!r}: {exc.errors()[0]['msg']}") from exc
+    if old is None or mode.model_dump(mode="json") != old.model_dump(mode="json"):
+        modes[name] = mode
+        save_registry(root, modes)
     return mode
 
 

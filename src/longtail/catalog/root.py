@@ -19,12 +19,16 @@ Layout::
     batches/<batch_id>/             labeling batches (curate: select)
     labelstudio/                    the data root's own Label Studio (label)
     labels/<batch_id>/              label sets (label)
+    labels/<batch_id>/shown/        the batch's frames as people see them: faces and plates blurred (label)
     datasets/<version_id>/          dataset versions, tracked by DVC (label)
     runs/<run_id>/                  checkpoints and final weights (train)
     sweeps/<sweep_id>/              sweep tables (train)
     mlflow/                         MLflow's sqlite store and artifacts (train, evaluate)
     evaluations/<version>/<run>/    evaluation.json (evaluate)
     deployments/<deployment_id>/    exports, thresholds, model card, MLflow pyfunc, deployment.json (deploy)
+    monitor/batches/<batch_id>.json monitoring record of each batch of new logs, written last (monitor)
+    monitor/triggers/<batch_id>.parquet  frames the monitor marks for curation (monitor)
+    monitor/reference/              cached embeddings and predictions of the training drives (monitor)
     reports/                        executed notebooks and HTML reports (every stage)
 """
 
@@ -136,6 +140,10 @@ class DataRoot:
         """DATA/labels/<batch_id>: labels.parquet, qa.json, then manifest.json."""
         return self.labels / batch_id
 
+    def shown_frames(self, batch_id: str) -> Path:
+        """DATA/labels/<batch_id>/shown: copies of the batch's frames as labelers see them (blurred)."""
+        return self.label_set(batch_id) / "shown"
+
     @property
     def datasets(self) -> Path:
         """DATA/datasets: one folder per dataset version (and DVC's records beside them)."""
@@ -171,6 +179,20 @@ class DataRoot:
     def deployments(self) -> Path:
         """DATA/deployments: one folder per deployment, and current.json (`longtail.catalog.deployments`)."""
         return self.path / "deployments"
+
+    # -- monitor ---------------------------------------------------------------------------
+    @property
+    def monitoring(self) -> Path:
+        """DATA/monitor: the monitoring history (one record per batch), triggers for curation, caches."""
+        return self.path / "monitor"
+
+    def monitoring_record(self, batch_id: str) -> Path:
+        """DATA/monitor/batches/<batch_id>.json: one batch's monitoring record, written last."""
+        return self.monitoring / "batches" / f"{batch_id}.json"
+
+    def monitor_triggers(self, batch_id: str) -> Path:
+        """DATA/monitor/triggers/<batch_id>.parquet: frames the monitor marked (shadow disagreement, drift)."""
+        return self.monitoring / "triggers" / f"{batch_id}.parquet"
 
     @property
     def reports(self) -> Path:

@@ -1,6 +1,8 @@
 """Load the simulator's ground-truth sidecars, and find them for ingested simulated logs.
 
-Only the simulated labeler and evaluation may read these; ingest and mining never do.
+Only the simulated labeler and evaluation may read the objects; ingest and mining never do.
+Monitoring reads a frame's conditions only (`load_conditions`: time of day, weather, road type,
+scenario), as a real fleet's metadata (clock, weather service, map) would give them.
 """
 
 from __future__ import annotations
@@ -184,3 +186,37 @@ def load_truth(truth_files: Iterable[str | os.PathLike[str]], frames: pd.DataFra
             "(find_truth_files(root, log_ids)); only simulated drives have ground truth, label the others in Label Studio"
         )
     return out
+
+
+CONDITION_COLUMNS = ("time_of_day", "weather", "road_type", "scenario")
+
+
+def load_conditions(root: str | os.PathLike[str], log_ids: Iterable[str]) -> pd.DataFrame:
+    """The recorded conditions of each camera frame of simulated logs (no objects are read).
+
+    Args:
+        root: the data root the logs were ingested into.
+        log_ids: logs to read; those without a sidecar (not simulated, or the sidecar is gone) are
+            skipped: their frames have no known conditions.
+
+    Returns:
+        One row per frame: drive_id, timestamp_ns and `CONDITION_COLUMNS` (scenario "" outside one).
+
+    Raises:
+        SchemaError: a sidecar lacks a column of `GT_SCHEMA`.
+    """
+    parts = []
+    for log_id in dict.fromkeys(log_ids):
+        try:
+            files = find_truth_files(root, [log_id])
+        except GroundTruthError:
+            continue
+        for path in files:
+            names = pq.read_schema(path).names
+            missing = [c for c in ("drive_id", "timestamp_ns", *CONDITION_COLUMNS) if c not in names]
+            if missing:
+                raise SchemaError(f"{path}: not a Longtail ground-truth file, lacks {missing}")
+            parts.append(pq.read_table(path, columns=["drive_id", "timestamp_ns", *CONDITION_COLUMNS]).to_pandas())
+    if not parts:
+        return pd.DataFrame(columns=["drive_id", "timestamp_ns", *CONDITION_COLUMNS])
+    return pd.concat(parts, ignore_index=True).drop_duplicates(["drive_id", "timestamp_ns"])

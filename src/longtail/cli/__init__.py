@@ -18,8 +18,10 @@ from longtail.cli.collect import _add_import, _add_ingest, _add_preview, _add_si
 from longtail.cli.common import config_error
 from longtail.cli.curate import _add_app, _add_curate, _add_db, _add_select
 from longtail.cli.deploy import _add_deploy
+from longtail.cli.fleet_test import _add_fleet_test
 from longtail.cli.label import _add_label
 from longtail.cli.models import _add_evaluate, _add_promote, _add_rollback
+from longtail.cli.monitor import _add_monitor
 from longtail.cli.run import _add_run, servers_left_running
 from longtail.cli.train import _add_sweep, _add_train, _parse_grid
 from longtail.errors import LongtailError
@@ -40,7 +42,8 @@ log = logging.getLogger("longtail")
 # ------------------------------------------------------------------------------------ main
 COMMANDS: list[Callable[[Any], None]] = [
     _add_sim, _add_preview, _add_ingest, _add_import, _add_curate, _add_select, _add_app, _add_db, _add_label,
-    _add_train, _add_sweep, _add_evaluate, _add_promote, _add_rollback, _add_deploy, _add_run,
+    _add_train, _add_sweep, _add_evaluate, _add_promote, _add_rollback, _add_deploy, _add_monitor, _add_run,
+    _add_fleet_test,
 ]
 
 

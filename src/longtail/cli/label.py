@@ -52,6 +52,9 @@ def _add_label(sub: Any) -> None:
                                    "newest trained model, else none)")
     q.add_argument("--no-prelabels", action="store_true", help="push without pre-labels")
     q.add_argument("--prelabel-threshold", type=float, default=0.3, help="lowest score shown as a pre-label")
+    q.add_argument("--no-blur", action="store_true",
+                   help="show people the original frames: faces and licence plates are NOT blurred (default: blurred "
+                        "copies, see DATA/labels/BATCH/privacy.json); the push record says so")
     q.set_defaults(func=cmd_label)
     q = actions.add_parser("pull", help="bring a batch's finished annotations back, run QA, write its label set")
     q.add_argument("batch", help="batch id")
@@ -99,18 +102,20 @@ def cmd_label(args: argparse.Namespace) -> int:
         found = server.running(args.root)
         sys.stdout.write(f"{found.url if found else 'not running'}\n")
     elif args.action == "push":
+        from longtail.label.blur import shown_to_people
         from longtail.label.prelabel import current_model, prelabel_batch
         from longtail.label.studio import push_batch
+        from longtail.privacy import PrivacyConfig
 
         prelabels, model = None, None
         model_uri = None if args.no_prelabels else (args.model or current_model(args.root))
         if model_uri is not None:
             prelabels, model = prelabel_batch(args.root, args.batch, model_uri, threshold=args.prelabel_threshold)
         record = push_batch(args.root, args.batch, prelabels=prelabels, model=model, dataset_name=args.dataset,
-                            force=args.force)
+                            force=args.force, privacy=PrivacyConfig(blur=not args.no_blur))
         url = f"{server.connect(args.root).url}/projects/{record['project_id']}"  # the port changes on restart
         sys.stdout.write(f"{args.batch}: {len(record['tasks'])} task(s), {record['prelabels']} pre-label(s) -> "
-                         f"{url}\n")
+                         f"{url}\nframes people see: {shown_to_people(record.get('privacy'))}\n")
     elif args.action == "pull":
         from longtail.label.studio import batch_truth, oracle_annotate, pull_batch, push_record
 

@@ -38,10 +38,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     from longtail.catalog.versions import list_versions
     from longtail.curate.run import list_batches, selected_batch
     from longtail.evaluate.summary import load_evaluation_record
-    from longtail.pipeline import parse_settings, run
+    from longtail.ingest.signals import resolve_signal_map
+    from longtail.pipeline import load_env, parse_settings, run
     from longtail.train.report import load_train_record
 
     overrides = {**({"root": args.root} if args.root else {}), **parse_settings(args.settings)}
+    # A wrong signal map stops the run before the simulator spends minutes on a fleet.
+    resolve_signal_map(load_env(args.target, overrides=overrides or None).get("ingest", {}).get("signal_map"),
+                       f"env/{args.target}.yaml ingest.signal_map")
     env = run(args.target, force=args.force, overrides=overrides or None)
     root = env["root"]
     fleet = f"{root}/fleet"

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from longtail.catalog.frames import SIGNAL_FIELDS, index_path, load_frame_index
+from longtail.catalog.monitoring import load_monitor_triggers
 from longtail.curate.descriptor import STAT_NAMES
 from longtail.curate.embeddings import MissingFrameError, compute_descriptors
 from longtail.curate.tags import compute_image_tags, trigger_tags
@@ -115,6 +116,10 @@ def add_new_frames(root: str | os.PathLike[str], dataset: fo.Dataset, batch_size
     if new.empty:
         return 0
     check_frames_exist(root, new)
+    marked = load_monitor_triggers(root)  # the monitor's triggers (shadow disagreement, drift) join ingest's
+    if marked:
+        new["triggers"] = [sorted(set(t) | set(marked.get(f, ()))) for f, t in zip(new["frame_id"], new["triggers"],
+                                                                                  strict=True)]
     cache = compute_descriptors(root, new["image_sha256"].tolist(), new["store_path"].tolist(), workers=workers)
     stats = cache.stats(new["image_sha256"].tolist())
     image_tags = compute_image_tags(stats)
@@ -126,6 +131,27 @@ def add_new_frames(root: str | os.PathLike[str], dataset: fo.Dataset, batch_size
             progress(len(part))
     log.info("added %d new frame(s) to FiftyOne dataset %s (%d in all)", len(new), dataset.name, len(dataset))
     return len(new)
+
+
+def sync_monitor_triggers(root: str | os.PathLike[str], dataset: fo.Dataset) -> int:
+    """Add the monitor's triggers (DATA/monitor/triggers, `load_monitor_triggers`) to samples that
+    were in the dataset before the monitor marked them; returns how many samples changed."""
+    marked = load_monitor_triggers(root)
+    if not marked or not len(dataset):
+        return 0
+    view = dataset.select_by("frame_id", sorted(marked))
+    fids, triggers, tags = view.values(["frame_id", "triggers", "tags"])
+    changed = {}
+    for fid, trig, tag in zip(fids, triggers, tags, strict=True):
+        want = sorted(set(trig or []) | set(marked[fid]))
+        if want != sorted(trig or []):
+            changed[fid] = (want, sorted(set(tag or []) | set(trigger_tags(want))))
+    if changed:
+        sub = dataset.select_by("frame_id", sorted(changed), ordered=True)
+        sub.set_values("triggers", [changed[f][0] for f in sorted(changed)])
+        sub.set_values("tags", [changed[f][1] for f in sorted(changed)])
+        log.info("%d sample(s) of %s carry the monitor's triggers now", len(changed), dataset.name)
+    return len(changed)
 
 
 def load_pool_fields(dataset: fo.Dataset) -> pd.DataFrame:

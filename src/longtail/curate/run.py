@@ -22,7 +22,7 @@ from longtail.catalog.failure_modes import FailureMode, discover_failure_modes, 
 from longtail.catalog.root import DataRoot
 from longtail.config import _Frozen
 from longtail.curate.brain import MAP_KEY, SIMILARITY_KEY, UNIQUENESS_KEY, attach_predictions, refresh_brain, score_predictions
-from longtail.curate.dataset import add_new_frames, load_pool_fields
+from longtail.curate.dataset import add_new_frames, load_pool_fields, sync_monitor_triggers
 from longtail.curate.embeddings import DescriptorEmbedder, Embedder, compute_embeddings
 from longtail.curate.select import SelectConfig, select_frames, selection_digest
 from longtail.detector.embed import BackboneEmbedder
@@ -111,7 +111,8 @@ def run_curate(root: str | os.PathLike[str], config: CurateConfig | None = None,
                embedder: Embedder | None = None) -> dict[str, Any]:
     """Bring the data root's FiftyOne dataset up to date with the frame index.
 
-    1. Add the frames it does not have yet (fields, image tags and trigger tags at creation).
+    1. Add the frames it does not have yet (fields, image tags and trigger tags at creation), and
+       the monitor's triggers (shadow disagreement, drift) to frames it marked since.
     2. When frames were added (or the embedder changed: a new champion): embeddings (the
        champion's backbone once there is one), then uniqueness, the similarity index and the
        2-D map over the whole dataset.
@@ -130,6 +131,7 @@ def run_curate(root: str | os.PathLike[str], config: CurateConfig | None = None,
     bar = tqdm(unit="frame", desc="adding frames", disable=not progress)
     added = add_new_frames(root, dataset, batch_size=config.batch_size, workers=config.workers, progress=bar.update)
     bar.close()
+    sync_monitor_triggers(root, dataset)
     stale = added > 0 or dataset.info.get("embedding_key") != embedder.key or \
         not {UNIQUENESS_KEY, SIMILARITY_KEY, MAP_KEY} <= set(dataset.list_brain_runs())
     if config.brain and stale:

@@ -39,8 +39,11 @@ log = logging.getLogger(__name__)
 
 SELECTORS = ("longtail", "random", "uniqueness")
 
-TRIGGER_PRIORITY = {"adas_alert": 1.0, "disengagement": 0.9, "hard_braking": 0.85, "harsh_steering": 0.8}
-"""Weight of each trigger: an alert or AEB intervention ranks first, then a driver takeover."""
+TRIGGER_PRIORITY = {"adas_alert": 1.0, "disengagement": 0.9, "hard_braking": 0.85, "harsh_steering": 0.8,
+                    "shadow_disagreement": 0.75, "distribution_shift": 0.5, "prediction_shift": 0.5}
+"""Weight of each trigger: an alert or AEB intervention ranks first, then a driver takeover. The
+monitor's triggers (`longtail.schemas.MONITOR_TRIGGERS`) follow: a challenger in shadow disagreeing
+with the champion on a critical object, then frames behind a drift or prediction breach."""
 
 POOL_COLUMNS = ("frame_id", "drive_id", "timestamp_ns", "triggers", "tags")
 """Columns a candidate pool must have. Optional: decel_mps2, steering_rate_dps,

@@ -4,7 +4,7 @@ validation, evaluation, pre-labeling and curation alike."""
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -103,3 +103,39 @@ def predict_frames(model: nn.Module, image_root: str | os.PathLike[str], frames:
                                        strict=True):
                 out[frame_id] = boxes
     return out
+
+
+def make_frame_predictor(model: nn.Module, score_threshold: float | Mapping[str, float] = 0.5,
+                         categories: Sequence[str] = CATEGORIES) -> Callable[[list[np.ndarray]], list[list[dict[str, Any]]]]:
+    """Wrap a torchvision detector as a frame predictor: HxWx3 uint8 RGB frames in, box dicts out.
+
+    It has the signature of a deployment's ``predict`` (`longtail.detector.export`), so a model
+    that is not deployed (yet) can drive the simulator's perception mode (`longtail.sim.perception`).
+
+    Args:
+        model: a torchvision detector (put in eval mode).
+        score_threshold: one threshold for every class, or class -> threshold (a class left out keeps 0.5).
+        categories: label index -> category name.
+
+    Returns:
+        ``predict(frames)``: per frame, box dicts ``category, x1, y1, x2, y2, score`` in the frame's
+        pixel edges, highest score first, at or above their class's threshold.
+    """
+    cuts = {c: float(score_threshold.get(c, 0.5)) if isinstance(score_threshold, Mapping) else float(score_threshold)
+            for c in categories}
+    floor = min(cuts.values())
+
+    def predict_frames_rgb(frames: list[np.ndarray]) -> list[list[dict[str, Any]]]:
+        for frame in frames:
+            if not isinstance(frame, np.ndarray) or frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
+                raise InputError(f"a frame must be an HxWx3 uint8 RGB array, got {type(frame).__name__} "
+                                 f"{getattr(frame, 'shape', '')} {getattr(frame, 'dtype', '')}")
+        device = next(model.parameters()).device
+        images = [torch.from_numpy(np.ascontiguousarray(f)).permute(2, 0, 1).float().div_(255.0).to(device)
+                  for f in frames]
+        if not images:
+            return []
+        return [[b for b in boxes if b["score"] >= cuts[b["category"]]]
+                for boxes in predict(model, images, floor, categories)]
+
+    return predict_frames_rgb

@@ -219,3 +219,44 @@ def load_champion(root: str | os.PathLike[str], tracking_uri: str | None = None,
     version = uri.rsplit("/", 1)[1]
     meta.update(version=version, model_uri=uri, key=f"{name}@v{version}")
     return model, meta
+
+
+CHALLENGER_ALIAS = "challenger"
+
+
+def challenger_model_uri(root: str | os.PathLike[str], tracking_uri: str | None = None,
+                         name: str = REGISTERED_MODEL) -> str | None:
+    """``models:/<name>/<version>`` of the challenger that runs in shadow beside the champion, or None.
+
+    The challenger is the version behind the ``challenger`` alias when a person set one;
+    otherwise the newest registered version that is newer than the champion (a version older than
+    the champion was replaced by it or never beat it). None without a champion, or when the
+    champion is the newest version and no alias is set.
+    """
+    from mlflow.exceptions import MlflowException
+
+    champion = champion_model_uri(root, tracking_uri, name)
+    if champion is None:
+        return None
+    uri = tracking_uri_for(root, tracking_uri)
+    client = mlflow_client(uri)
+    try:
+        aliased = str(client.get_model_version_by_alias(name, CHALLENGER_ALIAS).version)
+    except MlflowException:
+        aliased = None
+    champ = int(champion.rsplit("/", 1)[1])
+    if aliased is not None:
+        return None if int(aliased) == champ else f"models:/{name}/{aliased}"
+    newer = [int(v.version) for v in client.search_model_versions(f"name='{name}'") if int(v.version) > champ]
+    return f"models:/{name}/{max(newer)}" if newer else None
+
+
+def load_registered(root: str | os.PathLike[str], model_uri: str, tracking_uri: str | None = None,
+                    name: str = REGISTERED_MODEL) -> tuple[Any, dict[str, Any]]:
+    """A registered version (``models:/<name>/<version>``) and its meta, as `load_champion` returns them."""
+    from longtail.detector.model import load_model_from_mlflow
+
+    model, meta = load_model_from_mlflow(model_uri, tracking_uri_for(root, tracking_uri))
+    version = model_uri.rsplit("/", 1)[1]
+    meta.update(version=version, model_uri=model_uri, key=f"{name}@v{version}")
+    return model, meta

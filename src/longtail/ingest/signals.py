@@ -145,18 +145,49 @@ def load_signal_map(path: str | os.PathLike[str]) -> dict[str, SignalSource]:
         raise ConfigError(f"{path}: the signal map is not valid YAML ({exc})") from None
     if isinstance(data, dict) and set(data) == {"signal_map"}:
         data = data["signal_map"]
+    return parse_signal_map(data, str(path))
+
+
+def parse_signal_map(data: Any, source: str) -> dict[str, SignalSource]:
+    """Validate a signal map given as a mapping (from a file, or inline in the target's env file).
+
+    Args:
+        data: ``{signal: {topic, field, unit, scale, offset}}``.
+        source: where it came from, for messages (a file, or ``ingest.signal_map``).
+
+    Raises:
+        ConfigError: naming the source, the signal and field, and what is valid.
+    """
     if not isinstance(data, dict):
-        raise ConfigError(f"{path}: a signal map is a mapping signal -> {{topic, field, unit}}, e.g. "
+        raise ConfigError(f"{source}: a signal map is a mapping signal -> {{topic, field, unit}}, e.g. "
                           "'speed: {topic: /can/speed, field: data, unit: km/h}'")
     try:
         parsed = TypeAdapter(dict[str, SignalSource]).validate_python(data)
         return _check_signal_map(parsed)
     except ValidationError as exc:
         problems = "; ".join(".".join(map(str, e["loc"])) + ": " + e["msg"] for e in exc.errors())
-        raise ConfigError(f"{path}: invalid signal map: {problems}. Each entry takes topic (required), field "
+        raise ConfigError(f"{source}: invalid signal map: {problems}. Each entry takes topic (required), field "
                           f"(default data), unit, scale, offset; signals are {list(SIGNALS)}") from None
     except ValueError as exc:
-        raise ConfigError(f"{path}: invalid signal map: {exc}") from None
+        raise ConfigError(f"{source}: invalid signal map: {exc}") from None
+
+
+def resolve_signal_map(value: Any, source: str = "ingest.signal_map") -> dict[str, SignalSource]:
+    """The signal map a target's env file gives (``ingest.signal_map``): inline, a file, or none.
+
+    Args:
+        value: a mapping (inline map), a path to a YAML signal map file, or None / ``{}`` (none:
+            the built-in maps apply).
+        source: the setting's name, for messages.
+
+    Raises:
+        ConfigError: naming the setting or file, the signal and field, and what is valid.
+    """
+    if value is None or (isinstance(value, dict) and not value):
+        return {}
+    if isinstance(value, str | os.PathLike):
+        return load_signal_map(value)
+    return parse_signal_map(value, source)
 
 
 def _builtin(channel: Channel, signal: str) -> Binding | None:

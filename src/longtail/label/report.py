@@ -20,6 +20,7 @@ import pandas as pd
 from longtail.catalog.versions import SPLITS
 from longtail.errors import InputError
 from longtail.gallery import CATEGORY_COLORS, Gallery, gallery
+from longtail.label.blur import shown_store_paths, shown_to_people
 from longtail.label.oracle import LabelingCost
 from longtail.label.qa import CHECKS
 from longtail.label.run import LabelRun
@@ -77,6 +78,7 @@ def label_summary(run: LabelRun) -> pd.DataFrame:
         "labeled by": "simulated labeler" if run.oracle else "people in Label Studio",
         "frames submitted": f"{run.finished} of {run.tasks}",
         "pre-labels": run.push.get("prelabel_model") or "none (no model trained yet)",
+        "frames people saw": shown_to_people(run.push.get("privacy")),
         "accepted by QA": label_set["accepted"] if label_set else "-",
         "held by QA": label_set["held"] if label_set else "-",
         "dataset version": version["version_id"] if version else "- (waiting for labels)",
@@ -169,9 +171,9 @@ def qa_table(root: str | os.PathLike[str], batch_id: str) -> QATables | Pending:
 
 
 def labeled_gallery(root: str | os.PathLike[str], batch_id: str, limit: int = 8, columns: int = 4) -> Gallery | Pending:
-    """Thumbnails of a batch's labeled frames with their labels drawn in class colours
-    (`longtail.curate.report.CATEGORY_COLORS`), held frames first, then in batch order; each
-    captioned with its boxes, who labeled it and whether QA accepted it.
+    """Thumbnails of a batch's labeled frames, as labelers saw them (blurred), with their labels drawn
+    in class colours (`longtail.curate.report.CATEGORY_COLORS`), held frames first, then in batch
+    order; each captioned with its boxes, who labeled it and whether QA accepted it.
 
     Raises:
         InputError: when the label set is damaged or a frame image is missing.
@@ -184,8 +186,9 @@ def labeled_gallery(root: str | os.PathLike[str], batch_id: str, limit: int = 8,
     captions = [f"{len(boxes)} boxes, by {who or 'unknown'}; "
                 + ("accepted" if ok else f"held: {why[0] if len(why) else 'no reason given'}")
                 for boxes, who, ok, why in zip(df.boxes, df.annotator, df.accepted, df.qa_reasons, strict=True)]
-    frames = pd.DataFrame({"frame_id": df.frame_id, "store_path": df.store_path, "boxes": df.boxes,
-                           "caption": captions})
+    shown = shown_store_paths(root, batch_id)  # what labelers saw: the blurred copies
+    frames = pd.DataFrame({"frame_id": df.frame_id, "boxes": df.boxes, "caption": captions,
+                           "store_path": [shown.get(f, p) for f, p in zip(df.frame_id, df.store_path, strict=True)]})
     g = gallery(root, frames, columns=columns,
                 title=f"Labels of batch {batch_id}: {len(df)} of {len(table)} frames, held by QA first")
     legend = " ".join(f'<span style="color:{CATEGORY_COLORS[c]};font-weight:bold">&#9632; {c}</span>'

@@ -40,6 +40,7 @@ from longtail.label.studio import (
     read_label_set,
 )
 from longtail.label.version import VersionConfig, build_version, track_version
+from longtail.privacy import PrivacyConfig
 from longtail.storage import write_json_if_changed
 
 log = logging.getLogger(__name__)
@@ -78,7 +79,7 @@ class LabelRun:
 
 def run_label(root: str | os.PathLike[str], batch_id: str, oracle: bool = True,
               dataset_name: str = DEFAULT_DATASET, remote: str | os.PathLike[str] | None = None,
-              version_config: VersionConfig | None = None) -> LabelRun:
+              version_config: VersionConfig | None = None, privacy: PrivacyConfig | None = None) -> LabelRun:
     """Push a labeling batch, have it labeled, pull and check it, and version the dataset.
 
     Needs the data root's Label Studio running (`longtail.label.server.start`), or the user's
@@ -94,6 +95,8 @@ def run_label(root: str | os.PathLike[str], batch_id: str, oracle: bool = True,
         dataset_name: the FiftyOne dataset.
         remote: DVC remote (a folder or s3:// URL); None: `track_version`'s default.
         version_config: split settings of the dataset version; defaults when None.
+        privacy: whether and how faces and plates are blurred in the frames people see (default:
+            blurred; `longtail.label.blur`).
 
     Returns:
         What was done; ``waiting`` when people have tasks left.
@@ -108,7 +111,7 @@ def run_label(root: str | os.PathLike[str], batch_id: str, oracle: bool = True,
     champion = champion_model_uri(root)
     if champion is not None:  # the champion pre-labels every batch once there is one
         prelabels, model = prelabel_batch(root, batch_id, champion)
-    record = push_batch(root, batch_id, prelabels=prelabels, model=model, dataset_name=dataset_name)
+    record = push_batch(root, batch_id, prelabels=prelabels, model=model, dataset_name=dataset_name, privacy=privacy)
     cost = oracle_annotate(root, batch_id, batch_truth(root, batch_id)) if oracle else None
     conn = connect(root)
     tasks = project_tasks(conn, record["project_id"])

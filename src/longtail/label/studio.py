@@ -6,7 +6,8 @@ as predictions, so people correct rather than draw. Pull brings back the *finish
 task FiftyOne sees as labeled only because it has predictions is not finished), runs label QA
 and writes the batch's label set:
 
-    DATA/labels/<batch_id>/push.json       the project, its tasks and the pre-label model
+    DATA/labels/<batch_id>/push.json       the project, its tasks, the pre-label model, what people saw
+    DATA/labels/<batch_id>/shown/, privacy.json  the frames as people see them: blurred (`longtail.label.blur`)
     DATA/labels/<batch_id>/prelabels.parquet  the pre-labels pushed (LABEL_SET_SCHEMA rows)
     DATA/labels/<batch_id>/labels.parquet  one row per frame (LABEL_SET_SCHEMA)
     DATA/labels/<batch_id>/qa.json         the QA report
@@ -24,6 +25,7 @@ import datetime as dt
 import json
 import logging
 import os
+import sys
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping, Sequence
@@ -37,9 +39,11 @@ from longtail.boxes import to_fiftyone
 from longtail.catalog.db import DEFAULT_DATASET, open_dataset
 from longtail.catalog.root import DataRoot
 from longtail.errors import InputError, LongtailError
+from longtail.label.blur import SHOWN_FIELD, prepare_shown, privacy_summary
 from longtail.label.oracle import LabelingCost, plan_edits, total_cost
 from longtail.label.qa import QAConfig, as_label_box, run_qa
 from longtail.label.server import URL_ENV, Connection, LabelStudioError, connect, local_files_env
+from longtail.privacy import PrivacyConfig, RegionDetector
 from longtail.schemas import CATEGORIES, LABEL_SET_SCHEMA
 from longtail.storage import atomic_write_json, atomic_writer, sha256_file
 
@@ -165,8 +169,9 @@ def _box(category: str, box: tuple[float, float, float, float], score: float) ->
 
 
 def push_batch(root: str | os.PathLike[str], batch_id: str, prelabels: Mapping[str, Boxes] | None = None,
-               model: str | None = None, dataset_name: str = DEFAULT_DATASET, force: bool = False) -> dict[str, Any]:
-    """Create a Label Studio project with the batch's frames and their pre-labels.
+               model: str | None = None, dataset_name: str = DEFAULT_DATASET, force: bool = False,
+               privacy: PrivacyConfig | None = None, detector: RegionDetector | None = None) -> dict[str, Any]:
+    """Create a Label Studio project with the batch's frames, faces and plates blurred, and their pre-labels.
 
     Args:
         root: the data root.
@@ -176,6 +181,8 @@ def push_batch(root: str | os.PathLike[str], batch_id: str, prelabels: Mapping[s
         model: the pre-labeling model's name and version (lineage), when ``prelabels`` are given.
         dataset_name: the FiftyOne dataset.
         force: push again even when the batch was pushed already.
+        privacy: whether and how frames are blurred on the copies people see (default: blurred).
+        detector: a face and plate detector replacing the one ``privacy`` names.
 
     Returns:
         The push record (also in DATA/labels/<batch_id>/push.json).
@@ -215,10 +222,15 @@ def push_batch(root: str | os.PathLike[str], batch_id: str, prelabels: Mapping[s
         view.set_values(PRELABEL_FIELD, dets, key_field="frame_id")
     elif PRELABEL_FIELD in dataset.get_field_schema():
         view.set_values(PRELABEL_FIELD, {fid: None for fid in frame_ids}, key_field="frame_id")
+    originals = dict(zip(frame_ids, zip(view.values("filepath"), frames.column("image_sha256").to_pylist(),
+                                        strict=True), strict=True))
+    shown, privacy_record = prepare_shown(root, batch_id, originals, privacy, detector, progress=sys.stderr.isatty())
+    view.set_values(SHOWN_FIELD, shown, key_field="frame_id")
     key = _anno_key(batch_id)
     if key in dataset.list_annotation_runs():
         dataset.delete_annotation_run(key)
-    kwargs: dict[str, Any] = {"label_field": PRELABEL_FIELD, "label_type": "detections", "classes": list(CATEGORIES)}
+    kwargs: dict[str, Any] = {"label_field": PRELABEL_FIELD, "label_type": "detections", "classes": list(CATEGORIES),
+                              "media_field": SHOWN_FIELD}
     if prelabels is None:
         # Nothing to start from: the field the labels land in must be new to FiftyOne.
         view = view.exclude_fields(PRELABEL_FIELD) if PRELABEL_FIELD in dataset.get_field_schema() else view
@@ -245,7 +257,7 @@ def push_batch(root: str | os.PathLike[str], batch_id: str, prelabels: Mapping[s
         "batch_id": batch_id, "batch_digest": manifest["digest"], "project_id": int(results.project_id),
         "url": f"{conn.url}/projects/{results.project_id}", "anno_key": key, "tasks": task_frames,
         "prelabel_model": model if prelabels is not None else None,
-        "prelabels": sum(len(b) for b in pre.values()),
+        "prelabels": sum(len(b) for b in pre.values()), "privacy": privacy_summary(privacy_record),
         "pushed_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }
     folder.mkdir(parents=True, exist_ok=True)
@@ -430,7 +442,8 @@ def _write_label_set(root: str | os.PathLike[str], batch_id: str, batch: dict[st
         "cost": cost.as_dict(), "cost_without_prelabels": from_scratch.as_dict() if from_scratch else None,
         "qa": {k: report[k] for k in ("frames", "accepted", "held", "checks")},
         "lineage": {"batch_digest": batch["digest"], "logs": sorted({r["log_id"] for r in rows}),
-                    "project": record["url"], "prelabel_model": record.get("prelabel_model")},
+                    "project": record["url"], "prelabel_model": record.get("prelabel_model"),
+                    "shown": record.get("privacy")},
     }
     atomic_write_json(folder / "manifest.json", manifest)
     # The dataset follows the label set: accepted frames get ground truth, held ones their reasons.

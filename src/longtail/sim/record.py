@@ -5,6 +5,12 @@
 - ``ros2``: sensor_msgs/msg/CompressedImage, CameraInfo and NavSatFix, and
   longtail_msgs/msg/VehicleState, all CDR-encoded.
 
+In perception mode (`longtail.sim.perception`) the detections the ADAS acted on go on
+`DETECTIONS_TOPIC` (and a shadow challenger's on `SHADOW_DETECTIONS_TOPIC`), stamped with their
+camera frame's time so Foxglove draws them over the image: foxglove.ImageAnnotations in the
+foxglove profile, foxglove_msgs/msg/ImageAnnotations (the same schema, as Foxglove's ROS 2 package
+defines it) in the ros2 profile. Each box is a closed polyline with a "category score" label.
+
 Both are zstd-chunked with a summary, message indexes and chunk CRCs, which is what Foxglove
 and `mcap`'s indexed reader expect. Nothing in the file depends on the wall clock, so a seed
 gives byte-identical logs.
@@ -17,7 +23,9 @@ from typing import IO, Any
 
 from foxglove_schemas_protobuf.CameraCalibration_pb2 import CameraCalibration
 from foxglove_schemas_protobuf.CompressedImage_pb2 import CompressedImage
+from foxglove_schemas_protobuf.ImageAnnotations_pb2 import ImageAnnotations
 from foxglove_schemas_protobuf.LocationFix_pb2 import LocationFix
+from foxglove_schemas_protobuf.PointsAnnotation_pb2 import PointsAnnotation
 from mcap.writer import CompressionType, IndexType, Writer
 from mcap_protobuf.schema import build_file_descriptor_set
 from mcap_ros2._dynamic import serialize_dynamic
@@ -105,9 +113,81 @@ string adas_alert""" + _DEPS_HEADER,
 }
 """Message definitions in the concatenated form ROS 2 bags store (dependencies after ===)."""
 
+DETECTIONS_TOPIC = "/camera/front/detections"
+"""Detections of the acting perception, one message per perceived camera frame."""
+SHADOW_DETECTIONS_TOPIC = "/camera/front/detections/shadow"
+"""Detections of a challenger running in shadow mode beside the acting perception."""
+ANNOTATIONS_ROS2 = "foxglove_msgs/msg/ImageAnnotations"
+_SEP = "\n" + "=" * 80 + "\n"
+ANNOTATIONS_MSGDEF = _SEP.join([
+    "foxglove_msgs/CircleAnnotation[] circles\nfoxglove_msgs/PointsAnnotation[] points\n"
+    "foxglove_msgs/TextAnnotation[] texts",
+    "MSG: foxglove_msgs/CircleAnnotation\nbuiltin_interfaces/Time timestamp\nfoxglove_msgs/Point2 position\n"
+    "float64 diameter\nfloat64 thickness\nfoxglove_msgs/Color fill_color\nfoxglove_msgs/Color outline_color",
+    "MSG: foxglove_msgs/PointsAnnotation\nbuiltin_interfaces/Time timestamp\nuint8 UNKNOWN=0\nuint8 POINTS=1\n"
+    "uint8 LINE_LOOP=2\nuint8 LINE_STRIP=3\nuint8 LINE_LIST=4\nuint8 type\nfoxglove_msgs/Point2[] points\n"
+    "foxglove_msgs/Color outline_color\nfoxglove_msgs/Color[] outline_colors\nfoxglove_msgs/Color fill_color\n"
+    "float64 thickness",
+    "MSG: foxglove_msgs/TextAnnotation\nbuiltin_interfaces/Time timestamp\nfoxglove_msgs/Point2 position\n"
+    "string text\nfloat64 font_size\nfoxglove_msgs/Color text_color\nfoxglove_msgs/Color background_color",
+    "MSG: builtin_interfaces/Time\nint32 sec\nuint32 nanosec",
+    "MSG: foxglove_msgs/Point2\nfloat64 x\nfloat64 y",
+    "MSG: foxglove_msgs/Color\nfloat64 r\nfloat64 g\nfloat64 b\nfloat64 a",
+])
+"""foxglove_msgs/msg/ImageAnnotations with its dependencies, as Foxglove's ROS 2 package defines it."""
+CATEGORY_RGBA: dict[str, tuple[float, float, float, float]] = {
+    "car": (0.2, 0.6, 1.0, 1.0), "truck": (0.6, 0.3, 1.0, 1.0),
+    "pedestrian": (1.0, 0.3, 0.2, 1.0), "cyclist": (1.0, 0.8, 0.1, 1.0),
+}
+"""Outline colour of each category's boxes (r, g, b, a in 0..1); other categories are white."""
+
 
 def _stamp(ns: int) -> tuple[int, int]:
     return ns // 1_000_000_000, ns % 1_000_000_000
+
+
+def _box_corners(b: dict[str, Any]) -> list[tuple[float, float]]:
+    x1, y1, x2, y2 = (float(b[k]) for k in ("x1", "y1", "x2", "y2"))
+    return [(x1, y1), (x2, y1), (x2, y2), (x1, y2)]
+
+
+def _label(b: dict[str, Any]) -> str:
+    return f"{b['category']} {float(b['score']):.2f}"
+
+
+def _annotations_protobuf(ns: int, boxes: list[dict[str, Any]], shadow: bool) -> bytes:
+    """foxglove.ImageAnnotations of ``boxes``: a closed outline and a label per box."""
+    msg = ImageAnnotations()
+    for b in boxes:
+        rgba = CATEGORY_RGBA.get(str(b["category"]), (1.0, 1.0, 1.0, 1.0))
+        outline = msg.points.add(type=PointsAnnotation.Type.LINE_LOOP, thickness=1.5 if shadow else 2.0)
+        outline.timestamp.FromNanoseconds(ns)
+        for x, y in _box_corners(b):
+            outline.points.add(x=x, y=y)
+        outline.outline_color.r, outline.outline_color.g, outline.outline_color.b, outline.outline_color.a = rgba
+        text = msg.texts.add(text=_label(b), font_size=10.0)
+        text.timestamp.FromNanoseconds(ns)
+        text.position.x, text.position.y = float(b["x1"]), float(b["y1"])
+        text.text_color.r, text.text_color.g, text.text_color.b, text.text_color.a = rgba
+        text.background_color.a = 0.6
+    return msg.SerializeToString()
+
+
+def _annotations_ros2(ns: int, boxes: list[dict[str, Any]], shadow: bool) -> dict[str, Any]:
+    """foxglove_msgs/msg/ImageAnnotations of ``boxes`` as a dict for the CDR encoder."""
+    sec, nsec = _stamp(ns)
+    stamp = {"sec": sec, "nanosec": nsec}
+    clear = {"r": 0.0, "g": 0.0, "b": 0.0, "a": 0.0}
+    points, texts = [], []
+    for b in boxes:
+        r, g, bl, a = CATEGORY_RGBA.get(str(b["category"]), (1.0, 1.0, 1.0, 1.0))
+        color = {"r": r, "g": g, "b": bl, "a": a}
+        points.append({"timestamp": stamp, "type": 2, "points": [{"x": x, "y": y} for x, y in _box_corners(b)],
+                       "outline_color": color, "outline_colors": [], "fill_color": clear,
+                       "thickness": 1.5 if shadow else 2.0})
+        texts.append({"timestamp": stamp, "position": {"x": float(b["x1"]), "y": float(b["y1"])}, "text": _label(b),
+                      "font_size": 10.0, "text_color": color, "background_color": {**clear, "a": 0.6}})
+    return {"circles": [], "points": points, "texts": texts}
 
 
 class DriveRecorder:
@@ -137,6 +217,7 @@ class DriveRecorder:
         )
         self._writer.start(profile="ros2" if profile == "ros2" else "", library=LIBRARY)
         self._seq: dict[int, int] = {}
+        self._ch_detections: dict[bool, int] = {}
         if profile == "foxglove":
             self._register_foxglove()
         else:
@@ -239,6 +320,36 @@ class DriveRecorder:
         else:
             data = self._enc["longtail_msgs/msg/VehicleState"]({"header": self._header(ns, VEHICLE_FRAME_ID), **state})
         self._add(self._ch_state, ns, data)
+
+    def detections(self, ns: int, boxes: list[dict[str, Any]], shadow: bool = False) -> None:
+        """Record the detections made on the camera frame taken at ``ns`` (UNIX ns).
+
+        Args:
+            ns: the frame's time; the annotations carry it so that they line up with the image.
+            boxes: box dicts ``category, x1, y1, x2, y2, score`` in pixel edges.
+            shadow: a shadow challenger's detections (`SHADOW_DETECTIONS_TOPIC`), not the acting ones.
+        """
+        channel = self._ch_detections.get(shadow)
+        if channel is None:
+            channel = self._register_detections(SHADOW_DETECTIONS_TOPIC if shadow else DETECTIONS_TOPIC)
+            self._ch_detections[shadow] = channel
+        if self.profile == "foxglove":
+            data = _annotations_protobuf(ns, boxes, shadow)
+        else:
+            data = self._enc[ANNOTATIONS_ROS2](_annotations_ros2(ns, boxes, shadow))
+        self._add(channel, ns, data)
+
+    def _register_detections(self, topic: str) -> int:
+        """Register a detections channel on first use, so logs without perception stay byte-identical."""
+        w = self._writer
+        if self.profile == "foxglove":
+            schema = w.register_schema(ImageAnnotations.DESCRIPTOR.full_name, "protobuf",
+                                       build_file_descriptor_set(ImageAnnotations).SerializeToString())
+            return w.register_channel(topic, "protobuf", schema)
+        if ANNOTATIONS_ROS2 not in self._enc:
+            self._enc[ANNOTATIONS_ROS2] = serialize_dynamic(ANNOTATIONS_ROS2, ANNOTATIONS_MSGDEF)[ANNOTATIONS_ROS2]
+            self._annotations_schema = w.register_schema(ANNOTATIONS_ROS2, "ros2msg", ANNOTATIONS_MSGDEF.encode())
+        return w.register_channel(topic, "cdr", self._annotations_schema)
 
     def finish(self) -> None:
         """Write the summary, indexes and footer."""
