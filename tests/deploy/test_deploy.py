@@ -150,6 +150,15 @@ def test_other_stages_get_the_pytorch_boxes_from_either_export(deployed: dict[st
         assert result["passed"] and result["max_box_diff"] < 1e-3, (backend, result)
 
 
+def test_the_fleet_test_drives_with_the_current_deployment(deployed: dict[str, Any]) -> None:
+    from longtail.sim.fleet_test import load_perception
+
+    perceive, described = load_perception(deployed["root"] / "deployments" / "current")
+    assert described.startswith("deployment ")
+    frames = deployed["images"][:2]
+    assert perceive(frames) == load_deployed_detector(deployed["record"]["path"]).predict(frames)
+
+
 def test_a_modified_export_is_refused(deployed: dict[str, Any], tmp_path: Path) -> None:
     copy = tmp_path / "d-copy"
     shutil.copytree(deployed["record"]["path"], copy)
