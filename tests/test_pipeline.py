@@ -96,12 +96,13 @@ def _build_and_check(dag: Any, env: dict, tmp_path: Path) -> None:
         assert any(shown in h for h in html), f"the label report shows {shown!r}"
     assert any(f"Labels of batch {batch_id}" in h and "data:image/jpeg;base64," in h for h in html), "the gallery"
     _check_train_and_evaluate(tmp_path, version)
+    _check_deploy(tmp_path)
     # A second build finds nothing to do: the products stay as they were.
     products = (tmp_path / "fleet" / "fleet.json", tmp_path / "curate" / "manifest.json",
                 tmp_path / "batches" / batch_id / "manifest.json", tmp_path / "labels" / batch_id / "manifest.json",
                 tmp_path / "datasets" / vid / "manifest.json", tmp_path / "datasets" / "latest.json",
                 tmp_path / "runs" / "latest.json", tmp_path / "evaluations" / "latest.json",
-                tmp_path / "reports" / "evaluation.html")
+                tmp_path / "reports" / "evaluation.html", tmp_path / "deployments" / "current.json")
     stamps = [p.stat().st_mtime_ns for p in products]
     dag.build(show_progress=False)
     assert [p.stat().st_mtime_ns for p in products] == stamps
@@ -169,6 +170,22 @@ def _check_train_and_evaluate(root: Path, version: dict) -> None:
     assert sum("plotly" in h for h in html) >= 3, "critical errors, per-class AP and slice mAP figures"
     for shown in ("regression suites passed", "test_longtail", "pedestrian", "No champion yet", "The champion alias now"):
         assert any(shown in h for h in html), f"the evaluate report shows {shown!r}"
+
+
+def _check_deploy(root: Path) -> None:
+    """The deploy task deployed the champion the gate promoted, with exports that passed parity, and the
+    notebook shows the parity table and the model card."""
+    from longtail.catalog.deployments import load_deployment, verify_files
+    from longtail.detector.registry import champion_model_uri
+
+    record = load_deployment(root)
+    assert record["model"]["uri"] == champion_model_uri(root) and record["parity"]["passed"]
+    verify_files(record["path"], record)
+    outputs = _outputs(root / "reports" / "06_deploy.ipynb")
+    assert not [o for o in outputs if o.get("output_type") == "error"]
+    shown = "".join(str(o.get("data", {})) for o in outputs)
+    for text in (record["deployment_id"], "max box difference (px)", "## Intended use", "## Known failure modes"):
+        assert text in shown, f"the deploy notebook shows {text!r}"
 
 
 def _people_label_a_later_batch(root: Path, first_version: str) -> None:

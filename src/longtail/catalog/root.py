@@ -25,6 +25,7 @@ Layout::
     sweeps/<sweep_id>/              sweep tables (train)
     mlflow/                         MLflow's sqlite store and artifacts (train, evaluate)
     evaluations/<version>/<run>/    evaluation.json (evaluate)
+    deployments/<deployment_id>/    exports, thresholds, model card, MLflow pyfunc, deployment.json (deploy)
     monitor/batches/<batch_id>.json monitoring record of each batch of new logs, written last (monitor)
     monitor/triggers/<batch_id>.parquet  frames the monitor marks for curation (monitor)
     monitor/reference/              cached embeddings and predictions of the training drives (monitor)
@@ -172,6 +173,12 @@ class DataRoot:
     def evaluations(self) -> Path:
         """DATA/evaluations: evaluation.json per dataset version and run."""
         return self.path / "evaluations"
+
+    # -- deploy ----------------------------------------------------------------------------
+    @property
+    def deployments(self) -> Path:
+        """DATA/deployments: one folder per deployment, and current.json (`longtail.catalog.deployments`)."""
+        return self.path / "deployments"
 
     # -- monitor ---------------------------------------------------------------------------
     @property

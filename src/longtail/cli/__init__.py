@@ -17,6 +17,7 @@ from longtail._runtime import configure_logging
 from longtail.cli.collect import _add_import, _add_ingest, _add_preview, _add_sim, ingest_table, sim_config_from_args
 from longtail.cli.common import config_error
 from longtail.cli.curate import _add_app, _add_curate, _add_db, _add_select
+from longtail.cli.deploy import _add_deploy
 from longtail.cli.fleet_test import _add_fleet_test
 from longtail.cli.label import _add_label
 from longtail.cli.models import _add_evaluate, _add_promote, _add_rollback
@@ -41,7 +42,7 @@ log = logging.getLogger("longtail")
 # ------------------------------------------------------------------------------------ main
 COMMANDS: list[Callable[[Any], None]] = [
     _add_sim, _add_preview, _add_ingest, _add_import, _add_curate, _add_select, _add_app, _add_db, _add_label,
-    _add_train, _add_sweep, _add_evaluate, _add_promote, _add_rollback, _add_monitor, _add_run,
+    _add_train, _add_sweep, _add_evaluate, _add_promote, _add_rollback, _add_deploy, _add_monitor, _add_run,
     _add_fleet_test,
 ]
 

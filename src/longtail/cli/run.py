@@ -79,10 +79,20 @@ def cmd_run(args: argparse.Namespace) -> int:
         decision += "\nChampion: " + ("none yet" if current is None else f"{current} (the registry's champion alias)")
     except LongtailError:  # a target without the evaluate task
         report, decision = f"{root}/reports/evaluation.html (not written yet)", "none yet"
+    try:
+        from longtail.catalog.deployments import load_deployment
+
+        deployed = load_deployment(root)
+        deployment = (f"{deployed['deployment_id']} = {deployed['model']['uri']} in {deployed['path']}/ (model card "
+                      f"{deployed['model_card']}; serve: mlflow models serve -m {deployed['path']}/{deployed['pyfunc']} "
+                      "--env-manager local)")
+    except LongtailError:  # nothing deployed, or a target without the deploy task
+        deployment = "none yet"
     sys.stdout.write(
         f"\nEvaluation report (open in a browser; the page for product managers): {report}\n"
         f"Decision: {decision}\n"
         f"Model: {model}\n"
+        f"Deployment: {deployment}\n"
         f"MLflow runs and model registry: {mlflow_ui} (then http://127.0.0.1:5000)\n"
         f"Drive logs: {fleet}/*.mcap (ground truth in {fleet}/ground_truth/, manifest {fleet}/fleet.json)\n"
         f"Frame store and index: {root}/frames/, {root}/index/ (read with "
@@ -95,7 +105,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         f"Dataset version: {version}\n"
         f"Reports: {report}, then the notebooks {root}/reports/00_simulate.ipynb, {root}/reports/01_ingest.ipynb, "
         f"{root}/reports/02_curate.ipynb, {root}/reports/03_label.ipynb, {root}/reports/04_train.ipynb, "
-        f"{root}/reports/05_evaluate.ipynb\n"
+        f"{root}/reports/05_evaluate.ipynb, {root}/reports/06_deploy.ipynb\n"
         "Open a log in Foxglove (File > Open local file) or read it in Python with longtail.logs.iter_messages.\n"
         f"Explore the dataset, its failure modes and the batch in the FiftyOne App: {app}\n"
         f"Look at the labeling project in Label Studio: longtail label serve --root {root} (prints its address; "
