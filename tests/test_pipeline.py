@@ -97,12 +97,15 @@ def _build_and_check(dag: Any, env: dict, tmp_path: Path) -> None:
     assert any(f"Labels of batch {batch_id}" in h and "data:image/jpeg;base64," in h for h in html), "the gallery"
     _check_train_and_evaluate(tmp_path, version)
     _check_deploy(tmp_path)
+    _check_fleet_test_and_monitor(tmp_path)
     # A second build finds nothing to do: the products stay as they were.
     products = (tmp_path / "fleet" / "fleet.json", tmp_path / "curate" / "manifest.json",
                 tmp_path / "batches" / batch_id / "manifest.json", tmp_path / "labels" / batch_id / "manifest.json",
                 tmp_path / "datasets" / vid / "manifest.json", tmp_path / "datasets" / "latest.json",
                 tmp_path / "runs" / "latest.json", tmp_path / "evaluations" / "latest.json",
-                tmp_path / "reports" / "evaluation.html", tmp_path / "deployments" / "current.json")
+                tmp_path / "reports" / "evaluation.html", tmp_path / "deployments" / "current.json",
+                tmp_path / "fleet_test" / "fleet_test.json", tmp_path / "reports" / "fleet_test.html",
+                tmp_path / "reports" / "monitoring.html")
     stamps = [p.stat().st_mtime_ns for p in products]
     dag.build(show_progress=False)
     assert [p.stat().st_mtime_ns for p in products] == stamps
@@ -186,6 +189,25 @@ def _check_deploy(root: Path) -> None:
     shown = "".join(str(o.get("data", {})) for o in outputs)
     for text in (record["deployment_id"], "max box difference (px)", "## Intended use", "## Known failure modes"):
         assert text in shown, f"the deploy notebook shows {text!r}"
+
+
+def _check_fleet_test_and_monitor(root: Path) -> None:
+    """The fleet-test task drove the test fleet with the deployment beside truth perception (rates per
+    100 km with intervals, the model's boxes in its logs, a report), and the monitor task ran."""
+    from longtail.catalog.deployments import load_deployment
+
+    record = load_deployment(root)
+    results = json.loads((root / "fleet_test" / "fleet_test.json").read_text())
+    assert sorted(results["arms"]) == ["deployed", "truth"]
+    assert results["deployment"]["deployment_id"] == record["deployment_id"]
+    assert {(r["arm"], r["metric"]) for r in results["rates"] if r["scenario"] == "all"} >= {
+        (arm, m) for arm in ("truth", "deployed") for m in ("disengagement", "phantom_braking", "missed_hazard")}
+    assert sorted((root / "fleet_test" / "deployed").glob("*.mcap"))
+    report = (root / "reports" / "fleet_test.html").read_text()
+    assert record["deployment_id"] in report and "per 100 km" in report
+    for nb in ("07_fleet_test.ipynb", "08_monitor.ipynb"):
+        assert not [o for o in _outputs(root / "reports" / nb) if o.get("output_type") == "error"], nb
+    assert (root / "reports" / "monitoring.html").is_file()
 
 
 def _people_label_a_later_batch(root: Path, first_version: str) -> None:

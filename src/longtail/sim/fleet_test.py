@@ -186,7 +186,8 @@ def run_arm(cfg: FleetTestConfig, plans: list[DrivePlan], out: Path, perceive: P
 
 def run_fleet_test(cfg: FleetTestConfig, arms: dict[str, Perceive | None], out: str | os.PathLike[str],
                    challenger: Perceive | None = None, shadow_arm: str | None = None,
-                   descriptions: dict[str, str] | None = None, progress: bool = True) -> dict[str, Any]:
+                   descriptions: dict[str, str] | None = None, progress: bool = True,
+                   extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """Run the fleet test with each perception, and write and return the results.
 
     Args:
@@ -197,6 +198,7 @@ def run_fleet_test(cfg: FleetTestConfig, arms: dict[str, Perceive | None], out: 
         shadow_arm: the arm the challenger shadows (default: the first arm that is not ``truth``).
         descriptions: arm -> what its perception is (a deployment folder, a model), for the results.
         progress: show progress bars.
+        extra: more keys for the results (e.g. the deployment tested), written with them.
 
     Returns:
         The results (what ``OUT/fleet_test.json`` holds): config, drives, rates per 100 km with
@@ -238,6 +240,7 @@ def run_fleet_test(cfg: FleetTestConfig, arms: dict[str, Perceive | None], out: 
         "rates": rates,
         "paired": paired,
         "shadow": shadow,
+        **(extra or {}),
     }
     atomic_write_json(root / RESULTS, results)
     log.info("fleet test: %d drives x %d arms -> %s", len(plans), len(arms), root / RESULTS)
