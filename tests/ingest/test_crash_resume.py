@@ -14,7 +14,8 @@ import pandas as pd
 import pytest
 
 from longtail.catalog.frames import load_frame_index
-from longtail.ingest.ingest import FAULT_ENV, ingest
+from longtail.ingest.faults import FAULT_ENV
+from longtail.ingest.ingest import ingest
 
 
 def _cli(sources: list[Path], root: Path, *extra: str, env: dict[str, str] | None = None) -> subprocess.Popen:

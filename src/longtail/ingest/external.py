@@ -24,8 +24,9 @@ from longtail.boxes import clip, from_coco, from_kitti
 from longtail.catalog.frames import load_manifest
 from longtail.errors import InputError
 from longtail.ingest.features import FEATURES
-from longtail.ingest.ingest import LogResult, frame_id
 from longtail.ingest.jpeg import ImageFormatError, image_size
+from longtail.ingest.manifest import LogResult
+from longtail.ingest.rows import frame_id
 from longtail.ingest.store import FrameStore, write_index, write_manifest
 from longtail.schemas import FRAME_INDEX_SCHEMA
 
