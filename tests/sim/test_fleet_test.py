@@ -15,8 +15,8 @@ from longtail.cli import main
 from longtail.config import SCENARIOS
 from longtail.detector.model import save_model
 from longtail.detector.predict import make_frame_predictor
-from longtail.detector.shadow import compare_detections
 from longtail.detector.presets import build_model
+from longtail.detector.shadow import compare_detections
 from longtail.logs import iter_messages
 from longtail.schemas import CATEGORIES
 from longtail.sim.camera import make_camera
