@@ -16,13 +16,14 @@ from longtail.config import SCENARIOS
 from longtail.detector.model import save_model
 from longtail.detector.predict import make_frame_predictor
 from longtail.detector.presets import build_model
+from longtail.detector.shadow import compare_detections
 from longtail.logs import iter_messages
 from longtail.schemas import CATEGORIES
 from longtail.sim.camera import make_camera
 from longtail.sim.fleet_metrics import METRICS, compute_rates, empty_counts
 from longtail.sim.fleet_test import FleetTestConfig, plan_fleet_test, run_fleet_test
+from longtail.sim.perception import make_critical_test
 from longtail.sim.record import DETECTIONS_TOPIC, SHADOW_DETECTIONS_TOPIC, DriveRecorder
-from longtail.sim.shadow import compare_shadow
 
 TINY = FleetTestConfig(minutes=0.25, max_drives=2, n_boot=200)
 
@@ -80,7 +81,7 @@ def test_fleet_test_with_truth_and_a_detector_writes_results_and_detections(tmp_
     assert 0 < shadow["disagreement_frames"] <= shadow["frames"]
     assert shadow["per_1000_frames"] == pytest.approx(1000 * shadow["disagreement_frames"] / shadow["frames"], abs=1e-3)
     first = shadow["disagreements"][0]
-    assert first["reason"] in ("unseen", "far_apart") and first["seen_by"] in ("acting", "challenger")
+    assert first["reason"] in ("unseen", "far_apart") and first["seen_by"] in ("acting", "challenger", "both")
     assert first["drive_id"] in {d["drive_id"] for d in drives}
 
 
@@ -118,17 +119,19 @@ def test_ros2_logs_carry_detections_as_foxglove_msgs_image_annotations() -> None
 
 def test_shadow_compares_critical_objects_only() -> None:
     cam = make_camera("car", 320, 192)
+    critical = make_critical_test(cam, 1.9, 0.0, 0.0)
     ped = {"category": "pedestrian", "x1": 150.0, "y1": 90.0, "x2": 156.0, "y2": 110.0, "score": 0.9}
     beside = {"category": "car", "x1": 0.0, "y1": 100.0, "x2": 30.0, "y2": 120.0, "score": 0.9}  # far left: not in path
     ahead = {"category": "car", "x1": 145.0, "y1": 100.0, "x2": 175.0, "y2": 120.0, "score": 0.9}
-    assert compare_shadow([ped, ahead], [ped, ahead], cam, 1.9, 0.0, 0.0) == []
-    assert compare_shadow([beside], [], cam, 1.9, 0.0, 0.0) == []  # a vehicle out of the path is not critical
-    (miss,) = compare_shadow([ped, ahead], [ahead], cam, 1.9, 0.0, 0.0)
-    assert (miss["seen_by"], miss["reason"], miss["category"]) == ("acting", "unseen", "pedestrian")
+    assert [critical(b) for b in (ped, beside, ahead)] == [True, False, True]
+    assert compare_detections([ped, ahead], [ped, ahead], critical=critical) == []
+    assert compare_detections([beside], [], critical=critical) == []  # a vehicle out of the path is not critical
+    (miss,) = compare_detections([ped, ahead], [ahead], critical=critical)
+    assert (miss.seen_by, miss.reason, miss.category) == ("acting", "unseen", "pedestrian")
     moved = dict(ahead, x1=160.0, x2=190.0)  # IoU 15/45 = 1/3 with a 0.5 threshold
-    reasons = compare_shadow([ahead], [moved], cam, 1.9, 0.0, 0.0, iou_threshold=0.5)
-    assert {(d["seen_by"], d["reason"]) for d in reasons} == {("acting", "far_apart"), ("challenger", "far_apart")}
-    assert reasons[0]["iou"] == pytest.approx(1 / 3, abs=1e-3)
+    (apart,) = compare_detections([ahead], [moved], iou=0.5, critical=critical)
+    assert (apart.seen_by, apart.reason) == ("both", "far_apart")
+    assert apart.iou == pytest.approx(1 / 3)
 
 
 def test_rates_per_100km_and_paired_intervals_worked_by_hand() -> None:

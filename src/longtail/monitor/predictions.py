@@ -3,12 +3,10 @@ class-frequency histograms, and the frames where champion and challenger disagre
 
 Shadow mode: the champion acts, the challenger only predicts. Each model's detections are kept at
 its own per-class operating thresholds (``thresholds`` in its model.json, else 0.5), and objects
-shorter than ``min_height`` of the image are not compared (evaluation ignores them too). Vehicles
-(car and truck) are one group, so calling a truck a car is no disagreement; pedestrians and
-cyclists are groups of their own. Within a group, boxes are matched greedily by IoU (COCO's
-order, highest score first) at IoU 0.1 or more: an unmatched box is an object one model sees and
-the other does not; a matched pair overlapping less than ``iou`` is two boxes far apart. A frame
-with either is a disagreement.
+shorter than ``min_height`` of the image are not compared (evaluation ignores them too). What
+counts as a disagreement is `longtail.detector.shadow.compare_detections`, the same definition the
+fleet test uses (every critical object counts here: a frame has no ego path). A frame with any is
+a disagreement.
 """
 
 from __future__ import annotations
@@ -19,16 +17,12 @@ from typing import Any
 
 import numpy as np
 
-from longtail.boxes import iou_matrix
-from longtail.detector.metrics import class_thresholds, match_greedy
+from longtail.detector.metrics import class_thresholds
+from longtail.detector.shadow import compare_detections
 from longtail.schemas import CATEGORIES
 
 Boxes = list[dict[str, Any]]
 
-GROUPS: dict[str, str] = {"car": "vehicle", "truck": "vehicle", "pedestrian": "pedestrian", "cyclist": "cyclist"}
-"""Critical object groups shadow mode compares: a class not listed here is not compared."""
-MATCH_IOU = 0.1
-"""Two boxes of one group overlapping at least this much are taken for the same object."""
 CONFIDENCE_BINS = np.round(np.linspace(0.0, 1.0, 21), 2)
 
 
@@ -88,10 +82,6 @@ class Disagreement:
         return "; ".join(parts)
 
 
-def _tall(boxes: Boxes, min_px: float) -> Boxes:
-    return [b for b in boxes if b["category"] in GROUPS and b["y2"] - b["y1"] >= min_px]
-
-
 def compare_frame(frame_id: str, champion: Boxes, challenger: Boxes, iou: float, min_px: float) -> Disagreement | None:
     """Compare two models' kept detections on one frame; None when they agree.
 
@@ -102,24 +92,11 @@ def compare_frame(frame_id: str, champion: Boxes, challenger: Boxes, iou: float,
         iou: matched boxes overlapping less than this are far apart.
         min_px: boxes shorter than this (px) are left out.
     """
-    a, b = _tall(champion, min_px), _tall(challenger, min_px)
-    only_a: list[str] = []
-    only_b: list[str] = []
-    apart: list[str] = []
-    for group in sorted(set(GROUPS.values())):
-        ga = sorted((x for x in a if GROUPS[x["category"]] == group), key=lambda x: -x["score"])
-        gb = sorted((x for x in b if GROUPS[x["category"]] == group), key=lambda x: -x["score"])
-        if not ga and not gb:
-            continue
-        ious = iou_matrix([[x["x1"], x["y1"], x["x2"], x["y2"]] for x in ga],
-                          [[x["x1"], x["y1"], x["x2"], x["y2"]] for x in gb])
-        matched = match_greedy(ious, MATCH_IOU) if len(ga) and len(gb) else np.full(len(ga), -1)
-        only_a += [group] * int((matched < 0).sum())
-        only_b += [group] * (len(gb) - int((matched >= 0).sum()))
-        apart += [group for d, g in enumerate(matched) if g >= 0 and ious[d, g] < iou]
-    if not (only_a or only_b or apart):
+    found = compare_detections(champion, challenger, iou=iou, min_height_px=min_px)
+    if not found:
         return None
-    return Disagreement(frame_id, tuple(only_a), tuple(only_b), tuple(apart))
+    return Disagreement(frame_id, *(tuple(d.group for d in found if (d.seen_by, d.reason) == key)
+                                    for key in (("acting", "unseen"), ("challenger", "unseen"), ("both", "far_apart"))))
 
 
 def compare_models(champion: Mapping[str, Boxes], challenger: Mapping[str, Boxes], heights: Mapping[str, int],

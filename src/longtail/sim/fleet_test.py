@@ -32,12 +32,12 @@ from longtail.catalog.truth import GT_DIR
 from longtail.config import NO_SCENARIO_RATES, SCENARIOS, TIMES_OF_DAY, WEATHERS, SimConfig
 from longtail.detector.model import MODEL_FILE, load_model
 from longtail.detector.predict import make_frame_predictor
+from longtail.detector.shadow import DEFAULT_SHADOW_IOU, compare_detections
 from longtail.errors import ConfigError, InputError
 from longtail.sim.drive import DriveSession
 from longtail.sim.fleet_metrics import METRICS, DriveMeter, compute_rates
-from longtail.sim.perception import Perceive
+from longtail.sim.perception import Perceive, make_critical_test
 from longtail.sim.plan import DrivePlan, eligible, fixed_plan
-from longtail.sim.shadow import DEFAULT_SHADOW_IOU, compare_shadow
 from longtail.storage import atomic_write_json
 
 log = logging.getLogger(__name__)
@@ -133,7 +133,8 @@ def run_arm(cfg: FleetTestConfig, plans: list[DrivePlan], out: Path, perceive: P
 
     Returns:
         (drives, disagreements, shadow frames): per drive its counts and km; the shadow
-        disagreements (one dict per critical object, with drive, frame and time); and the number
+        disagreements (`longtail.detector.shadow.ObjectDisagreement.to_json` per object, with
+        drive, frame, time and scenario; vehicles count only in the ego's path); and the number
         of frames both perceptions saw.
     """
     sim = cfg.sim_config()
@@ -164,12 +165,13 @@ def run_arm(cfg: FleetTestConfig, plans: list[DrivePlan], out: Path, perceive: P
                     if other is not None:
                         shadow_frames += 1
                         ego = session.world.ego
-                        for d in compare_shadow(boxes, other, session.camera, session.world.spec["width"],
-                                                ego.kappa, ego.pitch, cfg.shadow_iou):
+                        critical = make_critical_test(session.camera, session.world.spec["width"], ego.kappa,
+                                                      ego.pitch)
+                        for d in compare_detections(boxes, other, iou=cfg.shadow_iou, critical=critical):
                             event = session.world.event
                             disagreements.append({"drive_id": session.plan.drive_id, "frame_index": session.frame_index - 1,
                                                   "timestamp_ns": session.last_frame_ns,
-                                                  "scenario": event.name if event is not None else "", **d})
+                                                  "scenario": event.name if event is not None else "", **d.to_json()})
                     session.deliver(boxes, shadow=other)
     bar.close()
     drives = []

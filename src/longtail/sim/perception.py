@@ -143,6 +143,25 @@ def in_path(obj: GroundObject, ego_width: float, kappa: float) -> bool:
     return abs(obj.lateral_m - centre) < ego_width / 2 + PATH_MARGIN_M + obj.half_width_m
 
 
+def make_critical_test(camera: CameraModel, ego_width: float, kappa: float, pitch: float
+                       ) -> Callable[[dict[str, Any]], bool]:
+    """Which boxes of one frame are critical objects for shadow mode (`longtail.detector.shadow`):
+    pedestrians and cyclists anywhere, anything else only when it is in the ego's path.
+
+    Args:
+        camera: the camera that took the frame.
+        ego_width: the ego's width, m.
+        kappa: the ego's path curvature, 1/m.
+        pitch: the vehicle's pitch when the frame was taken, rad.
+    """
+    def critical(box: dict[str, Any]) -> bool:
+        if box["category"] in VRU_CATEGORIES:
+            return True
+        placed = place_on_ground([box], camera, pitch)
+        return bool(placed) and in_path(placed[0], ego_width, kappa)
+    return critical
+
+
 class PerceivedPath:
     """What the ADAS knows of its path: the last detections, and the tracked nearest object in it.
 
