@@ -7,7 +7,9 @@ from __future__ import annotations
 import io
 import json
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pytest
 import torch
 
@@ -150,3 +152,25 @@ def test_rates_per_100km_and_paired_intervals_worked_by_hand() -> None:
     diff = next(p for p in paired if (p["scenario"], p["metric"]) == ("cut_in", "phantom_braking"))
     assert diff["difference_per_100km"] == 200.0 and diff["ci_low"] == 100.0
     assert len(rates) == 2 * (len(SCENARIOS) + 2) * len(METRICS)
+
+
+def test_shadow_counts_frames_where_the_challenger_misses_what_the_acting_perception_sees(tmp_path: Path) -> None:
+    """An acting perception that sees one pedestrian in every frame, beside a challenger that sees the same
+    (no disagreement) and one that sees nothing (every perception frame disagrees)."""
+    cfg = FleetTestConfig(minutes=0.1, max_drives=1, width=160, height=96, n_boot=200)
+
+    def sees_a_pedestrian(images: list[np.ndarray]) -> list[list[dict[str, Any]]]:
+        return [[{"category": "pedestrian", "x1": 70.0, "y1": 40.0, "x2": 78.0, "y2": 70.0, "score": 0.9}]
+                for _ in images]
+
+    def sees_nothing(images: list[np.ndarray]) -> list[list[dict[str, Any]]]:
+        return [[] for _ in images]
+
+    same = run_fleet_test(cfg, {"model": sees_a_pedestrian}, tmp_path / "same", challenger=sees_a_pedestrian,
+                          progress=False)["shadow"]
+    blind = run_fleet_test(cfg, {"model": sees_a_pedestrian}, tmp_path / "blind", challenger=sees_nothing,
+                           progress=False)["shadow"]
+    assert same["frames"] == blind["frames"] > 0
+    assert same["disagreement_frames"] == 0 and same["per_1000_frames"] == 0
+    assert blind["disagreement_frames"] == blind["frames"] and blind["per_1000_frames"] == 1000
+    assert {(d["seen_by"], d["category"]) for d in blind["disagreements"]} == {("acting", "pedestrian")}
