@@ -45,15 +45,15 @@ from longtail.monitor.figures import (
     shadow_trend_figure,
 )
 from longtail.monitor.report import batches_table, breaches_table, render_report
-from longtail.monitor.run import run_monitor
+from longtail.monitor.run import monitor_task
 
 pio.renderers.default = "notebook"
 pd.set_option("display.max_colwidth", None)
-record = run_monitor(root, MonitorConfig(**monitor))
-report = render_report(root, product["report"] if product else f"{root}/reports/monitoring.html")
+record, note = monitor_task(root, MonitorConfig(**monitor))
+report = render_report(root, product["report"] if product else f"{root}/reports/monitoring.html", note)
 history = list_monitoring_records(root)
 print(f"Report for product managers: {report.path}\n"
-      f"This run: {'batch ' + record['batch_id'] if record else 'no drive log ingested since the last run'}; "
+      f"This run: {'batch ' + record['batch_id'] if record else note or 'no drive log ingested since the last run'}; "
       f"{len(history)} batch(es) monitored, {report.open_breaches} open breach(es)")
 
 # %% [markdown]

@@ -108,3 +108,20 @@ def test_a_breach_opens_updates_and_reopens_a_failure_mode(tmp_path: Path) -> No
     assert "hard_brake_events" in load_registry(tmp_path)  # the built-in catalogue is kept beside it
     with pytest.raises(LongtailError, match="evidence lacks"):
         record_breach(tmp_path, "x_y", q, title="t", description="d", examples=[], evidence={"metric": "m"}, by="me")
+
+
+def test_the_pipeline_task_without_a_champion_monitors_nothing_and_says_why(tmp_path: Path) -> None:
+    """The gate may refuse the first model: the monitor task then writes an empty history and a report
+    that says why, instead of failing the pipeline (`run_monitor` itself still refuses)."""
+    from longtail.errors import InputError
+    from longtail.monitor.report import render_report
+    from longtail.monitor.run import NO_CHAMPION_NOTE, monitor_task, run_monitor
+
+    root = tmp_path / "data"
+    record, note = monitor_task(root)
+    assert record is None and note == NO_CHAMPION_NOTE
+    assert (root / "monitor" / "batches").is_dir() and not list((root / "monitor" / "batches").iterdir())
+    summary = render_report(root, tmp_path / "monitoring.html", note)
+    assert summary.open_breaches == 0 and "No model is champion yet" in summary.path.read_text()
+    with pytest.raises(InputError, match="no champion to monitor"):
+        run_monitor(root)

@@ -126,12 +126,13 @@ def _latest_cards(r: Mapping[str, Any]) -> str:
     return "<div class='cards'>" + "".join(cards) + "</div>"
 
 
-def render_report(root: str | os.PathLike[str], path: str | os.PathLike[str]) -> ReportSummary:
+def render_report(root: str | os.PathLike[str], path: str | os.PathLike[str], note: str = "") -> ReportSummary:
     """Write the monitoring report of a data root's history (structure in the module docstring).
 
     Args:
         root: the data root (its monitoring history and failure-mode registry).
         path: the HTML file to write (atomically).
+        note: why this run monitored nothing (e.g. no champion yet), shown under the status.
     """
     history = list_monitoring_records(root)
     status = {name: mode.status for name, mode in load_registry(root).items()}
@@ -152,7 +153,8 @@ def render_report(root: str | os.PathLike[str], path: str | os.PathLike[str]) ->
                               rows, 4) + "</section>")
     else:
         text = "No batch monitored yet." if not history else "No open breach: the new drives look like the training drives."
-        parts.append(f"<section id='breaches' class='status ok'><h1>No open breach</h1><p>{text}</p></section>")
+        more = f"<p>{_e(note)}</p>" if note else ""
+        parts.append(f"<section id='breaches' class='status ok'><h1>No open breach</h1><p>{text}</p>{more}</section>")
     if history:
         latest = history[-1]
         champ = latest["champion"]

@@ -34,7 +34,7 @@ from longtail.catalog.root import DataRoot
 from longtail.config import MonitorConfig
 from longtail.detector.embed import BackboneEmbedder
 from longtail.detector.predict import predict_frames
-from longtail.detector.registry import challenger_model_uri, load_champion, load_registered
+from longtail.detector.registry import challenger_model_uri, champion_model_uri, load_champion, load_registered
 from longtail.errors import InputError
 from longtail.monitor.batch import (
     Reference,
@@ -181,6 +181,25 @@ def run_shadow(root: str | os.PathLike[str], challenger_uri: str | None, trackin
               "per_1000": 1000.0 * len(found) / len(frames) if len(frames) else None, "objects": per_kind,
               "examples": [{"frame_id": d.frame_id, "detail": d.describe()} for d in found[:config.examples]]}
     return info, shadow, found
+
+
+NO_CHAMPION_NOTE = ("No model is champion yet (the evaluate gate promoted none), so there is nothing to monitor "
+                    "against: the next model that passes the gate starts the history.")
+
+
+def monitor_task(root: str | os.PathLike[str], config: MonitorConfig | None = None,
+                 progress: bool = False) -> tuple[dict[str, Any] | None, str]:
+    """The pipeline's monitor task: `run_monitor`, except that a data root without a champion (the
+    gate refused the first model) is not an error for the pipeline, whose later runs go on.
+
+    Returns:
+        (the batch's record or None, a note saying why nothing was monitored, or "").
+    """
+    if champion_model_uri(root) is None:
+        (DataRoot.of(root).monitoring / "batches").mkdir(parents=True, exist_ok=True)
+        log.warning("monitor: %s", NO_CHAMPION_NOTE)
+        return None, NO_CHAMPION_NOTE
+    return run_monitor(root, config, progress=progress), ""
 
 
 def run_monitor(root: str | os.PathLike[str], config: MonitorConfig | None = None, tracking_uri: str | None = None,
