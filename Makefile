@@ -36,6 +36,10 @@ bench: setup  ## benchmarks; results go to bench/RESULTS.md
 	$(PY) bench/ingest.py
 	$(PY) bench/curate.py
 	$(PY) bench/train.py
+	$(PY) bench/deploy.py --record bench/RESULTS.md
+	$(PY) bench/fleet_test.py
+	$(PY) bench/drift.py --record bench/RESULTS.md
+	$(PY) bench/privacy.py --record
 
 preview: setup  ## re-render the README's gallery of simulated frames
 	$(PY) -m longtail sim-preview --out docs/fleet --seed 7
