@@ -273,6 +273,16 @@ class EgoDriver:
             a_req = max(a_req, -0.3)
         return max(a_req, -spec["decel_max"])
 
+    def _driver_reacts_to_fcw(self) -> bool:
+        """While a forward collision warning lasts: True once the driver's reaction time (drawn when the
+        warning starts, 0.4-0.9 s) has passed, in truth and perception mode alike."""
+        w = self.world
+        ego = w.ego
+        if ego.fcw_since is None:
+            ego.fcw_since = w.t
+            ego.reaction_s = float(w.rng_ego.uniform(0.4, 0.9))
+        return w.t - ego.fcw_since >= ego.reaction_s
+
     def _truth_control(self, a_req: float, gap: float, lead_v: float) -> tuple[str, float]:
         """ADAS alert and acceleration command when the ADAS sees the simulator's truth."""
         w = self.world
@@ -283,10 +293,7 @@ class EgoDriver:
         if ego.adas_engaged:
             if a_req < -ACC_DECEL_LIMIT:
                 alert = "fcw"
-                if ego.fcw_since is None:
-                    ego.fcw_since = w.t
-                    ego.reaction_s = float(w.rng_ego.uniform(0.4, 0.9))
-                if w.t - ego.fcw_since >= ego.reaction_s:
+                if self._driver_reacts_to_fcw():
                     self.override("fcw")
                     a_cmd = a_req
                 elif ttc < AEB_TTC_S:
@@ -334,10 +341,7 @@ class EgoDriver:
             return alert, a_truth
         if a_adas < -ACC_DECEL_LIMIT:
             alert = "fcw"
-            if ego.fcw_since is None:
-                ego.fcw_since = w.t
-                ego.reaction_s = float(w.rng_ego.uniform(0.4, 0.9))
-            if w.t - ego.fcw_since >= ego.reaction_s:
+            if self._driver_reacts_to_fcw():
                 self.override("fcw")
                 return alert, a_truth
             if ttc < AEB_TTC_S:
