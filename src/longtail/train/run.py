@@ -37,6 +37,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from longtail.catalog.root import DataRoot
+from longtail.catalog.timeline import record_step, version_mined_modes
 from longtail.catalog.versions import datasets_dir, load_version_folder
 from longtail.detector.calibrate import calibrate_on_frames
 from longtail.detector.model import MODEL_ARTIFACT, MODEL_FILE, MODEL_META_FILE, default_tracking, mlflow_client, save_model
@@ -408,8 +409,12 @@ def train(root: str | os.PathLike[str], version_id: str, config: TrainConfig | N
     folder = datasets_dir(root) / version_id
     if not folder.is_dir():
         raise InputError(f"{folder}: no dataset version {version_id} in {root}; build one with build_version")
-    return train_on_folder(folder, config, runs_dir=DataRoot.of(root).runs, mlflow_dir=DataRoot.of(root).mlflow, resume=resume,
-                           progress=progress, tags=tags)
+    result = train_on_folder(folder, config, runs_dir=DataRoot.of(root).runs, mlflow_dir=DataRoot.of(root).mlflow,
+                             resume=resume, progress=progress, tags=tags)
+    # The failure modes mined by the version's batches are now in a trained model.
+    record_step(root, version_mined_modes(root, version_id), "trained", f"{version_id}/{result['run_id']}",
+                f"model version {result.get('model_version')}")
+    return result
 
 
 def train_on_folder(version_dir: str | os.PathLike[str], config: TrainConfig | None = None, *,
