@@ -13,7 +13,7 @@ from longtail.catalog.failure_modes import FailureModeQuery, load_registry, reco
 from longtail.catalog.timeline import record_step
 from longtail.errors import InputError
 from longtail.evaluate.bootstrap import BootstrapConfig
-from longtail.evaluate.run import EvalConfig, evaluate, save_evaluation
+from longtail.evaluate.run import EvalConfig, evaluate
 from longtail.kpi import build_kpi, format_kpi, render_kpi_html, save_kpi
 from longtail.kpi.build import compare_fleet_tests
 from longtail.label.oracle import LabelingCost
@@ -159,7 +159,7 @@ def test_bad_inputs_name_the_file_and_the_fix(tmp_path: Path) -> None:
         build_kpi(tmp_path, t1, t2, ev)
     with pytest.raises(InputError, match=r"missing; the turn's evaluation is needed .* run the evaluate task"):
         build_kpi(tmp_path, t1, t1, tmp_path / "nope.json")
-    with pytest.raises(InputError, match="labels/batch-x/manifest.json: missing; the turn's label set"):
+    with pytest.raises(InputError, match=r"labels/batch-x/manifest\.json: missing; the turn's label set"):
         build_kpi(tmp_path, t1, t1, ev, "batch-x")
 
 
