@@ -144,8 +144,8 @@ def time_to_update_figure(kpi: Mapping[str, Any]) -> go.Figure:
             name=f"until {step}", orientation="h", y=[r["failure_mode"] for r in rows],
             x=[sum(s["since_previous_s"] for s in r["steps"] if s["step"] == step) / 3600.0 for r in rows]))
     fig.update_layout(barmode="stack", title="Time to model update: discovery to deployed fix, by step",
-                      xaxis_title="hours", template="plotly_white", height=160 + 32 * max(len(rows), 1),
-                      margin={"l": 200})
+                      xaxis_title="hours", template="plotly_white", height=260 + 32 * len(rows),
+                      margin={"l": 200}, legend={"orientation": "h", "y": -0.35})
     return fig
 
 
@@ -222,14 +222,14 @@ def _ttmu_html(kpi: Mapping[str, Any], has_figure: bool) -> str:
     for r in kpi["time_to_model_update"]:
         if r["total_s"] is not None:
             where = ", ".join(f"{s['step']} +{_duration(s['since_previous_s'])}" for s in r["steps"][1:])
-            rows.append([_e(r["failure_mode"]), _e(r["discovered_at"]), _e(r["deployment"]),
-                         _duration(r["total_s"]), _e(where)])
+            rows.append([_e(r["failure_mode"]), _e(r["discovered_at"]), _e(r["deployment"]), _e(where),
+                         _duration(r["total_s"])])
         else:
             last = r["last_step"]
-            rows.append([_e(r["failure_mode"]), _e(r["discovered_at"]), "<span class='muted'>not deployed</span>", "–",
-                         _e(f"latest: {last['step']} {last['ref']} at {last['at']}" if last else "no step yet")])
-    table = _table(["failure mode", "discovered", "deployment", "time to model update", "where the time went"],
-                   rows, 3) if rows else "<p>No failure mode has been discovered.</p>"
+            rows.append([_e(r["failure_mode"]), _e(r["discovered_at"]), "<span class='muted'>not deployed</span>",
+                         _e(f"latest: {last['step']} {last['ref']} at {last['at']}" if last else "no step yet"), "–"])
+    table = _table(["failure mode", "discovered", "deployment", "where the time went", "time to model update"],
+                   rows, 4) if rows else "<p>No failure mode has been discovered.</p>"
     return ("<section id='time-to-update'><h2>Time to model update</h2>"
             "<p>From a failure mode's discovery (a query, trigger or monitoring breach) to the first deployment "
             "whose model was trained on frames mined for it.</p>" + ("<!--fig2-->" if has_figure else "") + table
@@ -267,7 +267,8 @@ def format_kpi(kpi: Mapping[str, Any]) -> str:
     if kpi["critical"]:
         lines += ["", "Critical false positives plus negatives (new - old, same test frames, 95% interval):",
                   f"  {'suite':<34} {'group':<15} {'old':>5} {'new':>5} {'change':>7}  {'interval':<14} verdict"]
-        for r in kpi["critical"]:
+        # Every group on the test suites; a failure mode's suite by its total, to keep the table short.
+        for r in (r for r in kpi["critical"] if r["kind"] != "failure_mode" or r["group"] == "total"):
             lines.append(f"  {_suite_name(r)[:34]:<34} {GROUP_NAMES[r['group']]:<15} {r['before']:>5} {r['after']:>5} "
                          f"{r['diff']:>+7d}  {_ci(r['ci'], 0):<14} {r['verdict']}")
     f = kpi["fleet"]
