@@ -24,16 +24,21 @@
 upstream = None
 product = None
 root = "data"
-evaluation = None  # the turn's evaluation: DATA/evaluations/<...>.json (the evaluate task's record or evaluation.json)
-fleet_test_before = None  # fleet_test.json of the turn before (v1 deployed)
-fleet_test_after = None  # fleet_test.json of this turn (same seeds)
-label_batch = None  # this turn's labeling batch id, its label set manifest, or the label task's latest.json
+evaluation = None  # the turn's evaluation (record or evaluation.json); None: upstream evaluate-2's
+fleet_test_before = None  # fleet_test.json of the turn before (v1 deployed); None: upstream fleet-test's
+fleet_test_after = None  # fleet_test.json of this turn (same seeds); None: upstream fleet-test-2's
+label_batch = None  # the turn's labeling batch id, label set manifest or latest.json; None: upstream label-2's
 
 # %%
 import pandas as pd
 
 from longtail.kpi import build_kpi, format_kpi, render_kpi_html, save_kpi
 
+# Paths given as parameters win; otherwise the products of the turn's tasks (pipeline.yaml).
+evaluation = evaluation or upstream["evaluate-2"]["evaluation"]
+fleet_test_before = fleet_test_before or upstream["fleet-test"]["results"]
+fleet_test_after = fleet_test_after or upstream["fleet-test-2"]["results"]
+label_batch = label_batch or upstream["label-2"]["version"]
 kpi = build_kpi(root, fleet_test_before, fleet_test_after, evaluation, label_batch)
 save_kpi(kpi, product["kpi"])
 report = render_kpi_html(kpi, product["report"])
