@@ -30,6 +30,8 @@ def _add_run(sub: Any) -> None:
                    help="override one value of the target's env file, by its dotted name (repeatable), e.g. "
                         "--set curate.budget=3500 --set train.max_minutes=5; only the tasks that depend on it rerun")
     p.add_argument("--force", action="store_true", help="rerun every task")
+    p.add_argument("--dry-run", action="store_true",
+                   help="list the tasks that would rerun (their notebook, parameters or an upstream product changed) and stop")
     p.set_defaults(func=cmd_run)
 
 
@@ -46,6 +48,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     # A wrong signal map stops the run before the simulator spends minutes on a fleet.
     resolve_signal_map(load_env(args.target, overrides=overrides or None).get("ingest", {}).get("signal_map"),
                        f"env/{args.target}.yaml ingest.signal_map")
+    if args.dry_run:
+        from longtail.pipeline import outdated_tasks
+
+        todo = outdated_tasks(args.target, overrides or None)
+        sys.stdout.write((f"Would rerun {len(todo)} task(s): {', '.join(todo)}\n" if todo
+                          else "Nothing to rerun: every task is up to date\n"))
+        return 0
     env = run(args.target, force=args.force, overrides=overrides or None)
     root = env["root"]
     fleet = f"{root}/fleet"
