@@ -81,7 +81,7 @@ def _evaluation_summary(evaluation: Mapping[str, Any] | None, path: Path | None)
         return None
     overall = evaluation.get("overall") or {}
     critical = (evaluation.get("critical") or {}).get("total")
-    suites = [{k: s.get(k) for k in ("name", "frames", "map50", "map50_ci") if k in s}
+    suites = [{k: s.get(k) for k in ("name", "metric", "value", "ci", "threshold", "status", "frames", "drives", "reason")}
               for s in evaluation.get("suites") or [] if isinstance(s, dict)]
     return {"path": str(path), "model": evaluation.get("model"), "version_id": evaluation.get("version_id"),
             "frames": evaluation.get("frames"), "map50": overall.get("map50"), "map50_ci": overall.get("map50_ci"),
@@ -105,7 +105,7 @@ def _not_met(lineage: Mapping[str, Any], gate: Mapping[str, Any] | None, fleet: 
     """What a reviewer must know is not met or not shown, one sentence each."""
     out = [f"lineage {link['kind']} {link['id']} is {link['status']}: {link['message']}"
            for link in lineage["links"] if link["status"] != "ok"]
-    out += [f"lineage {link['kind']} {link['id']}: {link['message']}" for link in lineage["links"]
+    out += [f"lineage code_commit: {link['message']}" for link in lineage["links"]
             if link["kind"] == "code_commit" and str(link["id"]).endswith("+dirty")]
     if gate is None:
         out.append("no gate decision was found for the deployed model (no evaluation.json, no decision tags)")

@@ -20,6 +20,7 @@ th,td{border:1px solid #ddd;padding:.3em .5em;text-align:left;vertical-align:top
 code,.digest{font-family:ui-monospace,Menlo,monospace;font-size:.85em;word-break:break-all}
 .ok{background:#e6f4ea}.broken{background:#fce8e6;font-weight:600}.absent{background:#fff4e5}
 .banner{padding:.8em 1em;border-radius:4px;margin:1em 0}.small{color:#555;font-size:.85em}
+td .id{display:inline-block;min-width:12em;max-width:22em;word-break:break-all}
 pre{background:#f7f7f7;padding:1em;white-space:pre-wrap;font-size:.85em}
 """
 
@@ -47,13 +48,17 @@ def _table(head: Sequence[str], rows: Sequence[Sequence[str]], classes: Sequence
 
 def _lineage(lineage: Mapping[str, Any]) -> str:
     links = lineage["links"]
-    rows = [[_e(link["kind"]), f"<code>{_e(link['id'])}</code>", _e(link["status"]),
-             f"<span class='digest'>{_e(link['recorded'] or '-')}</span>",
-             f"<span class='digest'>{_e(link['found'] or '-')}</span>", _e(link["message"]),
-             f"<span class='small'>{_e(link['path'])}</span>", f"<code>{_e(link['parent'] or '')}</code>"]
-            for link in links]
-    return _table(["kind", "id", "status", "recorded digest", "recomputed digest", "check", "where", "under"], rows,
-                  [link["status"] for link in links])
+    depth: dict[str, int] = {}
+    rows = []
+    for link in links:
+        level = depth.get(link["parent"] or "", -1) + 1
+        depth[f"{link['kind']}:{link['id']}"] = level
+        digests = (f"recorded <span class='digest'>{_e(link['recorded'] or '-')}</span><br>"
+                   f"recomputed <span class='digest'>{_e(link['found'] or '-')}</span>")
+        rows.append([f"<span style='padding-left:{level}em'>{_e(link['kind'])}</span>",
+                     f"<code class='id'>{_e(link['id'])}</code>", _e(link["status"]), digests,
+                     f"{_e(link['message'])}<br><span class='small'>{_e(link['path'])}</span>"])
+    return _table(["kind", "id", "status", "digests", "check, and where"], rows, [link["status"] for link in links])
 
 
 def _gate(gate: Mapping[str, Any] | None) -> str:
@@ -88,8 +93,12 @@ def _evaluation(ev: Mapping[str, Any] | None) -> str:
             ["test frames", _e(ev.get("frames"))], ["mAP@0.5 [interval]", _num(ev.get("map50"), ev.get("map50_ci"))],
             ["critical FP+FN", _e(crit.get("errors") if isinstance(crit, dict) else crit)],
             ["source", f"<span class='small'>{_e(ev.get('path'))}</span>"]]
-    return _table(["", ""], rows) + _table(["suite", "frames", "mAP@0.5 [interval]"], [
-        [_e(s.get("name")), _e(s.get("frames")), _num(s.get("map50"), s.get("map50_ci"))] for s in ev.get("suites", [])])
+    suites = ev.get("suites", [])
+    return _table(["", "value"], rows) + _table(["suite", "metric", "value [interval]", "target", "status", "frames", "drives",
+                                           "why"], [
+        [_e(s.get("name")), _e(s.get("metric")), _num(s.get("value"), s.get("ci")), _num(s.get("threshold")),
+         _e(s.get("status")), _e(s.get("frames")), _e(s.get("drives")), _e(s.get("reason"))] for s in suites],
+        ["ok" if s.get("status") == "met" else "absent" for s in suites])
 
 
 def _fleet(fleet: Mapping[str, Any] | None) -> str:
@@ -97,12 +106,17 @@ def _fleet(fleet: Mapping[str, Any] | None) -> str:
         return "<p class='absent'>No fleet test result in this data root (DATA/fleet_test/fleet_test.json).</p>"
     head = "" if fleet["same_deployment"] else \
         f"<p class='broken'>The fleet test drove deployment {_e(fleet['deployment_id'])}, not this one.</p>"
-    rows = [[_e(r.get("scenario")), _e(r.get("arm")), _e(r.get("metric")),
-             _num(r.get("per_100km"), [r.get("ci_low"), r.get("ci_high")]), _e(r.get("count"))]
-            for r in fleet.get("rates") or []]
+    def rows(overall: bool) -> list[list[str]]:
+        return [[_e(r.get("scenario")), _e(r.get("arm")), _e(r.get("metric")),
+                 _num(r.get("per_100km"), [r.get("ci_low"), r.get("ci_high")]), _e(r.get("count")), _e(r.get("km"))]
+                for r in fleet.get("rates") or [] if (r.get("scenario") == "all") == overall]
+
+    head_row = ["scenario", "arm", "metric", "per 100 km [interval]", "events", "km"]
     note = f"<p class='small'>{_e(fleet.get('note'))}</p>" if fleet.get("note") else ""
-    return head + note + _table(["scenario", "arm", "metric", "per 100 km [interval]", "events"], rows) + \
-        f"<p class='small'>source: {_e(fleet.get('path'))}</p>"
+    arms = "; ".join(f"{_e(k)}: {_e(v)}" for k, v in sorted((fleet.get("arms") or {}).items()))
+    return (head + note + f"<p>Arms: {arms}. Reference: {_e(fleet.get('reference'))}.</p>" + _table(head_row, rows(True))
+            + f"<details><summary>per scenario</summary>{_table(head_row, rows(False))}</details>"
+            + f"<p class='small'>source: {_e(fleet.get('path'))}</p>")
 
 
 def render_evidence_html(pack: Mapping[str, Any]) -> str:
@@ -116,7 +130,7 @@ def render_evidence_html(pack: Mapping[str, Any]) -> str:
                          f"to its data as recorded.",
                "absent": f"Every link present checks out; {counts['absent']} could not be checked (data not here).",
                "ok": "Every link of the lineage checks out, down to the drive logs' sha256."}[state]
-    summary = _table(["", ""], [
+    summary = _table(["", "value"], [
         ["deployment", f"<code>{_e(pack['deployment_id'])}</code>"], ["deployed at", _e(dep.get("created_at"))],
         ["model", f"<code>{_e(model.get('uri'))}</code> ({_e(model.get('preset'))})"],
         ["weights sha256", f"<span class='digest'>{_e(model.get('weights_sha256'))}</span>"],
@@ -124,8 +138,14 @@ def render_evidence_html(pack: Mapping[str, Any]) -> str:
         ["thresholds", _e(json.dumps(dep.get("thresholds"), sort_keys=True))],
         ["lineage", f"{counts['ok']} ok, {counts['broken']} broken, {counts['absent']} absent"],
         ["evidence digest", f"<span class='digest'>{_e(pack['digest'])}</span>"]])
-    files = _table(["file", "sha256"], [[f"<code>{_e(k)}</code>", f"<span class='digest'>{_e(v)}</span>"]
-                                        for k, v in sorted((dep.get("files") or {}).items())])
+    listed = sorted((dep.get("files") or {}).items())
+
+    def files_table(nested: bool) -> str:
+        return _table(["file", "sha256"], [[f"<code>{_e(k)}</code>", f"<span class='digest'>{_e(v)}</span>"]
+                                           for k, v in listed if ("/" in k) == nested])
+
+    files = files_table(False) + f"<details><summary>{sum('/' in k for k, _ in listed)} more in sub-folders (the " \
+                                 f"MLflow pyfunc model and its code)</summary>{files_table(True)}</details>"
     qa = _table(["label set", "frames", "accepted", "held", "findings by check", "status"], [
         [f"<code>{_e(q['batch_id'])}</code>", _e(q.get("frames")), _e(q.get("accepted")), _e(q.get("held")),
          f"<code>{_e(json.dumps(q.get('checks'), sort_keys=True, default=str))}</code>", _e(q["status"])]

@@ -50,9 +50,10 @@ def cmd_lineage(args: argparse.Namespace) -> int:
         for link in lineage.links:
             level = depth.get(link.parent or "", -1) + 1
             depth[link.key] = level
-            digest = link.found or link.recorded or ""
+            digest = "" if link.kind in ("code_commit", "environment", "drive_log") else \
+                (link.found or link.recorded or "")[:16]  # their id is the digest already
             sys.stdout.write(f"{_MARK[link.status]} {'  ' * level}{link.kind} {link.id}"
-                             f"{'  sha/md5 ' + digest[:16] if digest else ''}\n")
+                             f"{'  digest ' + digest if digest else ''}\n")
             if link.status != "ok" or link.kind in ("code_commit", "environment", "label_qa"):
                 sys.stdout.write(f"       {'  ' * level}  {link.message}\n")
         counts = lineage.counts()
