@@ -131,7 +131,7 @@ def register_trained_champion(root: Path, manifest: dict[str, Any]) -> tuple[str
             "num_classes": len(CATEGORIES), "min_size": 192, "max_size": 320, "run_id": run_id,
             "dataset_version": manifest["version_id"], "dataset_digest": manifest["digest"], "thresholds": THRESHOLDS,
             "epochs_done": 0, "val_map50": None}
-    folder = root.parent / "model-files"
+    folder = DataRoot.of(root).runs / run_id  # where `longtail train` keeps a run's weights
     save_model(folder, model, meta)
     for name in ("model.pt", "model.json"):
         client.log_artifact(run_id, str(folder / name), "model")

@@ -60,6 +60,9 @@ def test_the_champion_is_traced_down_to_the_drive_logs_sha256(chain: dict[str, A
     assert all(link.parent in keys for link in lineage.links[1:])
     run = _by_kind(lineage, "training_run")[0]
     assert run.id == chain["run_id"] and run.found == chain["manifest"]["digest"]
+    weights = _by_kind(lineage, "model_version")[0].found
+    assert weights == hashlib.sha256((chain["root"] / "runs" / chain["run_id"] / "model.pt").read_bytes()).hexdigest()
+    assert run.detail["run_folder_weights_sha256"] == weights
     # A deployment id names the same chain.
     assert [link.key for link in trace(chain["root"], chain["deployment_id"]).links] == [link.key for link in lineage.links]
 

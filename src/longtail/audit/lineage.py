@@ -212,9 +212,10 @@ def _model_links(root: DataRoot, uri: str, name: str, version: str, record: Mapp
     return links, meta, run
 
 
-def _run_links(run: Any, meta: Mapping[str, Any], dataset: Mapping[str, Any] | None, version_id: str,
-               parent: str) -> list[Link]:
-    """The training run, the code commit and the environment lock it recorded."""
+def _run_links(root: DataRoot, run: Any, meta: Mapping[str, Any], dataset: Mapping[str, Any] | None, version_id: str,
+               weights: str | None, parent: str) -> list[Link]:
+    """The training run, the code commit and the environment lock it recorded, and the run folder's own
+    model.pt (DATA/runs/<run_id>/model.pt, when this data root trained it) against the registered weights."""
     tags, params = dict(run.data.tags), dict(run.data.params)
     run_id = run.info.run_id
     recorded = tags.get("longtail.dataset_digest") or meta.get("dataset_digest")
@@ -228,7 +229,16 @@ def _run_links(run: Any, meta: Mapping[str, Any], dataset: Mapping[str, Any] | N
               "config": params, "experiment_id": run.info.experiment_id,
               "stopped_by_budget": tags.get("longtail.stopped_by_budget")}
     key = f"training_run:{run_id}"
+    local = root.runs / run_id / "model.pt"
+    actual = sha256_file(local) if local.is_file() and weights is not None else None
+    if actual is not None:
+        detail["run_folder_weights_sha256"] = actual
     links = [Link("training_run", run_id, f"runs:/{run_id}", recorded, found, status, message, parent, detail)]
+    if actual is not None and actual != weights:
+        links.append(Link("file", str(local), str(local), weights, actual, "broken",
+                          f"{local}: sha256 {actual} differs from {weights}, the registered model's: the run folder's "
+                          f"weights were overwritten after registration (a resumed or repeated run?). The registry's "
+                          f"copy is the one deployed; find out what rewrote the folder.", key))
     commit = tags.get("mlflow.source.git.commit")
     if commit:
         dirty = commit.endswith("+dirty")
@@ -296,7 +306,7 @@ def trace(root: str | os.PathLike[str], ref: str = "current", progress: bool = F
     run_key = f"training_run:{run.info.run_id}" if run is not None else model_links[-1].key
     dataset_links, dataset = check_dataset_version(data, str(version_id), run_key, progress)
     if run is not None:
-        links += _run_links(run, meta, dataset, str(version_id), model_links[0].key)
+        links += _run_links(data, run, meta, dataset, str(version_id), model_links[0].found, model_links[0].key)
     links += dataset_links
     links += _below_dataset(data, dataset or {}, f"dataset_version:{version_id}", progress)
     return Lineage(ref, record["deployment_id"] if record else None, f"models:/{name}/{version}", tuple(links))
