@@ -89,10 +89,15 @@ def _evaluation_summary(evaluation: Mapping[str, Any] | None, path: Path | None)
 
 
 def _fleet_test(root: DataRoot, deployment_id: str) -> dict[str, Any] | None:
-    path = root / FLEET_TEST_FILE
-    data, _ = read_json(path)
-    if data is None:
+    """The fleet test that drove this deployment: each turn of the loop writes its own (DATA/fleet_test/,
+    DATA/fleet_test-2/, ...); without one for this deployment, the first turn's, marked as another's."""
+    first = root / FLEET_TEST_FILE
+    found = [first, *sorted(first.parent.parent.glob(f"{FLEET_TEST_FILE.parent}-*/{FLEET_TEST_FILE.name}"))]
+    results = [(p, d) for p in found if (d := read_json(p)[0]) is not None]
+    if not results:
         return None
+    path, data = next(((p, d) for p, d in results if (d.get("deployment") or {}).get("deployment_id") == deployment_id),
+                      results[0])
     tested = (data.get("deployment") or {}).get("deployment_id")
     return {"path": str(path), "deployment_id": tested, "same_deployment": tested == deployment_id,
             "arms": data.get("arms"), "reference": data.get("reference"), "note": data.get("note"),
