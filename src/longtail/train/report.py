@@ -27,6 +27,10 @@ TRAIN_RECORD_FIELDS = ("run_id", "model_uri", "registered_model", "model_version
                        "dataset_digest", "epochs_done", "val_map50", "images_per_s", "stopped_by_budget", "run_dir",
                        "model_path", "config")
 """Fields of DATA/runs/latest.json: the run the train task made, for the evaluate task."""
+TRAIN_RECORD_LINEAGE = ("parent", "sampling")
+"""Fields of DATA/runs/latest.json added for fine-tuning: ``parent`` (the model version the run
+started from, with its weights' sha256; null from scratch) and ``sampling`` (mined-frame
+oversampling). Not required when reading, so records written before them still load."""
 
 LOSS_TERMS = {"train_classification": "classification", "train_bbox_regression": "box regression",
               "train_bbox_ctrness": "centerness"}
@@ -41,7 +45,7 @@ def record_train_run(result: Mapping[str, Any], path: str | os.PathLike[str]) ->
         path: where to write (the pipeline's declared product, DATA/runs/latest.json).
 
     Returns:
-        The record: `TRAIN_RECORD_FIELDS`, ``config`` as a plain dict.
+        The record: `TRAIN_RECORD_FIELDS` and `TRAIN_RECORD_LINEAGE`, ``config`` as a plain dict.
 
     Raises:
         InputError: when ``result`` lacks a field (it is not a `train` result).
@@ -50,6 +54,7 @@ def record_train_run(result: Mapping[str, Any], path: str | os.PathLike[str]) ->
     if missing:
         raise InputError(f"training result lacks field(s) {missing}; pass what longtail.train.run.train returned")
     record = {k: result[k] for k in TRAIN_RECORD_FIELDS}
+    record.update({k: result.get(k) for k in TRAIN_RECORD_LINEAGE})
     config = record["config"]
     record["config"] = config.model_dump(mode="json") if hasattr(config, "model_dump") else dict(config)
     atomic_write_json(path, record)
@@ -96,6 +101,10 @@ def train_summary(result: Mapping[str, Any]) -> pd.DataFrame:
         "training time": f"{train_s / 60:.1f} min" if history else "n/a",
         "images/s (last epoch)": _fmt(result.get("images_per_s"), 1),
         "val mAP@0.5 (last epoch)": _fmt(result.get("val_map50")),
+        "started from": (f"{result['parent']['model_uri']} (weights sha256 "
+                         f"{str(result['parent']['weights_sha256'])[:16]}...)") if result.get("parent") else "scratch",
+        "mined frames oversampled": (f"{result['sampling']['mined_frames']} x {result['sampling']['mined_oversample']:g}"
+                                     if result.get("sampling") else "n/a"),
         "checkpoints and model": result["run_dir"],
     }
     return pd.Series(rows, name="training run").to_frame()
