@@ -18,7 +18,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from longtail.errors import InputError
+from longtail.errors import ConfigError, InputError
 from longtail.storage import atomic_write_json, read_json_record
 
 log = logging.getLogger(__name__)
@@ -60,6 +60,32 @@ def record_train_run(result: Mapping[str, Any], path: str | os.PathLike[str]) ->
     atomic_write_json(path, record)
     log.info("training run %s (%s on %s) -> %s", record["run_id"], record["model_uri"], record["version_id"], path)
     return record
+
+
+def version_record_path(upstream: Mapping[str, Any] | None, version_record: str | os.PathLike[str] | None = None
+                        ) -> str | None:
+    """The dataset-version record (DATA/datasets/latest.json, `longtail.label.run.record_latest_version`)
+    the train notebook trains on: ``version_record`` when given, else the ``version`` product of the
+    one upstream task that has one (``label`` in the first turn, ``label-2`` in the second).
+
+    Args:
+        upstream: Ploomber's ``upstream`` (task name -> its products), or None outside the pipeline.
+        version_record: a path that wins over ``upstream`` (a pipeline param).
+
+    Returns:
+        The path, or None when neither names one (the data root's latest.json is then used).
+
+    Raises:
+        ConfigError: several upstream tasks have a ``version`` product; name one with ``version_record``.
+    """
+    if version_record is not None:
+        return str(version_record)
+    found = {name: products["version"] for name, products in dict(upstream or {}).items()
+             if isinstance(products, Mapping) and "version" in products}
+    if len(found) > 1:
+        raise ConfigError(f"notebooks/04_train.py: upstream tasks {sorted(found)} each have a 'version' product; "
+                          "pass the one to train on as the version_record parameter")
+    return str(next(iter(found.values()))) if found else None
 
 
 def load_train_record(path: str | os.PathLike[str]) -> dict[str, Any]:
