@@ -206,3 +206,21 @@ def test_the_notebook_finds_the_one_upstream_with_a_version_record(tmp_path: Pat
     assert version_record_path(None) is None
     with pytest.raises(ConfigError, match=r"\['label', 'label-2'\] each have a 'version' product; pass"):
         version_record_path({**upstream, "label": {"version": "/d/v1.json"}})
+
+
+def test_cli_passes_the_fine_tuning_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    from longtail.cli import main
+
+    seen: list[TrainConfig] = []
+
+    def fake_train(root: object, version: str, config: TrainConfig, **kwargs: object) -> dict[str, object]:
+        seen.append(config)
+        return {"run_id": "r", "epochs_done": 0, "val_map50": None, "images_per_s": 0.0, "model_uri": "runs:/r/model"}
+
+    monkeypatch.setattr(run_module, "train", fake_train)
+    args = ["train", "--root", str(tmp_path), "--version", "v-0123456789abcdef"]
+    assert main([*args, "--init-from", "champion", "--finetune-lr", "3e-4", "--mined-oversample", "2.5"]) == 0
+    assert (seen[0].init_from, seen[0].finetune_lr, seen[0].mined_oversample) == ("champion", 3e-4, 2.5)
+    assert main([*args, "--init-from", "latest"]) == 2
+    assert "init_from" in capsys.readouterr().err and len(seen) == 1
