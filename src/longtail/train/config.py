@@ -91,8 +91,8 @@ class TrainConfig(_Frozen):
         1e-3, gt=0, description="peak AdamW learning rate when init_from is set (None: `lr`), after the same short "
                                 "warm-up (`warmup_fraction`, at most the first epoch under a time budget); half of "
                                 "`lr` so the first steps do not undo what the parent learned (tiny synthetic root, "
-                                "8 epochs: val mAP@0.5 0.934 / 0.937 / 0.951 at 5e-4 / 1e-3 / 2e-3, but 2e-3 fell "
-                                "from the parent's 0.86 to 0.66 after epoch 1, 1e-3 to 0.80)")
+                                "8 epochs: val mAP@0.5 0.934 / 0.937 / 0.951 at 5e-4 / 1e-3 / 2e-3, but after "
+                                "epoch 1 0.81 / 0.80 / 0.66: 2e-3 first undoes much of the parent)")
     mined_oversample: float = Field(
         1.0, ge=1, le=100, description="training frames mined for a failure mode (fm_name set by the labeling "
                                        "batch's selection) are drawn this many times per epoch in expectation, "
