@@ -59,7 +59,7 @@ pio.renderers.default = "notebook"
 # The version the label task built (the one upstream with a `version` product: label, or label-2 in the
 # second turn), unless a record or a sweep names one.
 version_id = version or latest_version(root, path=version_record_path(upstream, version_record))
-_, version_record = load_version(root, version_id)
+_, version_manifest = load_version(root, version_id)
 config = make_train_config("notebooks/04_train.py parameters", **(config or dict(
     preset=preset, max_minutes=max_minutes, epochs=epochs, batch_size=batch_size, threads=threads, seed=seed,
     init_from=init_from, mined_oversample=mined_oversample)))
@@ -75,7 +75,7 @@ train_summary(result)
 # in train means a weak AP for them, whatever the training time.
 
 # %%
-version_table(version_record)
+version_table(version_manifest)
 
 # %% [markdown]
 # ## Learning curves
