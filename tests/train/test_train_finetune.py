@@ -176,6 +176,8 @@ def test_no_champion_another_preset_or_a_bad_uri_is_refused_clearly(champion: di
         load_parent(tiny_config(init_from=f"models:/{MODEL}/99"), uri)
     with pytest.raises(ConfigError, match=r"init_from.*models:/<name>/<version>"):
         make_train_config("test", init_from="latest")
+    assert make_train_config("test", init_from="scratch").init_from is None  # env files cannot say null
+    assert make_train_config("test", init_from="None").init_from is None
     with pytest.raises(ConfigError, match=r"mined_oversample"):
         make_train_config("test", mined_oversample=0.5)
 

@@ -13,6 +13,8 @@ from longtail.schemas import CATEGORIES, MIN_OBJECT_HEIGHT
 
 SPLIT_NAMES = ("train", "val", "test_longtail", "test_common")
 INIT_CHAMPION = "champion"
+INIT_SCRATCH = ("scratch", "none", "null", "")
+"""Strings ``init_from`` reads as None (from scratch), for env files and CLI flags that cannot say null."""
 MODEL_VERSION_URI_RE = re.compile(r"^models:/(?P<name>[^/@]+)/(?P<version>\d+)$")
 """An explicit registered model version, ``models:/<name>/<version>``, as ``init_from`` takes it."""
 
@@ -85,8 +87,8 @@ class TrainConfig(_Frozen):
         "longtail-detector", description="MLflow registered model the trained model becomes a version of; None: none")
     # Fine-tuning (the loop's second turn): warm start and mined-frame oversampling.
     init_from: str | None = Field(
-        None, description="None: weights from scratch; 'champion': the registry's champion at training time (of "
-                          "`registered_model`); or an explicit models:/<name>/<version>. Same preset and classes")
+        None, description="None (or 'scratch'): weights from scratch; 'champion': the registry's champion at training "
+                          "time (of `registered_model`); or an explicit models:/<name>/<version>. Same preset and classes")
     finetune_lr: float | None = Field(
         1e-3, gt=0, description="peak AdamW learning rate when init_from is set (None: `lr`), after the same short "
                                 "warm-up (`warmup_fraction`, at most the first epoch under a time budget); half of "
@@ -122,11 +124,15 @@ class TrainConfig(_Frozen):
             raise ValueError(f"unknown class(es) {bad} in copy_paste_classes; valid classes are {list(CATEGORIES)}")
         return v
 
-    @field_validator("init_from")
+    @field_validator("init_from", mode="before")
     @classmethod
-    def _init_from(cls, v: str | None) -> str | None:
-        if v is not None and v != INIT_CHAMPION and not MODEL_VERSION_URI_RE.match(v):
-            raise ValueError(f"invalid init_from={v!r}; give None (from scratch), {INIT_CHAMPION!r} or "
+    def _init_from(cls, v: object) -> object:
+        # Ploomber's env files cannot hold null and a rendered placeholder is a string: "scratch"
+        # (or "none", "") says "from scratch" there.
+        if isinstance(v, str) and v.strip().lower() in INIT_SCRATCH:
+            return None
+        if isinstance(v, str) and v != INIT_CHAMPION and not MODEL_VERSION_URI_RE.match(v):
+            raise ValueError(f"invalid init_from={v!r}; give None or 'scratch' (from scratch), {INIT_CHAMPION!r} or "
                              "models:/<name>/<version>")
         return v
 
