@@ -268,6 +268,14 @@ def _check_turn_two(root: Path, env: dict, first_batch: str, first_version: str)
     fleet = json.loads((root / "fleet_test-2" / "fleet_test.json").read_text())
     assert fleet["deployment"]["deployment_id"] == deployed["deployment_id"]
     assert fleet["config"] == json.loads((root / "fleet_test" / "fleet_test.json").read_text())["config"], "same seeds"
+    # The fine-tuned model's lineage names the champion it started from, with its weights re-hashed, and
+    # reaches both weeks' drive logs.
+    from longtail.audit.lineage import trace
+
+    lineage = trace(root, f"models:/{run['registered_model']}/{run['model_version']}")
+    assert [(link.id, link.status) for link in lineage.links if link.kind == "parent_model"] == [(first_uri, "ok")]
+    logs = {link.id: link.status for link in lineage.links if link.kind == "drive_log"}
+    assert set(logs.values()) == {"ok"} and {w["log_id"] for w in week2} & set(logs)
     for turn in ("turn-1", "turn-2"):
         evidence = json.loads((root / "reports" / "evidence" / f"{turn}.json").read_text())
         assert Path(evidence["html"]).is_file() and Path(evidence["json"]).is_file() and not evidence["broken"], turn

@@ -201,6 +201,10 @@ def _model_links(root: DataRoot, uri: str, name: str, version: str, record: Mapp
         "model.pt read from the registry (no deployment records its digest)"
     detail = {"run_id": mv.run_id, "source": mv.source, "tags": dict(mv.tags or {}), "preset": meta.get("preset")}
     links = [Link("model_version", f"{name}/{version}", model_uri, recorded, found, status, message, parent, detail)]
+    parent_uri = (mv.tags or {}).get("longtail.parent_model_uri")
+    if parent_uri:  # fine-tuned (a later turn of the loop): the model it started from, its weights re-hashed
+        links.append(_parent_link(client, uri, str(parent_uri), (mv.tags or {}).get("longtail.parent_weights_sha256"),
+                                  f"model_version:{name}/{version}"))
     try:
         run = client.get_run(str(mv.run_id))
     except MlflowException:
@@ -210,6 +214,31 @@ def _model_links(root: DataRoot, uri: str, name: str, version: str, record: Mapp
                           f"model_version:{name}/{version}"))
         return links, meta, None
     return links, meta, run
+
+
+def _parent_link(client: Any, uri: str, parent_uri: str, recorded: str | None, parent: str) -> Link:
+    """The registered model a fine-tuned version started from, with its weights' sha256 recomputed."""
+    import mlflow.artifacts
+    from mlflow.exceptions import MlflowException
+
+    name, _, version = parent_uri.removeprefix("models:/").rpartition("/")
+    try:
+        mv = client.get_model_version(name, version)
+        with tempfile.TemporaryDirectory() as tmp:
+            local = Path(mlflow.artifacts.download_artifacts(artifact_uri=str(mv.source).rstrip("/"), dst_path=tmp,
+                                                             tracking_uri=uri))
+            found = sha256_file(local / "model.pt") if (local / "model.pt").is_file() else None
+    except (MlflowException, OSError, ValueError) as exc:
+        return Link("parent_model", parent_uri, parent_uri, recorded, None, "broken",
+                    f"{uri}: the model this one was fine-tuned from, {parent_uri}, cannot be read ({exc}): restore it in "
+                    "the registry, or the fine-tuned model's origin cannot be shown", parent)
+    if found is None or (recorded is not None and found != recorded):
+        return Link("parent_model", parent_uri, parent_uri, recorded, found, "broken",
+                    f"{mv.source}/model.pt: sha256 {found} differs from longtail.parent_weights_sha256={recorded} recorded "
+                    "when fine-tuning started: the registered parent is not the model that was fine-tuned", parent)
+    return Link("parent_model", parent_uri, parent_uri, recorded, found, "ok",
+                "fine-tuned from these weights (warm start); their own lineage: longtail lineage " + parent_uri, parent,
+                {"run_id": mv.run_id})
 
 
 def _run_links(root: DataRoot, run: Any, meta: Mapping[str, Any], dataset: Mapping[str, Any] | None, version_id: str,

@@ -28,8 +28,8 @@ from longtail.storage import sha256_file
 Status = Literal["ok", "broken", "absent"]
 STATUSES: tuple[Status, ...] = ("ok", "broken", "absent")
 
-KINDS = ("deployment", "file", "model_version", "training_run", "code_commit", "environment", "dataset_version",
-         "dvc_record", "label_set", "label_qa", "selection", "failure_mode", "drive_log")
+KINDS = ("deployment", "file", "model_version", "parent_model", "training_run", "code_commit", "environment",
+         "dataset_version", "dvc_record", "label_set", "label_qa", "selection", "failure_mode", "drive_log")
 """Kinds of link, in the order the chain runs from the deployment down to the raw drive logs."""
 
 
