@@ -14,6 +14,7 @@ from longtail.pipeline import load_env, make_dag
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(2400)  # both turns of the loop: about 10 minutes on a quiet 2-core machine
 @pytest.mark.filterwarnings("ignore:_NoneStep.value:DeprecationWarning")  # DVC 3.67 reads pygtrie's deprecated API
 def test_pipeline_builds_on_the_ci_target(tmp_path: Path) -> None:
     env = load_env("ci")
