@@ -324,3 +324,18 @@ def deploy_task(root: str | os.PathLike[str], config: DeployConfig | None = None
                                         "reason": str(exc)})
         log.warning("nothing deployed: %s", exc)
         return {"record": None, "created": False, "reason": str(exc)}
+
+
+def record_deploy_task(result: dict[str, Any], path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Write what one deploy task left deployed to ``path`` (a later turn's product: current.json is
+    shared by every turn and moves with the champion), atomically.
+
+    When the gate kept the old champion, the record names the deployment that stays, with
+    ``created`` false; with nothing deployed at all, ``deployment_id`` is null and ``reason`` says why.
+    """
+    record = result.get("record")
+    out = {"deployment_id": record["deployment_id"] if record else None,
+           "model_uri": record["model"]["uri"] if record else None,
+           "created": bool(result.get("created")), "reason": result.get("reason")}
+    atomic_write_json(path, out)
+    return out
