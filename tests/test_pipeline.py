@@ -281,6 +281,18 @@ def _check_turn_two(root: Path, env: dict, first_batch: str, first_version: str)
         evidence = json.loads((root / "reports" / "evidence" / f"{turn}.json").read_text())
         assert Path(evidence["html"]).is_file() and Path(evidence["json"]).is_file() and not evidence["broken"], turn
     assert (root / "reports" / "monitoring.html").is_file()
+    # The KPI report of the turn: v2 against v1 with intervals, the same decision as the gate's, both fleet
+    # tests, the labeling cost, and each failure mode's steps toward a model update.
+    from longtail.cli.run_summary import kpi_lines
+
+    kpi = json.loads((root / "reports" / "kpi.json").read_text())
+    assert kpi["gate"]["promoted"] == promoted and (root / "reports" / "kpi.html").is_file()
+    assert kpi["fleet"]["deployment_after"] == deployed["deployment_id"] and kpi["labeling"]["batch_id"] == second
+    assert {m["metric"] for m in kpi["fleet"]["metrics"]} >= {"disengagement", "phantom_braking", "missed_hazard"}
+    assert {(r["suite"], r["group"]) for r in kpi["critical"]} >= {
+        (suite, group) for suite in ("test_longtail", "test_common") for group in ("pedestrian", "cyclist", "cut_in_vehicle")}
+    assert kpi["labeling"]["seconds"] > 0 and kpi["time_to_model_update"]
+    assert kpi["headline"] in "\n".join(kpi_lines(root))
 
 
 def _people_label_a_later_batch(root: Path, first_version: str) -> None:

@@ -97,7 +97,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                       "--env-manager local)")
     except LongtailError:  # nothing deployed, or a target without the deploy task
         deployment = "none yet"
-    from longtail.cli.run_summary import task_time_line, turn_lines
+    from longtail.cli.run_summary import kpi_lines, task_time_line, turn_lines
 
     turns = [line for turn in (1, 2) for line in turn_lines(root, turn)]
     sys.stdout.write(
@@ -131,7 +131,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         f"Look at the labeling project in Label Studio: longtail label serve --root {root} (prints its address; "
         f"login in {root}/labelstudio/credentials.json; stop it with longtail label stop --root {root})\n"
         f"{servers_left_running(root)}"
-        f"{task_time_line(env.get('_tasks', []))}\n"
+        f"{task_time_line(env.get('_tasks', []))}\n\n"
+        + "".join(f"{line}\n" for line in kpi_lines(root))
     )
     return 0
 

@@ -71,3 +71,15 @@ def task_time_line(tasks: list[dict[str, Any]]) -> str:
     total = sum(t["seconds"] for t in ran)
     return (f"This run rebuilt {len(ran)} of {len(tasks)} tasks in {total / 60:.1f} min: "
             + ", ".join(f"{t['task']} {t['seconds']:.0f} s" for t in ran))
+
+
+def kpi_lines(root: str | Path) -> list[str]:
+    """The KPI report of the last turn (reports/kpi.json, the kpi task's product) as text, or ``[]``."""
+    from longtail.kpi import format_kpi
+
+    root = Path(root)
+    kpi = _json(root / "reports" / "kpi.json")
+    if kpi is None:
+        return []
+    return [f"KPI report of turn 2, v2 against v1 (for product managers: {root / 'reports' / 'kpi.html'}; "
+            f"numbers: {root / 'reports' / 'kpi.json'}):", "", *format_kpi(kpi).splitlines(), ""]

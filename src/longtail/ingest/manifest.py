@@ -19,8 +19,8 @@ import pyarrow.compute as pc
 from longtail import __version__
 from longtail.config import IngestConfig
 from longtail.ingest.reader import LogReader
-from longtail.storage import atomic_write_json
 from longtail.ingest.series import distance_km
+from longtail.storage import atomic_write_json
 
 MANIFEST_FORMAT = "longtail.ingest/2"
 
@@ -178,8 +178,8 @@ def record_ingest_batch(results: list[LogResult], path: str | os.PathLike[str], 
     logs arrived together, and it changes only when they do, so a rerun with the same logs
     rewrites the same content.
     """
-    record = {"sources": [str(s) for s in sources],
-              "logs": sorted(({"log_id": r.log_id, "path": r.path, "status": r.status, "frames_kept": r.frames_kept}
-                              for r in results), key=lambda r: r["log_id"])}
+    logs = [{"log_id": r.log_id, "path": r.path, "status": r.status, "frames_kept": r.frames_kept}
+            for r in sorted(results, key=lambda r: r.log_id)]
+    record = {"sources": [str(s) for s in sources], "logs": logs}
     atomic_write_json(path, record)
     return record
