@@ -28,6 +28,9 @@ profile = "foxglove"
 width = 320
 height = 192
 workers = 1
+first_drive = 0  # a later week of the same fleet: each vehicle's drives continue after the ones it recorded
+time_of_day = None  # a mix such as {"day": 0.3, "night": 0.7}; None: SimConfig's
+weather = None  # a mix such as {"clear": 0.5, "rain": 0.5}; None: SimConfig's
 
 # %%
 from IPython.display import display
@@ -37,7 +40,8 @@ from longtail.sim.fleet import format_table, simulate_fleet
 from longtail.sim.inspect import drive_signals, sample_frames
 
 cfg = SimConfig(vehicles=vehicles, drives_per_vehicle=drives_per_vehicle, minutes=minutes, seed=seed, profile=profile,
-                width=width, height=height)
+                width=width, height=height, first_drive=first_drive,
+                **{k: v for k, v in {"time_of_day": time_of_day, "weather": weather}.items() if v})
 result = simulate_fleet(cfg, product["fleet"], workers=workers, progress=False)
 
 # %% [markdown]

@@ -32,12 +32,17 @@ from IPython.display import display
 from longtail.catalog.frames import load_frame_index
 from longtail.config import IngestConfig
 from longtail.ingest.ingest import ingest
+from longtail.ingest.manifest import record_ingest_batch
 from longtail.ingest.report import frame_gallery, log_table, trigger_timeline
 from longtail.ingest.signals import resolve_signal_map
+from longtail.pipeline import upstream_product
 
 pio.renderers.default = "notebook"
 config = IngestConfig(keyframe_hz=keyframe_hz, signal_map=resolve_signal_map(signal_map, "ingest.signal_map"))
-results = ingest([upstream["simulate"]["fleet"]], root, config, workers=workers, progress=False)
+fleet = upstream_product(upstream, "fleet")
+results = ingest([fleet], root, config, workers=workers, progress=False)
+if "record" in product:  # a later week: the frame index is shared, this record says which logs came in
+    record_ingest_batch(results, product["record"], [fleet])
 
 # %% [markdown]
 # ## What came in

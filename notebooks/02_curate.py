@@ -50,7 +50,7 @@ batch = run_select(root, SelectConfig(budget=budget, selector=selector), dataset
 record_selected_batch(root, batch, path=product["batch"])  # the batch the label task labels
 frames = open_dataset(root, dataset)
 print(f"dataset {curated['dataset']}: {curated['samples']} frames ({curated['added']} new) from "
-      f"{len(curated['logs'])} drive logs indexed in {upstream['ingest']['index']}")
+      f"{len(curated['logs'])} drive logs indexed in {root}/index")
 
 # %% [markdown]
 # ## What the pool holds

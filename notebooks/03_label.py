@@ -48,10 +48,11 @@ from longtail.label.report import (
     version_table,
 )
 from longtail.label.run import record_latest_version, run_label
+from longtail.pipeline import upstream_product
 from longtail.privacy import PrivacyConfig
 
 pd.set_option("display.max_colwidth", None)  # show project addresses and reasons in full
-batch_id = selected_batch(root, path=upstream["curate"]["batch"])
+batch_id = selected_batch(root, path=upstream_product(upstream, "batch"))
 studio = server.start(root)  # the data root's own Label Studio; left running for people to look at
 run = run_label(root, batch_id, oracle=oracle, dataset_name=dataset, remote=remote, privacy=PrivacyConfig(blur=blur))
 record_latest_version(root, run, path=product["version"])  # the version the train task trains on

@@ -13,8 +13,10 @@
 # %% [markdown]
 # # Train: a detector on the new dataset version
 #
-# A detector is trained from scratch on the train split of the dataset version the label step built, and
-# checked after every epoch on its val split. The test suites are never trained on or looked at here: they
+# A detector is trained on the train split of the dataset version the label step built, and checked after
+# every epoch on its val split: from scratch in the loop's first turn, fine-tuned from the champion in the
+# next (`init_from="champion"`), with the frames mined for open failure modes drawn `mined_oversample` times
+# per epoch. The test suites are never trained on or looked at here: they
 # are for the evaluate step. Everything about the run goes to MLflow: its config, per-epoch metrics, the
 # dataset version it saw (with its digest), the git commit, the environment lock, and the model itself,
 # registered as a new version of the `longtail-detector` model.
@@ -30,6 +32,9 @@ batch_size = 16
 threads = 2
 seed = 0
 version = None  # a dataset version id; None: the one the label task built
+version_record = None  # a dataset-version record (like datasets/latest.json); None: the upstream's `version` product
+init_from = None  # None: from scratch; "champion" (fine-tune the registry's champion) or models:/<name>/<version>
+mined_oversample = 1.0  # training frames mined for a failure mode are drawn this many times per epoch; 1: off
 config = None  # a whole TrainConfig as a dict (a sweep's grid point); replaces the values above
 sweep_id = None  # set by `longtail sweep`: tags the MLflow run so the sweep's runs compare in one table
 
@@ -39,16 +44,25 @@ import plotly.io as pio
 from longtail.catalog.versions import load_version
 from longtail.label.report import version_table
 from longtail.label.run import latest_version
-from longtail.train.report import config_table, history_figure, history_table, record_train_run, train_summary
+from longtail.train.report import (
+    config_table,
+    history_figure,
+    history_table,
+    record_train_run,
+    train_summary,
+    version_record_path,
+)
 from longtail.train.run import make_train_config, train
 from longtail.train.sweep import SWEEP_TAG
 
 pio.renderers.default = "notebook"
-# The version the label task built, unless a sweep names one.
-version_id = version or latest_version(root, path=upstream["label"]["version"])
-_, version_record = load_version(root, version_id)
+# The version the label task built (the one upstream with a `version` product: label, or label-2 in the
+# second turn), unless a record or a sweep names one.
+version_id = version or latest_version(root, path=version_record_path(upstream, version_record))
+_, version_manifest = load_version(root, version_id)
 config = make_train_config("notebooks/04_train.py parameters", **(config or dict(
-    preset=preset, max_minutes=max_minutes, epochs=epochs, batch_size=batch_size, threads=threads, seed=seed)))
+    preset=preset, max_minutes=max_minutes, epochs=epochs, batch_size=batch_size, threads=threads, seed=seed,
+    init_from=init_from, mined_oversample=mined_oversample)))
 result = train(root, version_id, config, progress=False, tags={SWEEP_TAG: sweep_id} if sweep_id else None)
 record_train_run(result, product["run"])  # what the evaluate task evaluates
 train_summary(result)
@@ -61,7 +75,7 @@ train_summary(result)
 # in train means a weak AP for them, whatever the training time.
 
 # %%
-version_table(version_record)
+version_table(version_manifest)
 
 # %% [markdown]
 # ## Learning curves

@@ -54,12 +54,13 @@ from longtail.evaluate.summary import (
     suites_table,
     targets_table,
 )
+from longtail.pipeline import upstream_product
 from longtail.train.report import load_train_record
 
 os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"  # no download bars in the report
 pio.renderers.default = "notebook"
 pd.set_option("display.max_colwidth", None)  # show slice rules and reasons in full
-trained = load_train_record(upstream["train"]["run"])  # the model the train task made
+trained = load_train_record(upstream_product(upstream, "run"))  # the model the train task made
 model_uri = (f"models:/{trained['registered_model']}/{trained['model_version']}" if trained.get("model_version")
              else trained["model_uri"])
 result = evaluate_model(root, trained["version_id"], model_uri=model_uri, tracking_uri=trained["tracking_uri"],

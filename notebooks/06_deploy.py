@@ -29,12 +29,16 @@ box_tolerance = 0.5
 score_tolerance = 0.001
 
 # %%
-from longtail.deploy.run import deploy_task, make_deploy_config
+from pathlib import Path
+
+from longtail.deploy.run import deploy_task, make_deploy_config, record_deploy_task
 from longtail.deploy.summary import deployment_note, files_table, model_card, parity_table
 
 config = make_deploy_config("notebooks/06_deploy.py parameters", parity_frames=parity_frames,
                             box_tolerance_px=box_tolerance, score_tolerance=score_tolerance)
-result = deploy_task(root, config)  # writes DATA/deployments/current.json, this task's product
+result = deploy_task(root, config)  # writes DATA/deployments/current.json, turn 1's product
+if Path(product["deployment"]).name != "current.json":  # a later turn records what it left deployed
+    record_deploy_task(result, product["deployment"])
 deployment_note(result)
 
 # %% [markdown]

@@ -14,6 +14,7 @@ from longtail.pipeline import load_env, make_dag
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(2400)  # both turns of the loop: about 10 minutes on a quiet 2-core machine
 @pytest.mark.filterwarnings("ignore:_NoneStep.value:DeprecationWarning")  # DVC 3.67 reads pygtrie's deprecated API
 def test_pipeline_builds_on_the_ci_target(tmp_path: Path) -> None:
     env = load_env("ci")
@@ -21,7 +22,7 @@ def test_pipeline_builds_on_the_ci_target(tmp_path: Path) -> None:
     overrides = {"root": str(tmp_path), "curate": {**env["curate"], "dataset": "t-pipeline"}}
     dag = make_dag("ci", overrides=overrides, in_process=True)
     try:
-        _build_and_check(dag, env, tmp_path)
+        _build_and_check(dag, env, tmp_path, overrides)
     finally:
         server.stop(tmp_path)  # the label notebook leaves the data root's Label Studio running for people
 
@@ -31,7 +32,7 @@ def _outputs(notebook: Path) -> list[dict]:
     return [o for cell in cells if cell["cell_type"] == "code" for o in cell.get("outputs", [])]
 
 
-def _build_and_check(dag: Any, env: dict, tmp_path: Path) -> None:
+def _build_and_check(dag: Any, env: dict, tmp_path: Path, overrides: dict) -> None:
     dag.build(force=True, show_progress=False)
     manifest = json.loads((tmp_path / "fleet" / "fleet.json").read_text())
     assert len(manifest["drives"]) == env["sim"]["vehicles"] * env["sim"]["drives_per_vehicle"]
@@ -56,20 +57,18 @@ def _build_and_check(dag: Any, env: dict, tmp_path: Path) -> None:
 
     curated = json.loads((tmp_path / "curate" / "manifest.json").read_text())
     assert curated["dataset"] == "t-pipeline" and curated["samples"] == len(load_frame_index(tmp_path))
-    batches = list_batches(tmp_path)
-    assert [len(b["frames"]) for b in batches] == [env["curate"]["budget"]]
-    assert (tmp_path / "batches" / batches[0]["batch_id"] / "frames.parquet").is_file()
+    from longtail.curate.run import selected_batch
+
+    batch_id = selected_batch(tmp_path)  # turn 1's batch (the curate task's record)
+    first = [b for b in list_batches(tmp_path) if b["batch_id"] == batch_id]
+    assert [len(b["frames"]) for b in first] == [env["curate"]["budget"]]
+    assert (tmp_path / "batches" / batch_id / "frames.parquet").is_file()
     curate_nb = json.loads((tmp_path / "reports" / "02_curate.ipynb").read_text())
     outputs = [o for cell in curate_nb["cells"] if cell["cell_type"] == "code" for o in cell.get("outputs", [])]
     assert not [o for o in outputs if o.get("output_type") == "error"]
     html = [str(o.get("data", {}).get("text/html", "")) for o in outputs]
     assert sum("plotly" in h for h in html) >= 4, "scenario distribution and embedding map, pool and batch"
-    assert any(batches[0]["batch_id"] in h and "data:image/jpeg;base64," in h for h in html), "the batch's frames"
-    # The curate task records the batch it chose; the label task labels exactly that one.
-    from longtail.curate.run import selected_batch
-
-    batch_id = batches[0]["batch_id"]
-    assert selected_batch(tmp_path) == batch_id
+    assert any(batch_id in h and "data:image/jpeg;base64," in h for h in html), "the batch's frames"
     # Label: the simulated labeler labeled the whole batch in Label Studio, QA ran, and the accepted
     # frames went into a dataset version tracked by DVC.
     from longtail.catalog.versions import list_versions, load_version
@@ -80,8 +79,10 @@ def _build_and_check(dag: Any, env: dict, tmp_path: Path) -> None:
     assert labels["accepted"] + labels["held"] == labels["frames"] and labels["accepted"] > 0
     assert labels["cost"]["added"] == labels["cost"]["boxes"] > 0, "no model yet: every box is drawn"
     assert (tmp_path / "labels" / batch_id / "qa.json").is_file()
-    [version] = list_versions(tmp_path)
-    vid = version["version_id"]
+    from longtail.label.run import latest_version
+
+    vid = latest_version(tmp_path)  # turn 1's version (the label task's record)
+    [version] = [v for v in list_versions(tmp_path) if v["version_id"] == vid]
     assert version["counts"]["train"] > 0 and version["counts"]["test_longtail"] + version["counts"]["test_common"] > 0, \
         "the ci fleet's seed puts drive logs in train and test"
     frames, _ = load_version(tmp_path, vid, check_images=True)
@@ -97,21 +98,34 @@ def _build_and_check(dag: Any, env: dict, tmp_path: Path) -> None:
     assert any(f"Labels of batch {batch_id}" in h and "data:image/jpeg;base64," in h for h in html), "the gallery"
     _check_train_and_evaluate(tmp_path, version)
     _check_deploy(tmp_path)
-    _check_fleet_test_and_monitor(tmp_path)
-    # A second build finds nothing to do: the products stay as they were.
+    _check_fleet_test(tmp_path)
+    _check_turn_two(tmp_path, env, batch_id, vid)
+    # A second build finds nothing to do: the products stay as they were, and the build says so.
     products = (tmp_path / "fleet" / "fleet.json", tmp_path / "curate" / "manifest.json",
                 tmp_path / "batches" / batch_id / "manifest.json", tmp_path / "labels" / batch_id / "manifest.json",
                 tmp_path / "datasets" / vid / "manifest.json", tmp_path / "datasets" / "latest.json",
                 tmp_path / "runs" / "latest.json", tmp_path / "evaluations" / "latest.json",
                 tmp_path / "reports" / "evaluation.html", tmp_path / "deployments" / "current.json",
                 tmp_path / "fleet_test" / "fleet_test.json", tmp_path / "reports" / "fleet_test.html",
-                tmp_path / "reports" / "monitoring.html")
+                tmp_path / "reports" / "monitoring.html", tmp_path / "index" / "ingest-2.json",
+                tmp_path / "curate" / "selected_batch-2.json", tmp_path / "datasets" / "turn-2.json",
+                tmp_path / "runs" / "turn-2.json", tmp_path / "evaluations" / "turn-2.json",
+                tmp_path / "deployments" / "turn-2.json", tmp_path / "fleet_test-2" / "fleet_test.json",
+                tmp_path / "reports" / "evidence" / "turn-1.json", tmp_path / "reports" / "evidence" / "turn-2.json")
     stamps = [p.stat().st_mtime_ns for p in products]
-    dag.build(show_progress=False)
+    from longtail.pipeline import outdated_tasks, task_times
+
+    assert outdated_tasks("ci", overrides) == []
+    report = task_times(dag.build(show_progress=False))
     assert [p.stat().st_mtime_ns for p in products] == stamps
+    assert len(report) == len(dag) and not [t["task"] for t in report if t["ran"]]
+    # Changing one parameter reruns only what depends on it: turn 2's labeling budget.
+    changed = {**overrides, "turn2.curate.budget": env["turn2"]["curate"]["budget"] + 1}
+    assert set(outdated_tasks("ci", changed)) == {
+        "curate-2", "label-2", "train-2", "evaluate-2", "deploy-2", "fleet-test-2", "evidence-2", "kpi"}
     # Without the simulated labeler a batch waits for people in Label Studio; once they have submitted
     # every frame, the next run pulls it and builds a new version on top of the first.
-    _people_label_a_later_batch(tmp_path, vid)
+    _people_label_a_later_batch(tmp_path, latest_version(tmp_path, path=tmp_path / "datasets" / "turn-2.json"))
 
 
 def _check_train_and_evaluate(root: Path, version: dict) -> None:
@@ -155,7 +169,8 @@ def _check_train_and_evaluate(root: Path, version: dict) -> None:
     from longtail.detector.registry import champion_version
 
     assert evaluation["decision"]["promotion"]["done"] is True
-    assert champion_version(trained["tracking_uri"]) == trained["model_version"]
+    turn_two = load_train_record(root / "runs" / "turn-2.json")["model_version"]  # turn 2 may have moved it on
+    assert champion_version(trained["tracking_uri"]) in (trained["model_version"], turn_two)
     tags = client.get_model_version(trained["registered_model"], trained["model_version"]).tags
     assert tags["longtail.decision"] == "promote" and tags["longtail.promoted_by"] == "gate"
     assert set(evaluation["operating_thresholds"]) == {"car", "truck", "pedestrian", "cyclist"}
@@ -175,14 +190,24 @@ def _check_train_and_evaluate(root: Path, version: dict) -> None:
         assert any(shown in h for h in html), f"the evaluate report shows {shown!r}"
 
 
+def _turn_one_deployment(root: Path) -> dict:
+    """Turn 1's deployment: the one its fleet test drove (current.json moves on when turn 2 promotes)."""
+    from longtail.catalog.deployments import load_deployment
+
+    tested = json.loads((root / "fleet_test" / "fleet_test.json").read_text())["deployment"]["deployment_id"]
+    return load_deployment(root, tested)
+
+
 def _check_deploy(root: Path) -> None:
     """The deploy task deployed the champion the gate promoted, with exports that passed parity, and the
     notebook shows the parity table and the model card."""
-    from longtail.catalog.deployments import load_deployment, verify_files
-    from longtail.detector.registry import champion_model_uri
+    from longtail.catalog.deployments import verify_files
+    from longtail.train.report import load_train_record
 
-    record = load_deployment(root)
-    assert record["model"]["uri"] == champion_model_uri(root) and record["parity"]["passed"]
+    record = _turn_one_deployment(root)
+    trained = load_train_record(root / "runs" / "latest.json")
+    assert record["model"]["uri"] == f"models:/{trained['registered_model']}/{trained['model_version']}"
+    assert record["parity"]["passed"]
     verify_files(record["path"], record)
     outputs = _outputs(root / "reports" / "06_deploy.ipynb")
     assert not [o for o in outputs if o.get("output_type") == "error"]
@@ -191,23 +216,83 @@ def _check_deploy(root: Path) -> None:
         assert text in shown, f"the deploy notebook shows {text!r}"
 
 
-def _check_fleet_test_and_monitor(root: Path) -> None:
+def _check_fleet_test(root: Path) -> None:
     """The fleet-test task drove the test fleet with the deployment beside truth perception (rates per
-    100 km with intervals, the model's boxes in its logs, a report), and the monitor task ran."""
-    from longtail.catalog.deployments import load_deployment
-
-    record = load_deployment(root)
+    100 km with intervals, the model's boxes in its logs, a report)."""
+    record = _turn_one_deployment(root)
     results = json.loads((root / "fleet_test" / "fleet_test.json").read_text())
     assert sorted(results["arms"]) == ["deployed", "truth"]
-    assert results["deployment"]["deployment_id"] == record["deployment_id"]
     assert {(r["arm"], r["metric"]) for r in results["rates"] if r["scenario"] == "all"} >= {
         (arm, m) for arm in ("truth", "deployed") for m in ("disengagement", "phantom_braking", "missed_hazard")}
     assert sorted((root / "fleet_test" / "deployed").glob("*.mcap"))
     report = (root / "reports" / "fleet_test.html").read_text()
     assert record["deployment_id"] in report and "per 100 km" in report
-    for nb in ("07_fleet_test.ipynb", "08_monitor.ipynb"):
-        assert not [o for o in _outputs(root / "reports" / nb) if o.get("output_type") == "error"], nb
+    assert not [o for o in _outputs(root / "reports" / "07_fleet_test.ipynb") if o.get("output_type") == "error"]
+
+
+def _check_turn_two(root: Path, env: dict, first_batch: str, first_version: str) -> None:
+    """Turn 2: the second week's logs came in and were monitored against the champion, a new batch was
+    mined and labeled into a version on top of the first, the champion was fine-tuned and judged against
+    itself, and whatever the gate decided is deployed, fleet-tested on the same seeds, with evidence."""
+    from longtail.catalog.deployments import load_deployment
+    from longtail.catalog.monitoring import list_monitoring_records
+    from longtail.catalog.versions import list_versions
+    from longtail.curate.run import selected_batch
+    from longtail.evaluate.run import load_evaluation
+    from longtail.evaluate.summary import load_evaluation_record
+    from longtail.label.run import latest_version
+    from longtail.train.report import load_train_record
+
+    for nb in sorted((root / "reports" / "turn-2").glob("*.ipynb")):
+        assert not [o for o in _outputs(nb) if o.get("output_type") == "error"], nb
+    assert len(sorted((root / "reports" / "turn-2").glob("*.ipynb"))) == 10
+    week2 = json.loads((root / "index" / "ingest-2.json").read_text())["logs"]
+    assert len(week2) == env["turn2"]["sim"]["vehicles"] and {w["status"] for w in week2} == {"ingested"}
+    assert all(Path(w["path"]).name.endswith("_drive001.mcap") for w in week2), "week 2 continues each vehicle's drives"
+    [monitored] = list_monitoring_records(root)
+    assert sorted(monitored["logs"]) == sorted(w["log_id"] for w in week2), "the batch monitored is the new week"
+    second = selected_batch(root, path=root / "curate" / "selected_batch-2.json")
+    assert second != first_batch
+    version = latest_version(root, path=root / "datasets" / "turn-2.json")
+    [record] = [v for v in list_versions(root) if v["version_id"] == version]
+    assert record["parent"] == first_version and record["batches"] == [first_batch, second]
+    first_run, run = load_train_record(root / "runs" / "latest.json"), load_train_record(root / "runs" / "turn-2.json")
+    assert run["version_id"] == version and run["model_version"] != first_run["model_version"]
+    evaluated = load_evaluation_record(root / "evaluations" / "turn-2.json")
+    evaluation = load_evaluation(evaluated["evaluation_path"])
+    first_uri = f"models:/{first_run['registered_model']}/{first_run['model_version']}"
+    assert evaluated["champion_uri"] == first_uri, "the fine-tuned model was judged against the champion"
+    deployed = json.loads((root / "deployments" / "turn-2.json").read_text())
+    promoted = evaluation["decision"]["promotion"]["done"]
+    assert deployed["model_uri"] == (f"models:/{run['registered_model']}/{run['model_version']}" if promoted else first_uri)
+    assert deployed["deployment_id"] == load_deployment(root)["deployment_id"]
+    fleet = json.loads((root / "fleet_test-2" / "fleet_test.json").read_text())
+    assert fleet["deployment"]["deployment_id"] == deployed["deployment_id"]
+    assert fleet["config"] == json.loads((root / "fleet_test" / "fleet_test.json").read_text())["config"], "same seeds"
+    # The fine-tuned model's lineage names the champion it started from, with its weights re-hashed, and
+    # reaches both weeks' drive logs.
+    from longtail.audit.lineage import trace
+
+    lineage = trace(root, f"models:/{run['registered_model']}/{run['model_version']}")
+    assert [(link.id, link.status) for link in lineage.links if link.kind == "parent_model"] == [(first_uri, "ok")]
+    logs = {link.id: link.status for link in lineage.links if link.kind == "drive_log"}
+    assert set(logs.values()) == {"ok"} and {w["log_id"] for w in week2} & set(logs)
+    for turn in ("turn-1", "turn-2"):
+        evidence = json.loads((root / "reports" / "evidence" / f"{turn}.json").read_text())
+        assert Path(evidence["html"]).is_file() and Path(evidence["json"]).is_file() and not evidence["broken"], turn
     assert (root / "reports" / "monitoring.html").is_file()
+    # The KPI report of the turn: v2 against v1 with intervals, the same decision as the gate's, both fleet
+    # tests, the labeling cost, and each failure mode's steps toward a model update.
+    from longtail.cli.run_summary import kpi_lines
+
+    kpi = json.loads((root / "reports" / "kpi.json").read_text())
+    assert kpi["gate"]["promoted"] == promoted and (root / "reports" / "kpi.html").is_file()
+    assert kpi["fleet"]["deployment_after"] == deployed["deployment_id"] and kpi["labeling"]["batch_id"] == second
+    assert {m["metric"] for m in kpi["fleet"]["metrics"]} >= {"disengagement", "phantom_braking", "missed_hazard"}
+    assert {(r["suite"], r["group"]) for r in kpi["critical"]} >= {
+        (suite, group) for suite in ("test_longtail", "test_common") for group in ("pedestrian", "cyclist", "cut_in_vehicle")}
+    assert kpi["labeling"]["seconds"] > 0 and kpi["time_to_model_update"]
+    assert kpi["headline"] in "\n".join(kpi_lines(root))
 
 
 def _people_label_a_later_batch(root: Path, first_version: str) -> None:
@@ -223,7 +308,7 @@ def _people_label_a_later_batch(root: Path, first_version: str) -> None:
     run = run_label(root, later, oracle=False, dataset_name="t-pipeline")
     assert run.waiting and (run.tasks, run.finished) == (3, 0) and run.version is None and run.label_set is None
     assert run.project_url.endswith(f"/projects/{run.push['project_id']}")
-    assert not (labels_dir(root, later) / "manifest.json").exists() and len(list_versions(root)) == 1
+    assert not (labels_dir(root, later) / "manifest.json").exists() and len(list_versions(root)) == 2
     truth = batch_truth(root, later)
     sizes = pq.read_table(labels_dir(root, later) / "prelabels.parquet").to_pandas().set_index("frame_id")
     conn = server.connect(root)
@@ -233,7 +318,7 @@ def _people_label_a_later_batch(root: Path, first_version: str) -> None:
     assert not run.waiting and run.label_set is not None and run.version is not None and run.dvc is not None
     assert run.label_set["source"] == "labelstudio" and run.label_set["frames"] == 3
     assert run.version["parent"] == first_version and later in run.version["batches"]
-    assert len(run.version["batches"]) == 2 and len(list_versions(root)) == 2
+    assert len(run.version["batches"]) == 3 and len(list_versions(root)) == 3
 
 
 def test_unknown_target_lists_the_valid_ones() -> None:

@@ -71,6 +71,9 @@ class SimConfig(_Frozen):
 
     vehicles: int = Field(2, ge=1, le=10_000, description="number of vehicles in the fleet")
     drives_per_vehicle: int = Field(1, ge=1, le=10_000, description="drives recorded per vehicle")
+    first_drive: int = Field(
+        0, ge=0, le=1_000_000, description="index of each vehicle's first drive: a later week of the same fleet starts "
+                                           "after the drives it already recorded (drive ids and seeds follow the index)")
     minutes: float = Field(1.0, gt=0, le=24 * 60, description="length of each drive, minutes")
     seed: int = Field(0, ge=0, lt=2**63, description="fleet seed; same seed, same bytes")
     profile: Literal["foxglove", "ros2"] = Field(

@@ -110,9 +110,65 @@ def make_dag(target: str = "local", overrides: dict[str, Any] | None = None, in_
 
 def run(target: str = "local", force: bool = False, overrides: dict[str, Any] | None = None,
         in_process: bool = False) -> dict[str, Any]:
-    """Build the pipeline for ``target`` and return the env it ran with."""
+    """Build the pipeline for ``target``; return the env it ran with, plus ``"_tasks"``: each task's
+    name, whether it ran and its wall seconds (`task_times`).
+
+    Ploomber's incremental build reruns a task only when its notebook, its parameters or an upstream
+    product changed; a rerun with nothing changed rebuilds nothing and says so.
+    """
     env = load_env(target, overrides=overrides)
     dag = make_dag(target, overrides, in_process=in_process)
     log.info("running pipeline.yaml on target %s (data in %s)", target, env["root"])
-    dag.build(force=force, show_progress=True)
-    return env
+    report = dag.build(force=force, show_progress=True)
+    tasks = task_times(report)
+    ran = [t["task"] for t in tasks if t["ran"]]
+    if not ran:
+        log.info("nothing changed since the last run: all %d tasks are up to date, none rebuilt", len(tasks))
+    else:
+        log.info("rebuilt %d of %d tasks (%s); up to date: %s", len(ran), len(tasks), ", ".join(ran),
+                 ", ".join(t["task"] for t in tasks if not t["ran"]) or "none")
+    return {**env, "_tasks": tasks}
+
+
+def task_times(report: Any) -> list[dict[str, Any]]:
+    """Ploomber's build report as ``[{"task", "ran", "seconds"}, ...]`` in build order."""
+    values = report.to_dict() if report is not None else {}
+    names, ran, seconds = values.get("name", []), values.get("Ran?", []), values.get("Elapsed (s)", [])
+    return [{"task": str(n), "ran": bool(r), "seconds": float(e or 0.0)} for n, r, e in zip(names, ran, seconds, strict=True)]
+
+
+def upstream_product(upstream: Any, key: str) -> str:
+    """The product ``key`` of the one upstream task that declares it.
+
+    A notebook serves both turns of the loop (``ingest`` after ``simulate``, ``ingest-2`` after
+    ``simulate-2``), so it finds its input by the product's name, not by the upstream task's name.
+
+    Raises:
+        ConfigError: no upstream task, or more than one, declares ``key``.
+    """
+    found = {name: products[key] for name, products in dict(upstream or {}).items()
+             if _has(products, key)}
+    if len(found) != 1:
+        names = sorted(dict(upstream or {}))
+        raise ConfigError(f"pipeline.yaml: the task needs exactly one upstream task with a {key!r} product; "
+                          f"its upstream tasks {names} have {len(found)} ({sorted(found)}). Fix the task's `upstream:`")
+    return str(next(iter(found.values())))
+
+
+def _has(products: Any, key: str) -> bool:
+    try:
+        products[key]
+    except (KeyError, TypeError):
+        return False
+    return True
+
+
+def outdated_tasks(target: str = "local", overrides: dict[str, Any] | None = None) -> list[str]:
+    """The tasks a build would run now, in build order, without running any (``longtail run --dry-run``):
+    a task is outdated when its notebook, its parameters or an upstream product changed since it last
+    ran, or its product is missing, and then every task downstream of it is too."""
+    from ploomber.constants import TaskStatus
+
+    dag = make_dag(target, overrides)
+    dag.render(show_progress=False)
+    return [name for name in dag if dag[name].exec_status != TaskStatus.Skipped]

@@ -75,6 +75,8 @@ def test_failure_modes_are_discovered_and_saved_as_views(curated: dict) -> None:
     hard = modes["hard_brake_events"]
     assert hard.status == "open" and hard.count > 0 and hard.first_count == hard.count
     assert hard.discovered_at and hard.discovered_by == "query: trigger hard_braking"
+    assert [(e["step"], e["ref"], e["at"]) for e in hard.timeline] == [("discovered", hard.discovered_by,
+                                                                        hard.discovered_at)]
     assert set(hard.examples) <= set(ds.values("frame_id")) and hard.examples
     assert modes["night_pedestrians"].status == "pending"  # needs a model's predictions
     assert "fm-hard-brake-events" in ds.list_saved_views()
@@ -184,8 +186,15 @@ def test_select_writes_a_labeling_batch_and_refuses_bad_requests(curate_fleet: d
     assert sorted(ds.match({"labeling_batch": manifest["batch_id"]}).values("frame_id")) == sorted(manifest["frames"])
     assert manifest["batch_id"] in ds.list_saved_views()
 
+    # The failure modes the batch mined (its frames' fm_name) record it on their timelines.
+    mined = {n for n in table.column("fm_name").to_pylist() if n}
+    assert mined, "the long-tail selector mines open failure modes"
+    steps = {n: [(e["step"], e["ref"]) for e in m.timeline] for n, m in load_registry(root).items()}
+    assert {n for n, s in steps.items() if ("mined", manifest["batch_id"]) in s} == mined
+
     again = run_select(root, SelectConfig(budget=30), "t-select")  # same pool, same config: the same batch
     assert again["batch_id"] == manifest["batch_id"] and len(list_batches(root)) == 1
+    assert {n: [(e["step"], e["ref"]) for e in m.timeline] for n, m in load_registry(root).items()} == steps
 
     nxt = run_select(root, SelectConfig(budget=10), "t-select")  # frames already batched leave the pool
     assert nxt["pool"]["frames"] == n - 30 and not set(nxt["frames"]) & set(manifest["frames"])

@@ -199,3 +199,24 @@ def test_evaluation_json_round_trip_and_bad_input(run, tmp_path: Path) -> None: 
         evaluate(tmp_path / "v-00000000000000aa", {"nope": []}, FRAMES)
     with pytest.raises(InputError, match=r"labels\.parquet: missing"):
         evaluate(tmp_path / "v-00000000000000aa", {})
+
+
+def test_critical_errors_are_compared_per_suite_and_group_paired_over_drives(run) -> None:  # type: ignore[no-untyped-def]
+    # Every critical object missed in every drive (pedestrians, cyclists, l1's cut-in cars): each resample of
+    # drives sees the perfect model make fewer critical errors, so the interval lies wholly below 0; swapped
+    # round, wholly above.
+    blind = {f: [b for b in boxes if b["category"] not in ("pedestrian", "cyclist") and f != "l1"]
+             for f, boxes in PERFECT.items()}
+    old = run(blind, model="old")
+    assert old["critical_comparison"] is None  # no champion: nothing to compare
+    new = run(PERFECT, old, model="new")
+    cc = new["critical_comparison"]
+    assert set(cc) >= {"all", "test_common", "test_longtail", "cut_ins"}
+    total = cc["all"]["total"]
+    assert (total["champion"], total["challenger"], total["diff"]) == (5, 0, -5)  # 2 peds, 1 cyclist, 2 cut-in cars
+    assert total["ci"][1] < 0 and total["verdict"] == "fewer beyond its interval"
+    assert cc["test_longtail"]["cut_in_vehicle"]["diff"] == -2
+    assert cc["test_common"]["cut_in_vehicle"] == {"challenger": 0, "champion": 0, "diff": 0, "ci": [0.0, 0.0],
+                                                   "verdict": "inside its interval"}
+    worse = run(blind, run(PERFECT, model="p"), model="worse")["critical_comparison"]["all"]["total"]
+    assert worse["diff"] == 5 and worse["ci"][0] > 0 and worse["verdict"] == "more beyond its interval"

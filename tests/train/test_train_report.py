@@ -12,6 +12,7 @@ from longtail.errors import InputError
 from longtail.train.config import TrainConfig
 from longtail.train.report import (
     TRAIN_RECORD_FIELDS,
+    TRAIN_RECORD_LINEAGE,
     config_table,
     history_figure,
     history_table,
@@ -40,7 +41,8 @@ def _result(**overrides: Any) -> dict[str, Any]:
 
 def test_the_record_round_trips_without_the_model_or_history(tmp_path: Path) -> None:
     record = record_train_run(_result(), tmp_path / "runs" / "latest.json")
-    assert sorted(record) == sorted(TRAIN_RECORD_FIELDS) and record["config"]["epochs"] == 12
+    assert sorted(record) == sorted(TRAIN_RECORD_FIELDS + TRAIN_RECORD_LINEAGE) and record["config"]["epochs"] == 12
+    assert record["parent"] is None and record["sampling"] is None  # a result from before fine-tuning existed
     assert json.loads((tmp_path / "runs" / "latest.json").read_text()) == record
     assert load_train_record(tmp_path / "runs" / "latest.json") == record
 

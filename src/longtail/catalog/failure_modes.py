@@ -141,6 +141,10 @@ class FailureMode(_Frozen):
     fixed_at: str | None = None
     evidence: tuple[dict[str, Any], ...] = Field(
         (), description="measurements that opened or updated it (monitoring breaches: metric, value, threshold, batch)")
+    timeline: tuple[dict[str, Any], ...] = Field(
+        (), description="when each step of the loop happened to it: step (one of STEPS), at (ISO-8601 UTC), ref "
+                        "(the artefact: query/trigger/breach, batch, label set, run, evaluation, model version, "
+                        "deployment), detail; registries written before timelines load with none")
 
     @field_validator("name")
     @classmethod
@@ -148,6 +152,21 @@ class FailureMode(_Frozen):
         if not _NAME_RE.match(v):
             raise ValueError(f"failure mode name {v!r}: use 2-64 lower-case letters, digits and _ (e.g. night_pedestrians)")
         return v
+
+
+STEPS = ("discovered", "mined", "labeled", "trained", "evaluated", "gated", "deployed")
+"""The steps of the loop a failure mode's timeline records, in the order the loop takes them."""
+
+
+def timeline_entry(step: str, ref: str, detail: str = "", at: str | None = None) -> dict[str, Any]:
+    """One timeline entry: ``{"step", "at", "ref", "detail"}`` (``at`` defaults to now, UTC).
+
+    Raises:
+        LongtailError: for a step not in `STEPS`.
+    """
+    if step not in STEPS:
+        raise LongtailError(f"timeline step {step!r} is not one of {list(STEPS)}")
+    return {"step": step, "at": at or _now(), "ref": str(ref), "detail": detail}
 
 
 BUILTIN_FAILURE_MODES: dict[str, tuple[str, str, FailureModeQuery]] = {
@@ -287,7 +306,8 @@ def record_breach(root: str | os.PathLike[str], name: str, query: FailureModeQue
             mode = FailureMode(name=name, title=title, description=description, query=query, status="open",
                                registered_at=now, registered_by=by, discovered_at=now, discovered_by=by,
                                first_count=len(examples), count=len(examples),
-                               examples=tuple(dict.fromkeys(examples))[:EXAMPLES], evidence=(entry,))
+                               examples=tuple(dict.fromkeys(examples))[:EXAMPLES], evidence=(entry,),
+                               timeline=(timeline_entry("discovered", _breach_ref(evidence), by, now),))
         else:
             same = (evidence["batch_id"], evidence["metric"])
             kept = tuple(e for e in old.evidence if (e.get("batch_id"), e.get("metric")) != same)
@@ -300,7 +320,8 @@ def record_breach(root: str | os.PathLike[str], name: str, query: FailureModeQue
                 "evidence": (*kept, entry)[-EVIDENCE_KEPT:],
             }
             if old.discovered_at is None:
-                update.update(discovered_at=now, discovered_by=by, first_count=len(examples))
+                update.update(discovered_at=now, discovered_by=by, first_count=len(examples),
+                              timeline=(*old.timeline, timeline_entry("discovered", _breach_ref(evidence), by, now)))
             if old.status == "fixed":
                 update["evidence"] = (*kept, {**entry, "reopened": f"fixed by {old.fixed_by} at {old.fixed_at}"}
                                       )[-EVIDENCE_KEPT:]
@@ -312,6 +333,12 @@ def record_breach(root: str | os.PathLike[str], name: str, query: FailureModeQue
         modes[name] = mode
         save_registry(root, modes)
     return mode
+
+
+def _breach_ref(evidence: dict[str, Any]) -> str:
+    """A breach as a timeline reference: the metric, its value against the threshold, the batch."""
+    return (f"breach {evidence['metric']}={evidence['value']} (threshold {evidence['threshold']}) "
+            f"in {evidence['batch_id']}")
 
 
 def discover_failure_modes(root: str | os.PathLike[str], dataset: fo.Dataset) -> dict[str, FailureMode]:
@@ -331,8 +358,10 @@ def discover_failure_modes(root: str | os.PathLike[str], dataset: fo.Dataset) ->
         count = len(view)
         update: dict[str, Any] = {"count": count}
         if count and mode.discovered_at is None:
-            update.update(status="open", discovered_at=now, first_count=count,
-                          discovered_by=f"query: {mode.query.describe()}",
+            by = f"query: {mode.query.describe()}"
+            update.update(status="open", discovered_at=now, first_count=count, discovered_by=by,
+                          timeline=(*mode.timeline, timeline_entry("discovered", by, f"{count} frame(s) matched",
+                                                                   now)),
                           examples=tuple(view.limit(EXAMPLES).values("frame_id")))
         modes[name] = mode.model_copy(update=update)
         view_name = saved_view_name(name)

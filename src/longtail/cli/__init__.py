@@ -46,6 +46,11 @@ COMMANDS: list[Callable[[Any], None]] = [
     _add_fleet_test,
 ]
 
+# Audit: lineage and the evidence pack (longtail.audit).
+from longtail.cli.audit import _add_evidence, _add_lineage  # noqa: E402
+
+COMMANDS += [_add_lineage, _add_evidence]
+
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``longtail`` argument parser with every subcommand."""

@@ -30,6 +30,8 @@ def _add_run(sub: Any) -> None:
                    help="override one value of the target's env file, by its dotted name (repeatable), e.g. "
                         "--set curate.budget=3500 --set train.max_minutes=5; only the tasks that depend on it rerun")
     p.add_argument("--force", action="store_true", help="rerun every task")
+    p.add_argument("--dry-run", action="store_true",
+                   help="list the tasks that would rerun (their notebook, parameters or an upstream product changed) and stop")
     p.set_defaults(func=cmd_run)
 
 
@@ -46,6 +48,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     # A wrong signal map stops the run before the simulator spends minutes on a fleet.
     resolve_signal_map(load_env(args.target, overrides=overrides or None).get("ingest", {}).get("signal_map"),
                        f"env/{args.target}.yaml ingest.signal_map")
+    if args.dry_run:
+        from longtail.pipeline import outdated_tasks
+
+        todo = outdated_tasks(args.target, overrides or None)
+        sys.stdout.write(f"Would rerun {len(todo)} task(s): {', '.join(todo)}\n" if todo
+                          else "Nothing to rerun: every task is up to date\n")
+        return 0
     env = run(args.target, force=args.force, overrides=overrides or None)
     root = env["root"]
     fleet = f"{root}/fleet"
@@ -62,7 +71,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                f"{root}/datasets/{versions[-1]['version_id']}.dvc)") if versions else f"{root}/datasets/"
     mlflow_ui = f"mlflow ui --backend-store-uri sqlite:///{root}/mlflow/mlflow.db"
     try:
-        trained = load_train_record(f"{root}/runs/latest.json")
+        trained = load_train_record(_latest(root, "run"))
         val = trained["val_map50"]
         model = (f"{trained['model_uri']} = {trained['registered_model']} version {trained['model_version']} "
                  f"(MLflow run {trained['run_id']}; val mAP@0.5 {'n/a' if val is None else f'{val:.3f}'}; "
@@ -70,7 +79,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     except LongtailError:  # a target without the train task
         model = f"none yet ({root}/runs/latest.json missing)"
     try:
-        evaluated = load_evaluation_record(f"{root}/evaluations/latest.json")
+        evaluated = load_evaluation_record(_latest(root, "evaluation"))
         report = evaluated["published_report"] or evaluated["report"]
         decision = f"{evaluated['headline']} (every number: {evaluated['evaluation_path']})"
         from longtail.detector.registry import champion_model_uri
@@ -88,11 +97,17 @@ def cmd_run(args: argparse.Namespace) -> int:
                       "--env-manager local)")
     except LongtailError:  # nothing deployed, or a target without the deploy task
         deployment = "none yet"
+    from longtail.cli.run_summary import kpi_lines, task_time_line, turn_lines
+
+    turns = [line for turn in (1, 2) for line in turn_lines(root, turn)]
     sys.stdout.write(
-        f"\nEvaluation report (open in a browser; the page for product managers): {report}\n"
+        "\n" + "".join(f"{line}\n" for line in turns)
+        + f"\nEvaluation report (open in a browser; the page for product managers): {report}\n"
         f"Decision: {decision}\n"
         f"Model: {model}\n"
         f"Deployment: {deployment}\n"
+        f"Lineage of the deployed champion, down to the drive logs' sha256: longtail lineage "
+        f"models:/longtail-detector@champion --root {root}\n"
         f"Fleet test (the deployed model drives, beside truth perception; per 100 km with intervals): "
         f"{root}/reports/fleet_test.html (numbers {root}/fleet_test/fleet_test.json, drive logs with the model's "
         f"boxes {root}/fleet_test/<arm>/*.mcap)\n"
@@ -116,8 +131,20 @@ def cmd_run(args: argparse.Namespace) -> int:
         f"Look at the labeling project in Label Studio: longtail label serve --root {root} (prints its address; "
         f"login in {root}/labelstudio/credentials.json; stop it with longtail label stop --root {root})\n"
         f"{servers_left_running(root)}"
+        f"{task_time_line(env.get('_tasks', []))}\n\n"
+        + "".join(f"{line}\n" for line in kpi_lines(root))
     )
     return 0
+
+
+def _latest(root: str, record: str) -> str:
+    """The last turn's record of this kind that exists (turn 2's once it has run, else turn 1's)."""
+    from pathlib import Path
+
+    from longtail.cli.run_summary import TURNS
+
+    paths = [Path(root) / TURNS[turn][record] for turn in sorted(TURNS, reverse=True)]
+    return str(next((p for p in paths if p.exists()), paths[-1]))
 
 
 def servers_left_running(root: str) -> str:

@@ -52,6 +52,12 @@ def _add_train(sub: Any) -> None:
     p.add_argument("--precision", choices=["auto", "fp32", "bf16"],
                    help="training arithmetic (default: the config's, auto: bfloat16 autocast where the CPU or GPU "
                         "runs it natively, else float32)")
+    p.add_argument("--init-from", metavar="MODEL",
+                   help="fine-tune from 'champion' (the registry's champion) or models:/<name>/<version> "
+                        "(default: from scratch)")
+    p.add_argument("--finetune-lr", type=float, help="peak learning rate when fine-tuning (default: the config's)")
+    p.add_argument("--mined-oversample", type=float, metavar="RATE",
+                   help="draw training frames mined for a failure mode RATE times per epoch (default 1: off)")
     p.add_argument("--tracking-uri", help="MLflow tracking URI (default: sqlite in DATA/mlflow)")
     p.add_argument("--resume", help="a checkpoint (DATA/runs/<run id>/checkpoint-N.pt) to continue from")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
@@ -67,7 +73,9 @@ def cmd_train(args: argparse.Namespace) -> int:
                                 "batch_size": args.batch_size, "lr": args.lr, "threads": args.threads,
                                 "seed": args.seed, "copy_paste": args.copy_paste, "haze": args.haze,
                                 "device": args.device,
-                                "precision": args.precision, "tracking_uri": args.tracking_uri}.items()
+                                "precision": args.precision, "tracking_uri": args.tracking_uri,
+                                "init_from": args.init_from, "finetune_lr": args.finetune_lr,
+                                "mined_oversample": args.mined_oversample}.items()
               if v is not None}
     if args.resume:
         from longtail.train.run import load_checkpoint

@@ -27,6 +27,7 @@ from longtail.catalog.db import (
 )
 from longtail.catalog.failure_modes import FailureMode, discover_failure_modes, get_failure_modes, load_registry
 from longtail.catalog.root import DataRoot
+from longtail.catalog.timeline import record_step
 from longtail.config import _Frozen
 from longtail.curate.brain import MAP_KEY, SIMILARITY_KEY, UNIQUENESS_KEY, attach_predictions, refresh_brain, score_predictions
 from longtail.curate.dataset import add_new_frames, load_pool_fields, sync_monitor_triggers
@@ -365,6 +366,10 @@ def run_select(root: str | os.PathLike[str], config: SelectConfig, dataset_name:
     dataset.save_view(batch_id, frames.select_by("frame_id", frame_ids, ordered=True),
                       description=f"Labeling batch of {len(frame_ids)} frames ({config.selector})", overwrite=True)
     log.info("labeling batch %s: %d frame(s) of %d candidates -> %s", batch_id, len(frame_ids), len(pool), folder)
+    mined = table.column("fm_name").to_pylist()
+    for name in sorted({n for n in mined if n}):  # the failure modes the batch mined, each with its frame count
+        record_step(root, [name], "mined", batch_id, f"{mined.count(name)} of {len(frame_ids)} frame(s) "
+                    f"({config.selector}, budget {config.budget})", at=manifest["created_at"])
     return manifest
 
 

@@ -44,6 +44,7 @@ from longtail.catalog.deployments import (
 )
 from longtail.catalog.failure_modes import load_registry
 from longtail.catalog.root import DataRoot
+from longtail.catalog.timeline import record_step, version_mined_modes
 from longtail.catalog.versions import datasets_dir, list_versions, read_json_object
 from longtail.config import _Frozen
 from longtail.detector.export import EXPORT_META_FILE, ONNX_FILE, THRESHOLDS_FILE, TORCHSCRIPT_FILE, export_detector
@@ -231,6 +232,7 @@ def run_deploy(root: str | os.PathLike[str], config: DeployConfig | None = None,
             record = read_record(final)
             verify_files(final, record)
             moved = _point_current(root, record)
+            _record_deployed(root, record)
             log.info("%s is deployed already as %s: nothing to do%s", champ["uri"], deployment_id,
                      " (current.json points at it again)" if moved else "")
             return {"record": record, "created": False, "current_moved": moved}
@@ -289,11 +291,19 @@ def run_deploy(root: str | os.PathLike[str], config: DeployConfig | None = None,
             raise
     # 5. The pointer, then the tag on the model version.
     moved = _point_current(root, record)
+    _record_deployed(root, record)
     client = mlflow_client(uri)
     client.set_model_version_tag(champ["name"], champ["version"], DEPLOYMENT_TAG, deployment_id)
     client.set_model_version_tag(champ["name"], champ["version"], "longtail.deployed_at", created_at)
     log.info("deployed %s as %s in %s (parity on %s: passed)", champ["uri"], deployment_id, final, described)
     return {"record": read_record(final), "created": True, "current_moved": moved}
+
+
+def _record_deployed(root: str | os.PathLike[str], record: dict[str, Any]) -> None:
+    """Mark deployed the failure modes whose mined frames are in the deployed model's dataset version."""
+    model = record["model"]
+    record_step(root, version_mined_modes(root, model.get("dataset_version")), "deployed", record["deployment_id"],
+                f"{model.get('uri')} trained on {model.get('dataset_version')}", at=record["created_at"])
 
 
 def deploy_task(root: str | os.PathLike[str], config: DeployConfig | None = None, tracking_uri: str | None = None
@@ -314,3 +324,18 @@ def deploy_task(root: str | os.PathLike[str], config: DeployConfig | None = None
                                         "reason": str(exc)})
         log.warning("nothing deployed: %s", exc)
         return {"record": None, "created": False, "reason": str(exc)}
+
+
+def record_deploy_task(result: dict[str, Any], path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Write what one deploy task left deployed to ``path`` (a later turn's product: current.json is
+    shared by every turn and moves with the champion), atomically.
+
+    When the gate kept the old champion, the record names the deployment that stays, with
+    ``created`` false; with nothing deployed at all, ``deployment_id`` is null and ``reason`` says why.
+    """
+    record = result.get("record")
+    out = {"deployment_id": record["deployment_id"] if record else None,
+           "model_uri": record["model"]["uri"] if record else None,
+           "created": bool(result.get("created")), "reason": result.get("reason")}
+    atomic_write_json(path, out)
+    return out

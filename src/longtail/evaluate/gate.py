@@ -159,6 +159,56 @@ def paired_count_difference(a: Mapping[str, float], b: Mapping[str, float], conf
     return bootstrap(units, lambda us: {"diff": float(sum(x - y for x, y in us))}, draws, config.confidence)["diff"]
 
 
+CRITICAL_VERDICTS = ("fewer beyond its interval", "more beyond its interval", "inside its interval")
+
+
+def critical_verdict(ci: Sequence[float] | None) -> str:
+    """A sentence for a difference in critical errors (challenger - champion) from its interval:
+    fewer (or more) beyond its interval when the interval lies wholly below (above) 0."""
+    if ci is not None and ci[1] < 0:
+        return CRITICAL_VERDICTS[0]
+    if ci is not None and ci[0] > 0:
+        return CRITICAL_VERDICTS[1]
+    return CRITICAL_VERDICTS[2]
+
+
+def compare_critical(challenger: Mapping[str, Mapping[str, Mapping[str, float]]],
+                     champion: Mapping[str, Mapping[str, Mapping[str, float]]], config: BootstrapConfig
+                     ) -> dict[str, dict[str, dict[str, Any]]]:
+    """Critical false positives plus negatives of two models on the same frames, per suite and
+    group, with the interval of their difference by a paired bootstrap over drives.
+
+    Args:
+        challenger, champion: suite (``all``, ``test_longtail``, ``test_common``, a failure mode)
+            -> drive -> group (`longtail.evaluate.run.CRITICAL_GROUP_NAMES` and ``total``) -> errors
+            (``critical_by_suite`` of `evaluate`'s ``stats_out``).
+        config: resamples, seed, confidence.
+
+    Returns:
+        suite -> group -> ``challenger``, ``champion``, ``diff`` (challenger - champion),
+        ``ci`` [lo, hi] or None, ``verdict`` (`critical_verdict`); suites of both models only.
+    """
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for suite in (s for s in challenger if s in champion):
+        a, b = challenger[suite], champion[suite]
+        drives = sorted(set(a) | set(b))
+        groups = sorted({g for d in drives for g in (*a.get(d, {}), *b.get(d, {}))})
+        units = [(a.get(d, {}), b.get(d, {})) for d in drives]
+
+        def diff(us: list[tuple[Mapping[str, float], Mapping[str, float]]], groups: list[str] = groups
+                 ) -> dict[str, float | None]:
+            return {g: float(sum(x.get(g, 0) - y.get(g, 0) for x, y in us)) for g in groups}
+
+        ci = bootstrap(units, diff, draw_resamples(len(units), config.resamples, config.seed), config.confidence) \
+            if units else {}
+        out[suite] = {}
+        for g in groups:
+            va, vb = int(sum(x.get(g, 0) for x, _ in units)), int(sum(y.get(g, 0) for _, y in units))
+            out[suite][g] = {"challenger": va, "champion": vb, "diff": va - vb, "ci": ci.get(g),
+                             "verdict": critical_verdict(ci.get(g))}
+    return out
+
+
 def _compare_suites(challenger: Mapping[str, Any], champion: Mapping[str, Any], config: BootstrapConfig,
                     paired: tuple[Mapping[str, Any], Mapping[str, Any]] | None) -> list[dict[str, Any]]:
     paired_a, paired_b = paired if paired else (None, None)

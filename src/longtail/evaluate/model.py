@@ -21,6 +21,7 @@ from typing import Any
 
 from longtail.catalog.failure_modes import load_registry
 from longtail.catalog.root import DataRoot
+from longtail.catalog.timeline import record_step, version_mined_modes
 from longtail.catalog.versions import datasets_dir
 from longtail.detector.model import mlflow_client
 from longtail.detector.registry import (
@@ -216,6 +217,10 @@ def evaluate_model(root: str | os.PathLike[str], version_id: str, model_uri: str
     decision["promotion"] = promotion
     # 4. evaluation.json and the report.
     save_evaluation(evaluation, out / "evaluation.json")
+    mined = version_mined_modes(root, version_id)  # the failure modes this model was trained on
+    record_step(root, mined, "evaluated", str(out / "evaluation.json"), f"{model_uri} against {champ_uri or 'no champion'}")
+    record_step(root, mined, "gated", f"{'promoted' if decision['promote'] else 'refused'} "
+                f"{f'{registered_model} version {version}' if version else model_uri}", decision["headline"])
     examples = make_examples(evaluation, preds, frames, version_dir, champion=champion_eval)
     report = DataRoot.of(root).reports / f"evaluate-{version_id}-{meta['run_id'][:12]}.html"
     render_report(evaluation, report, champion=champion_eval, examples=examples)

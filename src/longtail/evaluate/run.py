@@ -15,7 +15,10 @@
 The evaluation dict (``FORMAT``) holds: format, model, version_id, created_at, config, frames,
 frames_without_predictions, overall, slices (name -> kind, title, rule, frames, objects, metrics;
 failure-mode slices also subject), cut_in_frames, critical, frame_errors (test frame -> fp/fn per
-class at the operating point), suites, comparison (or None), decision.
+class at the operating point), suites, comparison (or None), decision, and critical_comparison
+(None without a champion's per-frame statistics): suite (``all``, ``test_longtail``, ``test_common``,
+each failure mode) -> group (pedestrian, cyclist, cut_in_vehicle, total) -> challenger, champion,
+diff, ci (paired bootstrap over drives) and verdict (`longtail.evaluate.gate.compare_critical`).
 
 Intervals sit next to their value: ``overall`` has ``map50_ci`` [lo, hi] and ``drives``; each
 ``overall.per_class.<class>`` has ``ap50_ci``, ``fp_ci``, ``fn_ci``; each ``critical.<group>`` has
@@ -50,7 +53,7 @@ from longtail.detector.metrics import (
 from longtail.errors import InputError, SchemaError
 from longtail.evaluate.bootstrap import BootstrapConfig, count_intervals, drive_intervals
 from longtail.evaluate.compare import CUT_IN_CLASSES, compare_evaluations, compute_critical_errors
-from longtail.evaluate.gate import GateConfig, decide
+from longtail.evaluate.gate import GateConfig, compare_critical, decide
 from longtail.evaluate.slices import TEST_SPLITS, check_frames_table, default_suites, make_slices, run_suites
 from longtail.evaluate.subjects import mark_subject, subject_for, subject_predictions
 from longtail.schemas import CATEGORIES, MIN_OBJECT_HEIGHT
@@ -141,9 +144,9 @@ def _with_intervals(result: dict[str, Any], ci: Mapping[str, list[float] | None]
     return result
 
 
-def _critical_counts(frame_errors: Mapping[str, Mapping[str, Mapping[str, int]]], frame_ids: Sequence[str],
-                     cut_in: set[str], drive_of: Mapping[str, str], config: BootstrapConfig) -> dict[str, Any]:
-    """Critical FP/FN per group over some frames, each with its interval over their drives."""
+def _critical_per_drive(frame_errors: Mapping[str, Mapping[str, Mapping[str, int]]], frame_ids: Sequence[str],
+                        cut_in: set[str], drive_of: Mapping[str, str]) -> dict[str, dict[str, float]]:
+    """drive -> ``<group>/fp``, ``<group>/fn``, ``<group>/errors`` (groups and ``total``) over some frames."""
     per_drive: dict[str, dict[str, float]] = {}
     for fid in frame_ids:
         errs = frame_errors[fid]
@@ -158,6 +161,20 @@ def _critical_counts(frame_errors: Mapping[str, Mapping[str, Mapping[str, int]]]
     for row in per_drive.values():
         for g in (*CRITICAL_GROUP_NAMES, "total"):
             row[f"{g}/errors"] = row.get(f"{g}/fp", 0) + row.get(f"{g}/fn", 0)
+    return per_drive
+
+
+def _critical_errors_by_drive(frame_errors: Mapping[str, Mapping[str, Mapping[str, int]]], frame_ids: Sequence[str],
+                              cut_in: set[str], drive_of: Mapping[str, str]) -> dict[str, dict[str, float]]:
+    """drive -> group (and ``total``) -> critical false positives plus negatives, for `compare_critical`."""
+    return {d: {g: row.get(f"{g}/errors", 0) for g in (*CRITICAL_GROUP_NAMES, "total")}
+            for d, row in _critical_per_drive(frame_errors, frame_ids, cut_in, drive_of).items()}
+
+
+def _critical_counts(frame_errors: Mapping[str, Mapping[str, Mapping[str, int]]], frame_ids: Sequence[str],
+                     cut_in: set[str], drive_of: Mapping[str, str], config: BootstrapConfig) -> dict[str, Any]:
+    """Critical FP/FN per group over some frames, each with its interval over their drives."""
+    per_drive = _critical_per_drive(frame_errors, frame_ids, cut_in, drive_of)
     ci = count_intervals(per_drive, config) if per_drive else {}
     out: dict[str, Any] = {}
     for g in (*CRITICAL_GROUP_NAMES, "total"):
@@ -279,13 +296,17 @@ def evaluate(version_dir: str | os.PathLike[str], predictions: Mapping[str, Boxe
     # What each suite is judged on: its slice's metrics (the test suites) or its subject's (failure modes).
     suite_inputs: dict[str, dict[str, Any]] = {}
     paired: dict[str, Any] = {"drive_of": drive_of, "suites": {},
-                              "critical_by_drive": _errors_by_drive(frame_errors, sorted(gt), cut_in, drive_of)}
+                              "critical_by_drive": _errors_by_drive(frame_errors, sorted(gt), cut_in, drive_of),
+                              "critical_by_suite": {"all": _critical_errors_by_drive(frame_errors, sorted(gt), cut_in,
+                                                                                     drive_of)}}
     for name in (f"suite:{sp}" for sp in config.splits):
         if name in slices:
             sl = slices[name]
             ids = list(slice_ids[name])
             paired["suites"][name.split(":", 1)[1]] = ({f: all_stats[f] for f in ids}, CATEGORIES)
             m = None if sl["metrics"] is None else with_ci(sl["metrics"], {f: all_stats[f] for f in ids}, CATEGORIES)
+            paired["critical_by_suite"][name.split(":", 1)[1]] = _critical_errors_by_drive(frame_errors, ids, cut_in,
+                                                                                           drive_of)
             suite_inputs[name] = {"frames": sl["frames"], "metrics": m, "drives": sl["drives"],
                                   "ci": _suite_ci(m), "subject": "every object",
                                   "critical": _critical_counts(frame_errors, ids, cut_in, drive_of, boot)}
@@ -310,6 +331,7 @@ def evaluate(version_dir: str | os.PathLike[str], predictions: Mapping[str, Boxe
         objects = 0 if m is None else sum(c["gt"] for c in m["per_class"].values())
         slices[name]["subject"] = {**subject.to_dict(), "rule": rule, "unmarked_frames": unmarked,
                                    "objects": objects, "metrics": m}
+        paired["critical_by_suite"][mode.name] = _critical_errors_by_drive(frame_errors, ids, cut_in, drive_of)
         suite_inputs[name] = {"frames": len(ids), "metrics": m, "drives": slices[name]["drives"], "ci": _suite_ci(m),
                               "subject": rule, "critical": _critical_counts(frame_errors, ids, cut_in, drive_of, boot)}
     suites = default_suites(modes, config.suite_metric, config.longtail_threshold, config.common_threshold,
@@ -326,6 +348,10 @@ def evaluate(version_dir: str | os.PathLike[str], predictions: Mapping[str, Boxe
     if stats_out is not None:
         stats_out.update(paired)
     evaluation["comparison"] = compare_evaluations(evaluation, champion_eval) if champion_eval is not None else None
+    # Critical errors against the champion per suite and group, paired over drives (the KPI report reads these).
+    evaluation["critical_comparison"] = compare_critical(paired["critical_by_suite"],
+                                                         champion_stats["critical_by_suite"], boot) \
+        if champion_stats and "critical_by_suite" in champion_stats else None
     evaluation["decision"] = decide(evaluation, champion_eval, config.gate, boot,
                                     paired=(paired, champion_stats) if champion_stats else None).to_dict()
     if product is not None:

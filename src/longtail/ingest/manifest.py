@@ -20,6 +20,7 @@ from longtail import __version__
 from longtail.config import IngestConfig
 from longtail.ingest.reader import LogReader
 from longtail.ingest.series import distance_km
+from longtail.storage import atomic_write_json
 
 MANIFEST_FORMAT = "longtail.ingest/2"
 
@@ -167,3 +168,18 @@ def skipped_result(path: str, log_id: str, previous: dict[str, Any], start: floa
     return LogResult(path, log_id, "skipped", int(previous.get("frames_kept", 0)), int(previous.get("keyframes", 0)),
                      0, {}, [f"{why} already ingested as {previous.get('status')} with the same config"],
                      time.perf_counter() - start, size)
+
+
+def record_ingest_batch(results: list[LogResult], path: str | os.PathLike[str], sources: list[str]) -> dict[str, Any]:
+    """Write the record of one ingest run (the pipeline's product for a later week of drives): which
+    logs it brought in from which sources, with their status, atomically.
+
+    The frame index and the frame store are shared by every week; this record is what says which
+    logs arrived together, and it changes only when they do, so a rerun with the same logs
+    rewrites the same content.
+    """
+    logs = [{"log_id": r.log_id, "path": r.path, "status": r.status, "frames_kept": r.frames_kept}
+            for r in sorted(results, key=lambda r: r.log_id)]
+    record = {"sources": [str(s) for s in sources], "logs": logs}
+    atomic_write_json(path, record)
+    return record

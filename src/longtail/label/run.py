@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from longtail.catalog.db import DEFAULT_DATASET
+from longtail.catalog.timeline import batch_mined_modes, record_step
 from longtail.catalog.versions import datasets_dir, list_versions
 from longtail.detector.registry import champion_model_uri
 from longtail.errors import InputError
@@ -132,6 +133,9 @@ def run_label(root: str | os.PathLike[str], batch_id: str, oracle: bool = True,
                            dataset_name=dataset_name)
     version = build_version(root, config=version_config)
     tracked = track_version(root, version["version_id"], remote=remote)
+    # The failure modes this batch mined are labeled once its accepted labels are in a dataset version.
+    record_step(root, batch_mined_modes(root, batch_id), "labeled", batch_id,
+                f"{label_set['accepted']} frame(s) accepted into {version['version_id']}", at=label_set["created_at"])
     return LabelRun(batch_id, url, oracle, len(tasks), finished, record, label_set, version, tracked)
 
 

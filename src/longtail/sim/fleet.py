@@ -59,7 +59,7 @@ def plan_fleet(cfg: SimConfig) -> list[DrivePlan]:
     for i in range(cfg.vehicles):
         vehicle_type = "truck" if rng.random() < cfg.truck_share else "car"
         vehicle_id = f"{vehicle_type}-{i + 1:03d}"
-        for j in range(cfg.drives_per_vehicle):
+        for j in range(cfg.first_drive, cfg.first_drive + cfg.drives_per_vehicle):
             seed = int(np.random.SeedSequence([cfg.seed, i, j]).generate_state(2, dtype=np.uint64)[0] >> 1)
             plans.append(plan_drive(cfg, vehicle_id, vehicle_type, j, seed))
     return plans

@@ -18,7 +18,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from longtail.errors import InputError
+from longtail.errors import ConfigError, InputError
 from longtail.storage import atomic_write_json, read_json_record
 
 log = logging.getLogger(__name__)
@@ -27,6 +27,10 @@ TRAIN_RECORD_FIELDS = ("run_id", "model_uri", "registered_model", "model_version
                        "dataset_digest", "epochs_done", "val_map50", "images_per_s", "stopped_by_budget", "run_dir",
                        "model_path", "config")
 """Fields of DATA/runs/latest.json: the run the train task made, for the evaluate task."""
+TRAIN_RECORD_LINEAGE = ("parent", "sampling")
+"""Fields of DATA/runs/latest.json added for fine-tuning: ``parent`` (the model version the run
+started from, with its weights' sha256; null from scratch) and ``sampling`` (mined-frame
+oversampling). Not required when reading, so records written before them still load."""
 
 LOSS_TERMS = {"train_classification": "classification", "train_bbox_regression": "box regression",
               "train_bbox_ctrness": "centerness"}
@@ -41,7 +45,7 @@ def record_train_run(result: Mapping[str, Any], path: str | os.PathLike[str]) ->
         path: where to write (the pipeline's declared product, DATA/runs/latest.json).
 
     Returns:
-        The record: `TRAIN_RECORD_FIELDS`, ``config`` as a plain dict.
+        The record: `TRAIN_RECORD_FIELDS` and `TRAIN_RECORD_LINEAGE`, ``config`` as a plain dict.
 
     Raises:
         InputError: when ``result`` lacks a field (it is not a `train` result).
@@ -50,11 +54,38 @@ def record_train_run(result: Mapping[str, Any], path: str | os.PathLike[str]) ->
     if missing:
         raise InputError(f"training result lacks field(s) {missing}; pass what longtail.train.run.train returned")
     record = {k: result[k] for k in TRAIN_RECORD_FIELDS}
+    record.update({k: result.get(k) for k in TRAIN_RECORD_LINEAGE})
     config = record["config"]
     record["config"] = config.model_dump(mode="json") if hasattr(config, "model_dump") else dict(config)
     atomic_write_json(path, record)
     log.info("training run %s (%s on %s) -> %s", record["run_id"], record["model_uri"], record["version_id"], path)
     return record
+
+
+def version_record_path(upstream: Mapping[str, Any] | None, version_record: str | os.PathLike[str] | None = None
+                        ) -> str | None:
+    """The dataset-version record (DATA/datasets/latest.json, `longtail.label.run.record_latest_version`)
+    the train notebook trains on: ``version_record`` when given, else the ``version`` product of the
+    one upstream task that has one (``label`` in the first turn, ``label-2`` in the second).
+
+    Args:
+        upstream: Ploomber's ``upstream`` (task name -> its products), or None outside the pipeline.
+        version_record: a path that wins over ``upstream`` (a pipeline param).
+
+    Returns:
+        The path, or None when neither names one (the data root's latest.json is then used).
+
+    Raises:
+        ConfigError: several upstream tasks have a ``version`` product; name one with ``version_record``.
+    """
+    if version_record is not None:
+        return str(version_record)
+    found = {name: products["version"] for name, products in dict(upstream or {}).items()
+             if isinstance(products, Mapping) and "version" in products}
+    if len(found) > 1:
+        raise ConfigError(f"notebooks/04_train.py: upstream tasks {sorted(found)} each have a 'version' product; "
+                          "pass the one to train on as the version_record parameter")
+    return str(next(iter(found.values()))) if found else None
 
 
 def load_train_record(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -96,6 +127,10 @@ def train_summary(result: Mapping[str, Any]) -> pd.DataFrame:
         "training time": f"{train_s / 60:.1f} min" if history else "n/a",
         "images/s (last epoch)": _fmt(result.get("images_per_s"), 1),
         "val mAP@0.5 (last epoch)": _fmt(result.get("val_map50")),
+        "started from": (f"{result['parent']['model_uri']} (weights sha256 "
+                         f"{str(result['parent']['weights_sha256'])[:16]}...)") if result.get("parent") else "scratch",
+        "mined frames oversampled": (f"{result['sampling']['mined_frames']} x {result['sampling']['mined_oversample']:g}"
+                                     if result.get("sampling") else "n/a"),
         "checkpoints and model": result["run_dir"],
     }
     return pd.Series(rows, name="training run").to_frame()

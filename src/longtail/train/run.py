@@ -12,52 +12,73 @@ Layout::
 Weights are saved and logged as state dicts (never a pickled module) and always loaded with
 ``torch.load(weights_only=True)``; MLflow's default ``torch.export`` model flavour fails for
 torchvision detectors (../shared/ENVIRONMENT.md).
+
+This module wires the run (device, seeds, the epoch loop and its time budget); the parts live
+beside it: `longtail.train.schedule` (optimizer, warm-up and cosine), `longtail.train.checkpoint`,
+`longtail.train.tracking` (MLflow and provenance), `longtail.train.sampling` (what an epoch draws)
+and `longtail.train.warmstart` (fine-tuning from a registered version). Their public names are
+importable from here too, as before the split.
 """
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import json
 import logging
 import math
 import os
 import random
-import re
-import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
 from pydantic import ValidationError
-from torch import nn
-from torch.utils.data import DataLoader
 
 from longtail.catalog.root import DataRoot
+from longtail.catalog.timeline import record_step, version_mined_modes
 from longtail.catalog.versions import datasets_dir, load_version_folder
 from longtail.detector.calibrate import calibrate_on_frames
 from longtail.detector.model import MODEL_ARTIFACT, MODEL_FILE, MODEL_META_FILE, default_tracking, mlflow_client, save_model
-from longtail.detector.presets import build_model, count_parameters, get_preset
+from longtail.detector.presets import build_model, count_parameters
 from longtail.errors import ConfigError, InputError, invalid_config
 from longtail.schemas import CATEGORIES
-from longtail.storage import atomic_writer
-from longtail.train.config import FIELDS_ADDED_OFF, TrainConfig
-from longtail.train.data import VersionDataset, collate, epoch_indices, repeat_factors, select_frames
+from longtail.train.checkpoint import (
+    CHECKPOINT_RE,
+    _prune_checkpoints,
+    _rng_state,
+    _set_rng_state,
+    latest_checkpoint,
+    load_checkpoint,
+    save_checkpoint,
+)
+from longtail.train.config import TrainConfig
+from longtail.train.data import VersionDataset, select_frames
 from longtail.train.engine import evaluate_map50, train_one_epoch
+from longtail.train.sampling import make_loader, sampling_factors, torch_threads
+from longtail.train.schedule import WarmupCosine, fit_schedule, make_optimizer
+from longtail.train.tracking import (
+    MLFLOW_DIGEST_CHARS,
+    _experiment_id,
+    _log_dataset,
+    _log_metrics,
+    _log_params,
+    _register,
+    _reopen_run,
+    env_lock_hash,
+    git_commit,
+    model_meta,
+)
+from longtail.train.warmstart import ParentModel, load_parent, parent_description, parent_params, parent_tags
 
-if TYPE_CHECKING:
-    from mlflow import MlflowClient
+__all__ = [  # the names importers use from here (notebooks, cli, bench, tests); they live in the modules above
+    "CHECKPOINT_RE", "MLFLOW_DIGEST_CHARS", "WarmupCosine", "_experiment_id", "_log_dataset", "_prune_checkpoints",
+    "_register", "bf16_supported", "env_lock_hash", "fit_schedule", "git_commit", "latest_checkpoint",
+    "load_checkpoint", "make_optimizer", "make_train_config", "model_meta", "resolve_device", "resolve_precision",
+    "save_checkpoint", "seed_everything", "train", "train_on_folder",
+]
 
 log = logging.getLogger(__name__)
-
-CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)\.pt$")
-MLFLOW_DIGEST_CHARS = 36
-"""MLflow's SQL schema stores a dataset digest in 36 characters (``datasets.digest`` is String(36));
-longer digests pass on sqlite but fail on Postgres and MySQL, so the version's sha256 is cut to
-this length there and kept whole in the ``longtail.dataset_digest`` tag."""
 
 
 def make_train_config(source: str, **values: Any) -> TrainConfig:
@@ -73,7 +94,7 @@ def make_train_config(source: str, **values: Any) -> TrainConfig:
 
 
 # ---------------------------------------------------------------------------------------------
-# Seeds, devices, provenance
+# Seeds and devices
 
 
 def seed_everything(seed: int) -> None:
@@ -124,265 +145,22 @@ def resolve_precision(precision: str, device: torch.device) -> bool:
     return precision == "bf16"
 
 
-def _rng_state() -> dict[str, Any]:
-    state = np.random.get_state()
-    return {"python": random.getstate(), "torch": torch.get_rng_state(),
-            "numpy": {"name": state[0], "keys": [int(k) for k in state[1]], "pos": int(state[2]),  # type: ignore[index]
-                      "has_gauss": int(state[3]), "cached_gaussian": float(state[4])}}  # type: ignore[index]
-
-
-def _set_rng_state(state: dict[str, Any]) -> None:
-    py = state["python"]
-    random.setstate((py[0], tuple(py[1]), py[2]))
-    torch.set_rng_state(state["torch"])
-    n = state["numpy"]
-    np.random.set_state((n["name"], np.array(n["keys"], dtype=np.uint32), n["pos"], n["has_gauss"],
-                         n["cached_gaussian"]))
-
-
-def _repo_dir() -> Path:
-    return Path(__file__).resolve().parents[3]
-
-
-def git_commit() -> str | None:
-    """The git commit of the checked-out source (``+dirty`` when it has changes), or None outside git."""
-    try:
-        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=_repo_dir(), capture_output=True, text=True,
-                              timeout=10, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=_repo_dir(),
-                               capture_output=True, text=True, timeout=10, check=True).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return f"{head}+dirty" if dirty else head
-
-
-def env_lock_hash() -> str | None:
-    """sha256 of env/requirements.lock (the locked dependency set), or None when absent (an installed package)."""
-    path = _repo_dir() / "env" / "requirements.lock"
-    return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
-
-
-# ---------------------------------------------------------------------------------------------
-# Optimizer, schedule, checkpoints
-
-
-class WarmupCosine:
-    """The per-step learning-rate factor: linear warm-up over ``warmup_fraction`` of the steps, then
-    cosine to 0 at ``total_steps`` (or constant).
-
-    A callable object rather than a closure so `LambdaLR.state_dict` saves ``total_steps``: a run
-    whose plan was fitted to its time budget (`fit_schedule`) resumes on the same schedule.
-    """
-
-    def __init__(self, total_steps: int, warmup_fraction: float, schedule: str, max_warmup: int | None = None) -> None:
-        self.total_steps = int(total_steps)
-        self.warmup = int(warmup_fraction * total_steps)
-        if max_warmup is not None:
-            self.warmup = min(self.warmup, int(max_warmup))
-        self.schedule = schedule
-
-    def __call__(self, step: int) -> float:
-        if step < self.warmup:
-            return (step + 1) / (self.warmup + 1)
-        if self.schedule == "constant":
-            return 1.0
-        progress = (step - self.warmup) / max(self.total_steps - self.warmup, 1)
-        return 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
-
-
-def make_optimizer(model: nn.Module, config: TrainConfig, total_steps: int, max_warmup_steps: int | None = None
-                   ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
-    """AdamW (no weight decay on norms and biases) and a `WarmupCosine` per-step schedule.
-
-    ``max_warmup_steps`` caps the warm-up. A run with a time budget passes one epoch's steps: its
-    ``total_steps`` is an upper bound (``config.epochs``), not the steps that will fit, and a
-    warm-up planned on it (say 5% of 10,000 epochs) would outlast the budget.
-    """
-    decay = [p for n, p in model.named_parameters() if p.requires_grad and p.ndim > 1]
-    no_decay = [p for n, p in model.named_parameters() if p.requires_grad and p.ndim <= 1]  # norms and biases
-    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": config.weight_decay},
-                                   {"params": no_decay, "weight_decay": 0.0}], lr=config.lr)
-    factor = WarmupCosine(total_steps, config.warmup_fraction, config.schedule, max_warmup_steps)
-    return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-
-
-def fit_schedule(scheduler: torch.optim.lr_scheduler.LambdaLR, epochs_done: int, max_epochs: int,
-                 steps_per_epoch: int, seconds_per_epoch: float, seconds_left: float) -> int:
-    """Re-plan the schedule so the cosine reaches 0 when the time budget runs out.
-
-    A cosine planned for ``max_epochs`` that a budget stops early never anneals, and the model is
-    judged at a high learning rate. After each epoch this plans the epochs that still fit (at
-    the mean epoch time so far), at most ``max_epochs``, and stretches or shrinks the cosine to
-    end there; warm-up is never re-planned.
-
-    Returns:
-        The planned number of epochs.
-    """
-    fit = epochs_done + int(max(seconds_left, 0.0) // max(seconds_per_epoch, 1e-9))
-    planned = max(epochs_done, min(max_epochs, fit))
-    factor = scheduler.lr_lambdas[0]
-    if isinstance(factor, WarmupCosine):
-        factor.total_steps = max(planned * steps_per_epoch, factor.warmup + 1)
-    return planned
-
-
-def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
-    """Write a checkpoint atomically (a crash leaves the previous one intact)."""
-    with atomic_writer(path) as handle:
-        torch.save(state, handle)
-
-
-def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Read a checkpoint with ``weights_only=True`` (tensors and plain data only, no code).
-
-    Config fields the checkpoint predates get the value in force when it was saved
-    (`FIELDS_ADDED_OFF`), not today's default, so a resumed older run continues unchanged.
+def _load_parent_weights(model: torch.nn.Module, parent: ParentModel) -> None:
+    """Load the parent's weights into a freshly built model of the same preset.
 
     Raises:
-        InputError: missing or unreadable.
+        ConfigError: the weights do not fit (min_size/max_size never change the weights; another
+            preset or number of classes does, and `load_parent` refuses those first).
     """
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: checkpoint missing; resume from a DATA/runs/<run_id>/checkpoint-<epoch>.pt")
     try:
-        state: dict[str, Any] = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises several types for damaged files
-        raise InputError(f"{path}: not a readable checkpoint ({exc})") from None
-    missing = [k for k in ("model", "optimizer", "scheduler", "epoch", "config", "run_id") if k not in state]
-    if missing:
-        raise InputError(f"{path}: checkpoint lacks {missing}; it was not written by longtail.train")
-    if isinstance(state["config"], dict):
-        state["config"] = {**FIELDS_ADDED_OFF, **state["config"]}
-    return state
-
-
-def latest_checkpoint(run_dir: str | os.PathLike[str]) -> Path | None:
-    """The checkpoint of the highest epoch in a run folder, or None."""
-    found = [(int(m.group(1)), p) for p in Path(run_dir).glob("checkpoint-*.pt") if (m := CHECKPOINT_RE.match(p.name))]
-    return max(found)[1] if found else None
-
-
-def _prune_checkpoints(run_dir: Path, keep: int) -> None:
-    found = sorted((int(m.group(1)), p) for p in run_dir.glob("checkpoint-*.pt") if (m := CHECKPOINT_RE.match(p.name)))
-    for _, path in found[:-keep]:
-        path.unlink(missing_ok=True)
-
-
-# ---------------------------------------------------------------------------------------------
-# Model files
-
-
-def model_meta(config: TrainConfig, version: dict[str, Any], extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    """What it takes to rebuild a model from its state dict, and where it came from."""
-    spec = get_preset(config.preset)
-    return {"format": "longtail.detector/1", "preset": config.preset, "classes": list(CATEGORIES),
-            "num_classes": len(CATEGORIES), "min_size": config.min_size or spec.min_size,
-            "max_size": config.max_size or spec.max_size, "box_convention": "pixel edges x1,y1,x2,y2; x2/y2 exclusive",
-            "dataset_version": version.get("version_id"), "dataset_digest": version.get("digest"),
-            "config": config.model_dump(mode="json"), **(extra or {})}
-
-
-# ---------------------------------------------------------------------------------------------
-# MLflow
-
-
-def _experiment_id(client: MlflowClient, name: str, artifact_root: str | None) -> str:
-    found = client.get_experiment_by_name(name)
-    if found is not None:
-        return str(found.experiment_id)
-    from mlflow.exceptions import MlflowException
-
-    location = f"{artifact_root.rstrip('/')}/{name}" if artifact_root else None
-    with contextlib.suppress(MlflowException):  # another process created it meanwhile
-        return str(client.create_experiment(name, artifact_location=location))
-    found = client.get_experiment_by_name(name)
-    if found is None:
-        raise InputError(f"MLflow experiment {name!r} could not be created at {client.tracking_uri}")
-    return str(found.experiment_id)
-
-
-def _log_dataset(client: MlflowClient, run_id: str, version_dir: Path, manifest: dict[str, Any]) -> None:
-    """Record the dataset version as the run's MLflow dataset input (context ``training``)."""
-    from mlflow.entities import Dataset, DatasetInput, InputTag
-
-    source = json.dumps({"uri": version_dir.resolve().as_uri(), "version_id": manifest["version_id"],
-                         "digest": manifest["digest"]})
-    profile = json.dumps({"frames": manifest.get("frames"), "counts": manifest.get("counts")})
-    from mlflow.exceptions import MlflowException
-
-    dataset = Dataset(name=manifest["version_id"], digest=str(manifest["digest"])[:MLFLOW_DIGEST_CHARS],
-                      source_type="local", source=source, profile=profile)
-    inputs = [DatasetInput(dataset, tags=[InputTag("mlflow.data.context", "training")])]
-    try:
-        client.log_inputs(run_id, datasets=inputs)
-    except MlflowException as exc:
-        # MLflow's SQL store looks the dataset up, then inserts it: runs of a parallel sweep can
-        # both miss it and the second insert breaks the unique (experiment, name, digest) key.
-        # The row now exists, so logging again links the run to it.
-        if "unique" not in str(exc).lower():
-            raise
-        client.log_inputs(run_id, datasets=inputs)
-
-
-def _log_params(client: MlflowClient, run_id: str, params: dict[str, Any]) -> None:
-    from mlflow.entities import Param
-
-    client.log_batch(run_id, params=[Param(k, json.dumps(v) if isinstance(v, list | tuple | dict) else str(v))
-                                     for k, v in sorted(params.items())])
-
-
-def _log_metrics(client: MlflowClient, run_id: str, metrics: dict[str, float], step: int) -> None:
-    from mlflow.entities import Metric
-
-    now = int(time.time() * 1000)
-    client.log_batch(run_id, metrics=[Metric(k, float(v), now, step) for k, v in sorted(metrics.items())
-                                      if math.isfinite(v)])
-
-
-def _reopen_run(client: MlflowClient, run_id: str, checkpoint: object) -> None:
-    from mlflow.exceptions import MlflowException
-
-    try:
-        client.update_run(run_id, status="RUNNING")
-    except MlflowException as exc:
-        raise InputError(f"resume={checkpoint}: its MLflow run {run_id} is not in {client.tracking_uri} ({exc.message}); "
-                         f"resume against the tracking URI the run started with (config.tracking_uri).") from None
-
-
-def _register(client: MlflowClient, name: str, run_id: str, source: str, tags: dict[str, str]) -> str:
-    from mlflow.exceptions import MlflowException
-
-    with contextlib.suppress(MlflowException):  # exists already
-        client.create_registered_model(name)
-    version = client.create_model_version(name, source=source, run_id=run_id, tags=tags)
-    return str(version.version)
+        model.load_state_dict(parent.state_dict, strict=True)
+    except RuntimeError as exc:
+        raise ConfigError(f"TrainConfig: init_from={parent.init_from!r}: the weights of {parent.model_uri} do not fit "
+                          f"preset {parent.preset!r} ({exc}); train from scratch (init_from=None).") from None
 
 
 # ---------------------------------------------------------------------------------------------
 # The run
-
-
-def _loader(dataset: VersionDataset, config: TrainConfig, shuffle: bool, epoch: int,
-            factors: np.ndarray | None = None) -> DataLoader[Any]:
-    # Shuffling is seeded per epoch, so a resumed run draws the same order as an uninterrupted one.
-    generator = torch.Generator().manual_seed(config.seed * 1_000_003 + epoch)
-    if shuffle and factors is not None and (factors > 1).any():  # repeat-factor sampling
-        order = epoch_indices(factors, generator)
-        return DataLoader(dataset, batch_size=config.batch_size, sampler=order, collate_fn=collate,
-                          num_workers=config.num_workers, drop_last=False, persistent_workers=False)
-    return DataLoader(dataset, batch_size=config.batch_size, shuffle=shuffle, collate_fn=collate,
-                      num_workers=config.num_workers, generator=generator, drop_last=False,
-                      persistent_workers=False)
-
-
-@contextlib.contextmanager
-def _torch_threads(threads: int) -> Iterator[None]:
-    saved = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(saved)
 
 
 def train(root: str | os.PathLike[str], version_id: str, config: TrainConfig | None = None,
@@ -408,8 +186,12 @@ def train(root: str | os.PathLike[str], version_id: str, config: TrainConfig | N
     folder = datasets_dir(root) / version_id
     if not folder.is_dir():
         raise InputError(f"{folder}: no dataset version {version_id} in {root}; build one with build_version")
-    return train_on_folder(folder, config, runs_dir=DataRoot.of(root).runs, mlflow_dir=DataRoot.of(root).mlflow, resume=resume,
-                           progress=progress, tags=tags)
+    result = train_on_folder(folder, config, runs_dir=DataRoot.of(root).runs, mlflow_dir=DataRoot.of(root).mlflow,
+                             resume=resume, progress=progress, tags=tags)
+    # The failure modes mined by the version's batches are now in a trained model.
+    record_step(root, version_mined_modes(root, version_id), "trained", f"{version_id}/{result['run_id']}",
+                f"model version {result.get('model_version')}")
+    return result
 
 
 def train_on_folder(version_dir: str | os.PathLike[str], config: TrainConfig | None = None, *,
@@ -427,6 +209,12 @@ def train_on_folder(version_dir: str | os.PathLike[str], config: TrainConfig | N
     4. Write model.pt + model.json, log them, the config and the dataset input to MLflow and
        register the model as a new version of ``config.registered_model``.
 
+    With ``config.init_from`` the model starts from that registered version's weights (same
+    preset and classes; `longtail.train.warmstart`) at ``config.finetune_lr``, and the parent is
+    named in the run's params and tags, the checkpoints, model.json, the registered version's
+    tags and description, and the result. With ``config.mined_oversample`` > 1 the training
+    frames mined for a failure mode are drawn that many times per epoch (`longtail.train.sampling`).
+
     Args:
         version_dir: a dataset version folder (manifest.json, labels.parquet, images/).
         config: training settings; `TrainConfig` defaults when None.
@@ -441,11 +229,14 @@ def train_on_folder(version_dir: str | os.PathLike[str], config: TrainConfig | N
         ``registered_model`` and ``model_version`` (or None), ``tracking_uri``, ``version_id``,
         ``dataset_digest``, ``epochs_done``, ``val_map50`` (last epoch; None without validation),
         ``images_per_s`` (last epoch), ``stopped_by_budget``, ``history`` (per-epoch metrics),
-        ``config`` (the `TrainConfig` used) and ``model`` (the trained detector, in memory).
+        ``config`` (the `TrainConfig` used), ``model`` (the trained detector, in memory), ``parent``
+        (``model_uri``, ``name``, ``version``, ``run_id``, ``weights_sha256``, ``preset``, ``init_from``;
+        None from scratch) and ``sampling`` (``mined_oversample``, ``mined_frames``, ``frames_per_epoch``).
 
     Raises:
         InputError / SchemaError: bad version, bad box (naming version, frame and box) or checkpoint.
-        ConfigError: bad config, or a resume config that contradicts the checkpoint's.
+        ConfigError: bad config, a resume config that contradicts the checkpoint's, or an
+            ``init_from`` the registry cannot satisfy (no champion, no such version, another preset).
         TrainingError: a non-finite loss (naming epoch, step and loss terms).
     """
     version_dir = Path(version_dir)
@@ -492,18 +283,23 @@ def train_on_folder(version_dir: str | os.PathLike[str], config: TrainConfig | N
         tracking_uri, artifact_root = default_tracking(Path(mlflow_dir))  # type: ignore[arg-type]
         artifact_root = config.artifact_location or artifact_root
     client = mlflow_client(tracking_uri)
+    # The parent of a fine-tuning run: resolved once, when the run starts ("champion" is the
+    # champion of that moment); a resumed run keeps the one its checkpoint names.
+    parent_model = load_parent(config, tracking_uri) if state is None else None
+    parent = parent_model.record() if parent_model is not None else (state or {}).get("parent")
 
-    with _torch_threads(config.threads):
-        # 2. Model, optimizer, schedule: fresh and seeded, or restored.
+    with torch_threads(config.threads):
+        # 2. Model, optimizer, schedule: fresh and seeded, or warm-started from the parent, or restored.
         seed_everything(config.seed)
         model = build_model(config.preset, len(CATEGORIES), config.min_size, config.max_size).to(device)
+        if parent_model is not None:
+            _load_parent_weights(model, parent_model)
         if train_set.paste_bank is not None:
             log.info("copy-paste: up to %d of %d %s objects pasted into each training frame",
                      config.copy_paste, len(train_set.paste_bank), "/".join(config.copy_paste_classes))
-        factors = repeat_factors([t["labels"] for t in train_set.targets], config.repeat_factor_threshold)
-        if (factors > 1).any():
-            log.info("repeat-factor sampling (t=%.2f): %d of %d training frames repeated, %.0f frames per epoch",
-                     config.repeat_factor_threshold, int((factors > 1).sum()), len(factors), factors.sum())
+        factors, mined_frames = sampling_factors(train_set, config)
+        sampling = {"mined_oversample": config.mined_oversample, "mined_frames": mined_frames,
+                    "frames_per_epoch": float(factors.sum())}
         steps_per_epoch = math.ceil(factors.sum() / config.batch_size)
         # Under a time budget the epochs that fit are unknown until one has been timed, so the
         # warm-up ends within the first epoch; `fit_schedule` then fits the cosine to the budget.
@@ -527,11 +323,14 @@ def train_on_folder(version_dir: str | os.PathLike[str], config: TrainConfig | N
             run_id = run.info.run_id
             _log_params(client, run_id, {**config.model_dump(mode="json"), "dataset_version": version_id,
                                          "train_frames": len(train_set), "val_frames": len(val_frames),
-                                         "parameters": count_parameters(model), "device": str(device)})
+                                         "parameters": count_parameters(model), "device": str(device),
+                                         "mined_train_frames": mined_frames, **parent_params(parent)})
             _log_dataset(client, run_id, version_dir, manifest)
             run_tags = {"longtail.stage": "train", "longtail.version_id": version_id,
                         "longtail.dataset_digest": str(manifest["digest"]), "longtail.preset": config.preset,
-                        **(tags or {})}
+                        "longtail.init_from": config.init_from or "scratch",
+                        "longtail.mined_oversample": str(config.mined_oversample),
+                        "longtail.mined_frames": str(mined_frames), **parent_tags(parent), **(tags or {})}
             commit = git_commit()
             if commit:
                 run_tags["mlflow.source.git.commit"] = commit
@@ -555,13 +354,13 @@ def train_on_folder(version_dir: str | os.PathLike[str], config: TrainConfig | N
             for epoch in range(start_epoch, config.epochs + 1):
                 started = time.perf_counter()
                 train_set.set_epoch(epoch)
-                stats = train_one_epoch(model, _loader(train_set, config, True, epoch, factors), optimizer, scheduler,
+                stats = train_one_epoch(model, make_loader(train_set, config, True, epoch, factors), optimizer, scheduler,
                                         epoch, progress=progress, clip_grad_norm=config.clip_grad_norm, device=device,
                                         deadline=deadline, bf16=bf16)
                 metrics = {("images_per_s" if k == "images_per_s" else k if k in ("lr", "loss") else f"train_{k}"): v
                            for k, v in stats.items() if k not in ("steps", "stopped_early")}
                 if val_set is not None:
-                    scores = evaluate_map50(model, _loader(val_set, config, False, epoch), config.eval_score_threshold,
+                    scores = evaluate_map50(model, make_loader(val_set, config, False, epoch), config.eval_score_threshold,
                                             device, min_height_fraction=config.val_min_object_height)
                     metrics.update({f"val_{k}": v for k, v in scores.items()})
                 metrics["epoch_s"] = time.perf_counter() - started
@@ -571,7 +370,7 @@ def train_on_folder(version_dir: str | os.PathLike[str], config: TrainConfig | N
                     "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                     "scheduler": scheduler.state_dict(), "epoch": epoch, "config": config.model_dump(mode="json"),
                     "run_id": run_id, "version_id": version_id, "version_digest": manifest["digest"],
-                    "rng": _rng_state(), "history": history})
+                    "rng": _rng_state(), "history": history, "parent": parent})
                 _prune_checkpoints(run_dir, config.keep_checkpoints)
                 log.info("epoch %d/%d: loss %.4f, val mAP@0.5 %s, %.1f images/s", epoch, config.epochs,
                          metrics["loss"], f"{metrics['val_map50']:.3f}" if "val_map50" in metrics else "n/a",
@@ -594,7 +393,8 @@ def train_on_folder(version_dir: str | os.PathLike[str], config: TrainConfig | N
             meta = model_meta(config, manifest, {"run_id": run_id, "epochs_done": epoch,
                                                  "val_map50": history[-1].get("val_map50") if history else None,
                                                  "thresholds": calibration["thresholds"] if calibration else None,
-                                                 "calibration": calibration})
+                                                 "calibration": calibration, "parent": parent,
+                                                 "sampling": sampling})
             model_path = save_model(run_dir, model, meta)
             client.log_artifact(run_id, str(run_dir / MODEL_FILE), MODEL_ARTIFACT)
             client.log_artifact(run_id, str(run_dir / MODEL_META_FILE), MODEL_ARTIFACT)
@@ -604,8 +404,9 @@ def train_on_folder(version_dir: str | os.PathLike[str], config: TrainConfig | N
                 source = f"{client.get_run(run_id).info.artifact_uri.rstrip('/')}/{MODEL_ARTIFACT}"
                 model_version = _register(client, config.registered_model, run_id, source,
                                           {"dataset_version": version_id, "preset": config.preset,
+                                           **parent_tags(parent),
                                            **({"longtail.thresholds": json.dumps(calibration["thresholds"])}
-                                              if calibration else {})})
+                                              if calibration else {})}, description=parent_description(parent))
         except BaseException:
             client.set_terminated(run_id, "FAILED")
             raise
@@ -617,4 +418,4 @@ def train_on_folder(version_dir: str | os.PathLike[str], config: TrainConfig | N
             "model_version": model_version, "tracking_uri": tracking_uri, "version_id": version_id,
             "dataset_digest": manifest["digest"], "epochs_done": epoch, "val_map50": last.get("val_map50"),
             "images_per_s": last.get("images_per_s"), "stopped_by_budget": stopped_by_budget, "history": history,
-            "model": model, "config": config}
+            "model": model, "config": config, "parent": parent, "sampling": sampling}
