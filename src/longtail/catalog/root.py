@@ -29,6 +29,7 @@ Layout::
     monitor/batches/<batch_id>.json monitoring record of each batch of new logs, written last (monitor)
     monitor/triggers/<batch_id>.parquet  frames the monitor marks for curation (monitor)
     monitor/reference/              cached embeddings and predictions of the training drives (monitor)
+    fleet_test/cache/<key>/         the fleet test's truth arm, content-addressed (fleet test)
     reports/                        executed notebooks and HTML reports (every stage)
 """
 
@@ -68,6 +69,11 @@ class DataRoot:
     def fleet(self) -> Path:
         """DATA/fleet: simulated drive logs, ground truth and fleet.json."""
         return self.path / "fleet"
+
+    @property
+    def fleet_test_cache(self) -> Path:
+        """DATA/fleet_test/cache: the fleet test's truth arm by content address (`longtail.sim.fleet_cache`)."""
+        return self.path / "fleet_test" / "cache"
 
     @property
     def frames(self) -> Path:

@@ -29,11 +29,12 @@ SIMILARITY_KEY = "similarity"
 MAP_KEY = "embedding_map"
 
 
-def refresh_brain(dataset: fo.Dataset, embeddings: np.ndarray, embedding_key: str) -> list[str]:
-    """Recompute uniqueness, the similarity index and the 2-D map of the whole dataset.
+def refresh_brain(dataset: fo.Dataset | fo.DatasetView, embeddings: np.ndarray, embedding_key: str) -> list[str]:
+    """Recompute uniqueness, the similarity index and the 2-D map of the dataset, or of a view of
+    it (a champion's scope, `longtail.curate.scope`: frames outside it lose their uniqueness).
 
     Args:
-        dataset: the dataset.
+        dataset: the dataset, or the view the embeddings cover.
         embeddings: float32 (len(dataset), d), in the dataset's sample order.
         embedding_key: which embedder made them (recorded in the dataset's info).
 
@@ -44,17 +45,21 @@ def refresh_brain(dataset: fo.Dataset, embeddings: np.ndarray, embedding_key: st
 
     if len(embeddings) != len(dataset):
         raise ValueError(f"{len(embeddings)} embeddings for {len(dataset)} samples")
+    whole = dataset._dataset
     for key in (UNIQUENESS_KEY, SIMILARITY_KEY, MAP_KEY):
-        if key in dataset.list_brain_runs():
-            dataset.delete_brain_run(key)
+        if key in whole.list_brain_runs():
+            whole.delete_brain_run(key)
+    if whole is not dataset and UNIQUENESS_KEY in whole.get_field_schema():
+        whole.clear_sample_field(UNIQUENESS_KEY)
     emb = np.asarray(embeddings, np.float32)
     fob.compute_uniqueness(dataset, embeddings=emb, progress=False)
     fob.compute_similarity(dataset, embeddings=emb, brain_key=SIMILARITY_KEY, backend="sklearn",
                            metric="cosine", progress=False)
     fob.compute_visualization(dataset, embeddings=emb, brain_key=MAP_KEY, method="pca", num_dims=2,
                               progress=False)
-    dataset.info["embedding_key"] = embedding_key
-    dataset.save()
+    whole.info["embedding_key"] = embedding_key
+    whole.info["brain_samples"] = len(dataset)
+    whole.save()
     return [UNIQUENESS_KEY, SIMILARITY_KEY, MAP_KEY]
 
 
@@ -116,23 +121,25 @@ def attach_predictions(dataset: fo.Dataset, predictions: Mapping[str, Sequence[t
     return len(ids)
 
 
-def score_predictions(dataset: fo.Dataset) -> list[str]:
-    """FiftyOne Brain hardness on every frame with predictions, and mistakenness where labels
-    exist too. Returns the brain keys written."""
+def score_predictions(dataset: fo.Dataset, model_version: str | None = None, mistakenness: bool = True) -> list[str]:
+    """FiftyOne Brain hardness on every frame with predictions (of ``model_version`` only, when
+    given), and mistakenness where labels exist too (when ``mistakenness``: it compares every
+    predicted box with every label, minutes on thousands of frames). Returns the brain keys written."""
     import fiftyone.brain as fob
     from fiftyone import ViewField as F
 
     schema = dataset.get_field_schema()
     done = []
+    ours = dataset.match(F("predictions.model_version") == model_version) if model_version else dataset
     if "prediction_summary" in schema:
-        view = dataset.exists("prediction_summary")
+        view = ours.exists("prediction_summary")
         if len(view):
             if "hardness" in dataset.list_brain_runs():
                 dataset.delete_brain_run("hardness")
             fob.compute_hardness(view, "prediction_summary", progress=False)
             done.append("hardness")
-    if "predictions" in schema and "ground_truth" in schema:
-        view = dataset.exists("predictions").match(F("ground_truth").exists())
+    if mistakenness and "predictions" in schema and "ground_truth" in schema:
+        view = ours.exists("predictions").match(F("ground_truth").exists())
         if len(view):
             if "mistakenness" in dataset.list_brain_runs():
                 dataset.delete_brain_run("mistakenness")

@@ -8,7 +8,7 @@ import json
 import logging
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -32,9 +32,9 @@ from longtail.config import _Frozen
 from longtail.curate.brain import MAP_KEY, SIMILARITY_KEY, UNIQUENESS_KEY, attach_predictions, refresh_brain, score_predictions
 from longtail.curate.dataset import add_new_frames, load_pool_fields, sync_monitor_triggers
 from longtail.curate.embeddings import DescriptorEmbedder, Embedder, compute_embeddings
+from longtail.curate.scope import clear_scope, predict_and_embed_frames, record_scope, scoped, trained_logs
 from longtail.curate.select import SelectConfig, select_frames, selection_digest
 from longtail.detector.embed import BackboneEmbedder
-from longtail.detector.predict import predict_frames
 from longtail.detector.registry import load_champion
 from longtail.errors import InputError, SchemaError
 from longtail.schemas import LABELING_BATCH_FRAMES_SCHEMA, validate_labeling_batch
@@ -53,6 +53,14 @@ class CurateConfig(_Frozen):
     workers: int = Field(1, ge=1, le=64, description="processes computing image descriptors")
     batch_size: int = Field(1000, ge=1, le=100_000, description="samples added to FiftyOne per batch")
     brain: bool = Field(True, description="run FiftyOne Brain (uniqueness, similarity, map) after adding frames")
+    champion_scope: Literal["new", "all"] = Field(
+        "new", description="frames a new champion embeds and predicts (`longtail.curate.scope`): 'new' = the logs "
+                           "outside its dataset version plus the labeled frames (the pool selection draws from, and "
+                           "what diversity measures against); 'all' = every frame (~25 frames/s on 2 cores)")
+    mistakenness: bool = Field(
+        False, description="FiftyOne Brain mistakenness of the champion on labeled frames: predicts them too and "
+                           "compares every box with every label (minutes on thousands of frames; off by default "
+                           "to keep turn 2 of `make run` in its time)")
 
 
 PREDICTION_FLOOR = 0.1
@@ -75,30 +83,44 @@ def current_embedder(root: str | os.PathLike[str], champion: tuple[Any, dict[str
     return BackboneEmbedder(model, meta["key"])
 
 
-def predict_with_champion(root: str | os.PathLike[str], dataset: fo.Dataset, champion: tuple[Any, dict[str, Any]],
-                          progress: bool = False) -> int:
-    """Run the champion on every frame it has not predicted yet and write its outputs to the dataset
-    (`attach_predictions`: boxes, uncertainty, per-class logits, prediction tags), then FiftyOne
-    Brain hardness, and mistakenness where labels exist.
+def predict_with_champion(root: str | os.PathLike[str], dataset: fo.Dataset | fo.DatasetView,
+                          champion: tuple[Any, dict[str, Any]], progress: bool = False,
+                          mistakenness: bool = False) -> int:
+    """Run the champion on the frames of ``dataset`` (a dataset, or the champion's scope) it has
+    not predicted yet and write its outputs to the dataset (`attach_predictions`: boxes,
+    uncertainty, per-class logits, prediction tags), then FiftyOne Brain hardness on its
+    predictions, and mistakenness where labels exist when asked.
 
-    Frames whose ``predictions`` came from this model version already are skipped, so re-running
-    predicts nothing; a new champion predicts every frame again.
+    Labeled frames are predicted only for mistakenness: selection draws from unlabeled ones. The
+    same forward pass caches each frame's backbone embedding (`predict_and_embed_frames`), so
+    the embeddings that follow cost nothing for these frames. Frames whose ``predictions`` came
+    from this model version already are skipped, so re-running predicts nothing.
 
     Returns:
         The number of frames predicted.
     """
+    from fiftyone import ViewField as F
+
     model, meta = champion
     key = meta["key"]
-    ids, paths = dataset.values(["frame_id", "filepath"])
-    done = dataset.values("predictions.model_version") if "predictions" in dataset.get_field_schema() else [None] * len(ids)
-    todo = pd.DataFrame({"frame_id": [f for f, v in zip(ids, done, strict=True) if v != key],
-                         "image_path": [p for p, v in zip(paths, done, strict=True) if v != key]})
-    if todo.empty:
+    view = dataset
+    if not mistakenness and "ground_truth" in dataset.get_field_schema():
+        view = view.match(~F("ground_truth").exists())
+    has = "predictions" in dataset.get_field_schema()
+    ids, shas, paths = view.values(["frame_id", "image_sha256", "filepath"])
+    done = view.values("predictions.model_version") if has else [None] * len(ids)
+    todo = [i for i, v in enumerate(done) if v != key]
+    if not todo:
         return 0
-    found = predict_frames(model, "/", todo, score_threshold=PREDICTION_FLOOR, progress=progress)
-    attach_predictions(dataset, {fid: [(b["category"], b["score"], (b["x1"], b["y1"], b["x2"], b["y2"]))
-                                       for b in boxes] for fid, boxes in found.items()}, meta["classes"], key)
-    keys = score_predictions(dataset)
+    bar = tqdm(total=len(todo), unit="frame", desc="champion", disable=not progress)
+    found = predict_and_embed_frames(root, model, key, BackboneEmbedder(model, key).dim, [ids[i] for i in todo],
+                                     [shas[i] for i in todo], [paths[i] for i in todo], PREDICTION_FLOOR,
+                                     progress=bar.update)
+    bar.close()
+    whole = dataset._dataset
+    attach_predictions(whole, {fid: [(b["category"], b["score"], (b["x1"], b["y1"], b["x2"], b["y2"]))
+                                     for b in boxes] for fid, boxes in found.items()}, meta["classes"], key)
+    keys = score_predictions(whole, key, mistakenness)
     log.info("champion %s predicted %d frame(s); brain: %s", key, len(todo), ", ".join(keys) or "none")
     return len(todo)
 
@@ -121,11 +143,13 @@ def run_curate(root: str | os.PathLike[str], config: CurateConfig | None = None,
 
     1. Add the frames it does not have yet (fields, image tags and trigger tags at creation), and
        the monitor's triggers (shadow disagreement, drift) to frames it marked since.
-    2. When frames were added (or the embedder changed: a new champion): embeddings (the
+    2. With a champion: its predictions on the frames it has not predicted, prediction tags,
+       uncertainty, hardness (and mistakenness if configured) (`predict_with_champion`), on
+       its scope (``config.champion_scope``, `longtail.curate.scope`: by default the logs
+       outside its dataset version plus the labeled frames).
+    3. When frames were added (or the embedder or the scope changed): embeddings (the
        champion's backbone once there is one), then uniqueness, the similarity index and the
-       2-D map over the whole dataset.
-    3. With a champion: its predictions on the frames it has not seen, prediction tags,
-       uncertainty, hardness and mistakenness (`predict_with_champion`).
+       2-D map over the scope (the whole dataset before the first champion).
     4. Run the failure-mode queries: record discoveries, save open ones as views.
     5. Write DATA/curate/manifest.json last.
 
@@ -143,18 +167,28 @@ def run_curate(root: str | os.PathLike[str], config: CurateConfig | None = None,
     added = add_new_frames(root, dataset, batch_size=config.batch_size, workers=config.workers, progress=bar.update)
     bar.close()
     sync_monitor_triggers(root, dataset)
+    if champion is not None and config.champion_scope == "new":
+        # Only the frames selection works on (`longtail.curate.scope`): the champion's unseen logs, and labels.
+        record_scope(dataset, embedder.key, trained_logs(root, champion[1]))
+    else:
+        clear_scope(dataset)
+    work = scoped(dataset, embedder.key)
+    predicted = predict_with_champion(root, work, champion, progress, config.mistakenness) \
+        if champion is not None else 0
     stale = added > 0 or dataset.info.get("embedding_key") != embedder.key or \
+        dataset.info.get("brain_samples", len(dataset)) != len(work) or \
         not {UNIQUENESS_KEY, SIMILARITY_KEY, MAP_KEY} <= set(dataset.list_brain_runs())
     if config.brain and stale:
-        _, vectors = dataset_embeddings(root, dataset, embedder, progress)
-        refresh_brain(dataset, vectors, embedder.key)
-    predicted = predict_with_champion(root, dataset, champion, progress) if champion is not None else 0
+        _, vectors = dataset_embeddings(root, work, embedder, progress)
+        refresh_brain(work, vectors, embedder.key)
     modes = discover_failure_modes(root, dataset)
     path = DataRoot.of(root).curate / "manifest.json"
     previous = json.loads(path.read_text()) if path.exists() else None
     manifest = {
         "dataset": dataset.name, "samples": len(dataset), "added": added, "predicted": predicted,
         "embedding_key": dataset.info.get("embedding_key"), "brain_runs": sorted(dataset.list_brain_runs()),
+        "scope": {"champion_scope": config.champion_scope, "frames": len(work),
+                  "excluded_logs": len((dataset.info.get("champion_scope") or {}).get("excluded_logs", []))},
         "champion": None if champion is None else {"model": champion[1]["model_uri"], "key": champion[1]["key"],
                                                    "run_id": champion[1]["run_id"]},
         "failure_modes": {n: {"status": m.status, "count": m.count} for n, m in modes.items()},
@@ -225,7 +259,8 @@ def failure_mode_similarity(pool: pd.DataFrame, vectors: np.ndarray, dataset: fo
 def make_pool(root: str | os.PathLike[str], dataset: fo.Dataset, failure_modes: list[str] | None = None,
               embedder: Embedder | None = None, slices: tuple[str, ...] = (DEFAULT_SLICE,)
               ) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
-    """The candidate pool: every frame of the chosen cameras not labeled and not in an earlier labeling batch.
+    """The candidate pool: every frame of the chosen cameras not labeled and not in an earlier labeling batch,
+    within the champion's scope when `run_curate` recorded one (the logs outside its dataset version).
 
     Args:
         slices: the cameras (slices of a grouped dataset) frames come from; a dataset of logs
@@ -238,7 +273,8 @@ def make_pool(root: str | os.PathLike[str], dataset: fo.Dataset, failure_modes: 
         InputError: for a slice the dataset does not have.
     """
     embedder = embedder or current_embedder(root)
-    frame, vectors = dataset_embeddings(root, slices_view(dataset, slices), embedder)
+    # With a champion, only its scope (`longtail.curate.scope`, recorded by `run_curate`).
+    frame, vectors = dataset_embeddings(root, scoped(slices_view(dataset, slices), embedder.key), embedder)
     taken = {fid for b in list_batches(root) for fid in b["frames"]}
     done = frame["labeled"].to_numpy(bool) | frame["frame_id"].isin(taken).to_numpy()
     modes = get_failure_modes(root, failure_modes) if failure_modes is not None else \

@@ -9,6 +9,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from longtail.detector.predict import predict
+
 
 class BackboneEmbedder:
     """Embeddings from a torchvision detector's backbone.
@@ -54,3 +56,26 @@ class BackboneEmbedder:
                         raise ValueError(f"{src}: cannot decode the image ({exc})") from exc
                 out.append(self._forward(tensors).numpy().astype(np.float32))
         return np.concatenate(out) if out else np.zeros((0, self.dim), np.float32)
+
+
+@torch.inference_mode()
+def predict_and_embed(model: torch.nn.Module, images: Sequence[torch.Tensor], score_threshold: float = 0.0
+                      ) -> tuple[list[list[dict[str, Any]]], np.ndarray]:
+    """One forward pass giving both a detector's boxes (`longtail.detector.predict.predict`) and
+    its pooled backbone embeddings (`BackboneEmbedder`'s, for the same batch): curation needs both
+    for a new champion's frames, and the backbone is most of the cost.
+
+    Returns:
+        (per image its box dicts, highest score first; float32 (len(images), dim) unit vectors).
+    """
+    captured: list[Any] = []
+    backbone: Any = model.backbone
+    handle = backbone.register_forward_hook(lambda _m, _i, out: captured.append(out))
+    try:
+        boxes = predict(model, images, score_threshold)
+    finally:
+        handle.remove()
+    feats = captured[0]
+    levels = feats.values() if isinstance(feats, Mapping) else [feats]
+    pooled = torch.cat([f.mean(dim=(2, 3)) for f in levels], dim=1)
+    return boxes, torch.nn.functional.normalize(pooled, dim=1).numpy().astype(np.float32)

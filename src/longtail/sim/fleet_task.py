@@ -20,6 +20,7 @@ from typing import Any
 import plotly.io as pio
 
 from longtail.catalog.deployments import current_deployment_id, load_deployment
+from longtail.catalog.root import DataRoot
 from longtail.detector.predict import make_frame_predictor
 from longtail.detector.registry import challenger_model_uri, load_registered
 from longtail.sim.fleet_report import KPI_METRICS, make_fleet_test_figure
@@ -57,7 +58,7 @@ def _challenger(root: str | os.PathLike[str], deployed_version: str | None) -> t
 
 def run_fleet_test_task(root: str | os.PathLike[str], cfg: FleetTestConfig, out: str | os.PathLike[str],
                         report: str | os.PathLike[str], shadow: bool = True,
-                        progress: bool = True) -> dict[str, Any]:
+                        progress: bool = True, cache: bool = True) -> dict[str, Any]:
     """Drive the test fleet with the current deployment (and truth), write the results and the report.
 
     Args:
@@ -67,6 +68,8 @@ def run_fleet_test_task(root: str | os.PathLike[str], cfg: FleetTestConfig, out:
         report: the HTML report's path (written atomically).
         shadow: run the registry's challenger, if there is one, in shadow beside the deployment.
         progress: show progress bars.
+        cache: reuse the truth arm of an earlier fleet test with the same configuration, seeds and
+            simulator source (DATA/fleet_test/cache, `longtail.sim.fleet_cache`).
 
     Returns:
         The results of `run_fleet_test`, with ``deployment`` (id, model, version; None before the
@@ -91,7 +94,8 @@ def run_fleet_test_task(root: str | os.PathLike[str], cfg: FleetTestConfig, out:
         if found is not None:
             challenger, descriptions["shadow"] = found
     results = run_fleet_test(cfg, arms, out, challenger=challenger, descriptions=descriptions, progress=progress,
-                             extra={"deployment": deployment, "note": note})
+                             extra={"deployment": deployment, "note": note},
+                             cache=DataRoot.of(root).fleet_test_cache if cache else None)
     write_fleet_test_report(results, report)
     return results
 

@@ -35,6 +35,7 @@ from longtail.detector.predict import make_frame_predictor
 from longtail.detector.shadow import DEFAULT_SHADOW_IOU, compare_detections
 from longtail.errors import ConfigError, InputError
 from longtail.sim.drive import DriveSession
+from longtail.sim.fleet_cache import restore_truth, store_truth, truth_cache_key
 from longtail.sim.fleet_metrics import METRICS, DriveMeter, compute_rates
 from longtail.sim.perception import Perceive, make_critical_test
 from longtail.sim.plan import DrivePlan, eligible, fixed_plan
@@ -189,7 +190,8 @@ def run_arm(cfg: FleetTestConfig, plans: list[DrivePlan], out: Path, perceive: P
 def run_fleet_test(cfg: FleetTestConfig, arms: dict[str, Perceive | None], out: str | os.PathLike[str],
                    challenger: Perceive | None = None, shadow_arm: str | None = None,
                    descriptions: dict[str, str] | None = None, progress: bool = True,
-                   extra: dict[str, Any] | None = None) -> dict[str, Any]:
+                   extra: dict[str, Any] | None = None, cache: str | os.PathLike[str] | None = None
+                   ) -> dict[str, Any]:
     """Run the fleet test with each perception, and write and return the results.
 
     Args:
@@ -201,6 +203,9 @@ def run_fleet_test(cfg: FleetTestConfig, arms: dict[str, Perceive | None], out: 
         descriptions: arm -> what its perception is (a deployment folder, a model), for the results.
         progress: show progress bars.
         extra: more keys for the results (e.g. the deployment tested), written with them.
+        cache: a folder caching the truth arm by everything that determines it
+            (`longtail.sim.fleet_cache`): a second fleet test on the same seeds drives only the
+            other arms. None: drive it every time.
 
     Returns:
         The results (what ``OUT/fleet_test.json`` holds): config, drives, rates per 100 km with
@@ -219,11 +224,19 @@ def run_fleet_test(cfg: FleetTestConfig, arms: dict[str, Perceive | None], out: 
     plans = plan_fleet_test(cfg)
     drives_by_arm: dict[str, list[dict[str, Any]]] = {}
     shadow: dict[str, Any] | None = None
+    key = truth_cache_key(cfg, plans) if cache is not None else ""
     for name, perceive in arms.items():
         shadowing = challenger if name == shadow_arm else None
+        if name == REFERENCE_ARM and cache is not None and shadowing is None:
+            cached = restore_truth(Path(cache), key, plans, root / name)
+            if cached is not None:
+                drives_by_arm[name] = cached
+                continue
         drives, disagreements, frames = run_arm(cfg, plans, root / name, perceive, shadowing, progress,
                                                 desc=f"fleet test: {name}")
         drives_by_arm[name] = drives
+        if name == REFERENCE_ARM and cache is not None and shadowing is None:
+            store_truth(Path(cache), key, plans, root / name, drives)
         if shadowing is not None:
             per_frame = {(d["drive_id"], d["frame_index"]) for d in disagreements}
             shadow = {"arm": name, "frames": frames, "disagreement_frames": len(per_frame),
