@@ -63,7 +63,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     latest = f"{root}/batches/{batches[-1]['batch_id']}/ (latest of {len(batches)})" if batches else f"{root}/batches/"
     app = f"longtail app --root {root}" + (f" --dataset {dataset}" if dataset != "longtail" else "")
     try:
-        labels = f"{root}/labels/{selected_batch(root)}/"
+        labels = f"{root}/labels/{selected_batch(root, path=_latest(root, 'batch'))}/"
     except LongtailError:  # a target without the curate task's record
         labels = f"{root}/labels/<batch id>/"
     versions = list_versions(root)
@@ -118,8 +118,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         "longtail.catalog.frames.load_frame_index)\n"
         f"Curated dataset: FiftyOne dataset {dataset!r} (manifest {root}/curate/manifest.json, failure modes "
         f"{root}/curate/failure_modes.json)\n"
-        f"Labeling batch: {latest} (frames.parquet, manifest.json; the one labeled: "
-        f"{root}/curate/selected_batch.json)\n"
+        f"Labeling batch: {latest} (frames.parquet, manifest.json; the one labeled last: "
+        f"{_latest(root, 'batch')})\n"
         f"Labels of the batch: {labels} (labels.parquet, qa.json, manifest.json)\n"
         f"Dataset version: {version}\n"
         f"Reports: {report}, then the notebooks {root}/reports/00_simulate.ipynb, {root}/reports/01_ingest.ipynb, "
