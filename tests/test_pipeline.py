@@ -120,6 +120,22 @@ def _build_and_check(dag: Any, env: dict, tmp_path: Path, overrides: dict) -> No
     report = task_times(dag.build(show_progress=False))
     assert [p.stat().st_mtime_ns for p in products] == stamps
     assert len(report) == len(dag) and not [t["task"] for t in report if t["ran"]]
+    # `longtail run --target ci` itself: nothing to rebuild, it says so, and it prints both turns, the lineage
+    # command and the KPI report last.
+    import contextlib
+    import io
+
+    from longtail.cli import main
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert main(["run", "--target", "ci", "--root", str(tmp_path), "--set", "curate.dataset=t-pipeline"]) == 0
+    printed = out.getvalue()
+    assert [line.split(" (")[0] for line in printed.splitlines() if line.startswith("Turn ")] == ["Turn 1", "Turn 2"]
+    assert "longtail lineage models:/longtail-detector@champion" in printed and "Evidence pack: " in printed
+    assert f"Nothing changed since the last run: all {len(dag)} tasks are up to date" in printed
+    kpi_text = json.loads((tmp_path / "reports" / "kpi.json").read_text())["headline"]
+    assert printed.rstrip().splitlines()[-1] and kpi_text in printed.split("KPI report of turn 2")[-1]
     # Changing one parameter reruns only what depends on it: turn 2's labeling budget.
     changed = {**overrides, "turn2.curate.budget": env["turn2"]["curate"]["budget"] + 1}
     assert set(outdated_tasks("ci", changed)) == {
