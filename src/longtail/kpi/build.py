@@ -21,7 +21,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 import os
 from collections.abc import Mapping, Sequence
@@ -33,6 +32,7 @@ import numpy as np
 from longtail.catalog.failure_modes import load_registry
 from longtail.catalog.root import DataRoot
 from longtail.catalog.timeline import last_step, time_to_model_update
+from longtail.catalog.versions import read_json_object
 from longtail.errors import InputError
 from longtail.storage import atomic_write_json
 
@@ -58,16 +58,7 @@ def verdict(ci: Sequence[float] | None) -> str:
 
 
 def _read_json(path: str | os.PathLike[str], what: str, fix: str) -> dict[str, Any]:
-    p = Path(path)
-    try:
-        data = json.loads(p.read_text())
-    except FileNotFoundError:
-        raise InputError(f"{p}: missing; {what} is needed for the KPI report. {fix}") from None
-    except ValueError as exc:
-        raise InputError(f"{p}: not JSON ({exc}); {fix}") from None
-    if not isinstance(data, dict):
-        raise InputError(f"{p}: not a JSON object; {fix}")
-    return data
+    return read_json_object(Path(path), f"{what} is needed for the KPI report", fix)
 
 
 def load_turn_evaluation(path: str | os.PathLike[str]) -> tuple[dict[str, Any], Path]:
