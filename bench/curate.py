@@ -19,8 +19,9 @@ In one run, each against a baseline measured in the same run:
    share in the pool is the enrichment. `run_select` writes the longtail batch once more, end
    to end, and its frames are checked against the direct selection.
 
-Drive logs are cached in build/bench/curate/; the data root (frame store, index, embedding
-cache, and its own mongod) is a fresh temporary folder under /tmp, removed at the end.
+Drive logs are cached in build/bench/curate/ (``--quick``: in the temporary data root); the data root
+(frame store, index, embedding cache, and its own mongod) is a fresh temporary folder under /tmp,
+removed at the end.
 
 Target (issue): a longtail batch of 2% of the pool holds >= 10x the share of critical frames that
 a random batch does.
@@ -28,6 +29,7 @@ a random batch does.
 Usage:
     python bench/curate.py [--drives 12] [--minutes 5] [--pool 100000] [--budget 1000]
                            [--out results.json] [--record bench/RESULTS.md]
+    python bench/curate.py --quick    # 2 drives of 12 s at 320x192, a pool of 2,000: checks it still runs
 """
 
 from __future__ import annotations
@@ -51,11 +53,11 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import numpy as np
 import pandas as pd
 
-from _results import append_section
+from _results import append_section, parse_args
 from longtail.catalog.db import URI_ENV, configure_fiftyone, stop_database
 from longtail.catalog.frames import load_frame_index
 from longtail.catalog.truth import GT_DIR, load_ground_truth
-from longtail.config import SimConfig
+from longtail.config import DEFAULT_SCENARIO_RATES, SimConfig
 from longtail.curate.descriptor import DESCRIPTOR_KEY, DIM
 from longtail.curate.embeddings import FeatureCache, compute_descriptors
 from longtail.curate.select import SelectConfig, select_frames
@@ -74,10 +76,13 @@ def children_cpu() -> float:
     return r.ru_utime + r.ru_stime
 
 
-def simulate(args: argparse.Namespace) -> tuple[list[Path], pd.DataFrame, SimConfig, dict[str, float]]:
-    """The fleet's drive logs (cached), its ground truth per camera frame, and what simulating took."""
-    cfg = SimConfig(vehicles=args.drives, minutes=args.minutes, seed=args.seed, width=args.width, height=args.height)
-    out = CACHE / f"fleet_{args.drives}x{args.minutes:g}min_seed{args.seed}_{args.width}x{args.height}"
+def simulate(args: argparse.Namespace, cache: Path) -> tuple[list[Path], pd.DataFrame, SimConfig, dict[str, float]]:
+    """The fleet's drive logs (cached in ``cache``), its ground truth per camera frame, and what simulating took."""
+    rates = {k: v * args.scenario_scale for k, v in DEFAULT_SCENARIO_RATES.items()}
+    cfg = SimConfig(vehicles=args.drives, minutes=args.minutes, seed=args.seed, width=args.width, height=args.height,
+                    scenario_rates=rates)
+    scaled = f"_scenarios{args.scenario_scale:g}x" if args.scenario_scale != 1 else ""
+    out = cache / f"fleet_{args.drives}x{args.minutes:g}min_seed{args.seed}_{args.width}x{args.height}{scaled}"
     start = time.perf_counter()
     fleet = simulate_fleet(cfg, out, workers=args.workers, progress=False)
     info = {"simulated_now": len(fleet.drives) - fleet.skipped, "seconds": time.perf_counter() - start,
@@ -262,6 +267,8 @@ def render(args: argparse.Namespace, cfg: SimConfig, res: dict[str, Any]) -> str
            f"--share {args.share:g} --workers {args.workers}")
     if args.baseline_frames:
         cmd += f" --baseline-frames {args.baseline_frames}"
+    if args.scenario_scale != 1:
+        cmd += f" --scenario-scale {args.scenario_scale:g}"
     one = next(r for r in e if r["workers"] == 1)
     simulated = (f"simulated in this run in {sim['seconds'] / 60:.1f} min" if sim["simulated_now"]
                  else "drive logs cached from an earlier run")
@@ -324,6 +331,8 @@ def main() -> int:
     parser.add_argument("--drives", type=int, default=12, help="simulated drives (default fleet mix and rates)")
     parser.add_argument("--minutes", type=float, default=5.0, help="minutes per drive")
     parser.add_argument("--seed", type=int, default=1, help="fleet seed")
+    parser.add_argument("--scenario-scale", type=float, default=1.0,
+                        help="multiply the simulator's default scenario rates (a tiny fleet stages none at 1)")
     parser.add_argument("--width", type=int, default=640, help="camera width, px")
     parser.add_argument("--height", type=int, default=384, help="camera height, px")
     parser.add_argument("--pool", type=int, default=100_000, help="synthetic candidates for the selection timing")
@@ -336,7 +345,8 @@ def main() -> int:
                         help="frames for FiftyOne's per-sample baseline (0 = every frame)")
     parser.add_argument("--out", default="", help="also write the results as JSON here")
     parser.add_argument("--record", default="bench/RESULTS.md", help="append a results section here ('' to skip)")
-    args = parser.parse_args()
+    args = parse_args(parser, {"drives": 2, "minutes": 0.2, "width": 320, "height": 192, "scenario_scale": 40.0,
+                               "pool": 2000, "budget": 20, "random_seeds": 2, "repeats": 1, "out": "", "record": ""})
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", stream=sys.stderr)
     if URI_ENV in os.environ:
         # The bench runs its own mongod; a user's database would mix its datasets with theirs.
@@ -345,12 +355,13 @@ def main() -> int:
 
     t0 = time.perf_counter()
     load_start = os.getloadavg()[0]
-    logs, truth, cfg, sim_info = simulate(args)
     root = Path(tempfile.mkdtemp(prefix="longtail-bench-curate-", dir="/tmp"))
-    results: dict[str, Any] = {"args": vars(args), "date": dt.date.today().isoformat(),
-                               "machine": f"{platform.machine()}, {os.cpu_count()} cores", "sim": sim_info}
     try:
         from longtail.ingest.ingest import ingest
+
+        logs, truth, cfg, sim_info = simulate(args, root / "bench-fleet" if args.quick else CACHE)
+        results: dict[str, Any] = {"args": vars(args), "date": dt.date.today().isoformat(),
+                                   "machine": f"{platform.machine()}, {os.cpu_count()} cores", "sim": sim_info}
 
         start = time.perf_counter()
         ingest(logs, root, workers=args.workers, progress=False)

@@ -15,6 +15,7 @@ Their frames are drawn with PIL (320x192, coloured rectangles on grey).
 
 Usage:
     python bench/deploy.py [--threads 2] [--frames 48] [--root DATA] [--record bench/RESULTS.md]
+    python bench/deploy.py --quick    # 4 frames, one pass, 1 thread: checks it still runs
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
-from _results import append_section
+from _results import append_section, parse_args
 from longtail.detector.export import DeployedDetector, export_detector, frame_tensor
 from longtail.detector.predict import predict
 from longtail.detector.presets import DEFAULT_PRESET, build_model
@@ -122,7 +123,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=4, help="frames per call of the batched eager row")
     parser.add_argument("--root", help="measure this data root's champion on its test frames")
     parser.add_argument("--record", help="append the results to this Markdown file")
-    args = parser.parse_args()
+    args = parse_args(parser, {"threads": 1, "frames": 4, "repeats": 1, "batch": 2, "record": None})
     load_before = os.getloadavg()[0]
     sections = []
     for name, model, meta, images in models(args.root, args.frames):

@@ -19,6 +19,7 @@ drives (they are resamples of the pools), so the exact 95% intervals shown are o
 Usage:
     python bench/drift.py [--trials 40] [--ref-drives 10] [--batch-drives 12] [--minutes 0.2]
                           [--out results.json] [--record bench/RESULTS.md]
+    python bench/drift.py --quick    # 2 trials on drives of 3 s, printed only: checks it still runs
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from typing import Any
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _results import append_section
+from _results import append_section, parse_args
 
 POOLS: dict[str, tuple[int, dict[str, Any]]] = {
     "same mix": (0, {}),
@@ -58,15 +59,20 @@ def clopper_pearson(k: int, n: int) -> tuple[float, float]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--trials", type=int, default=40, help="resampled (reference, batch) pairs")
     parser.add_argument("--frame-trials", type=int, default=10, help="trials also tested frame by frame")
     parser.add_argument("--ref-drives", type=int, default=10, help="training drives per trial")
     parser.add_argument("--batch-drives", type=int, default=12, help="drives per batch")
     parser.add_argument("--minutes", type=float, default=0.2, help="minutes per drive")
+    parser.add_argument("--spare-drives", type=int, default=12,
+                        help="drives in each shifted pool beyond one batch, so that trials draw different drives "
+                             "(half as many again in the default-mix pool, which gives the reference too)")
     parser.add_argument("--out", help="write the results as JSON here")
     parser.add_argument("--record", help="append a section to this RESULTS.md")
-    args = parser.parse_args()
+    args = parse_args(parser, {"trials": 2, "frame_trials": 1, "ref_drives": 2, "batch_drives": 2, "minutes": 0.05,
+                               "spare_drives": 2,
+                               "out": None, "record": None})
 
     import numpy as np
     import torch
@@ -84,14 +90,14 @@ def main() -> int:
 
     torch.set_num_threads(1)
     cfg = MonitorConfig()
-    same_needed = args.ref_drives + args.batch_drives + 18
+    same_needed = args.ref_drives + args.batch_drives + round(1.5 * args.spare_drives)
     t0 = time.time()
     base = Path(tempfile.mkdtemp(prefix="longtail-bench-drift-"))
     try:
         root = base / "data"
         pool_of: dict[str, str] = {}
         for name, (k, mix) in POOLS.items():
-            n = same_needed if k == 0 else args.batch_drives + 12
+            n = same_needed if k == 0 else args.batch_drives + args.spare_drives
             sim = SimConfig(vehicles=n, minutes=args.minutes, width=160, height=96, fps=5.0, seed=9000 + k, **mix)
             simulate_fleet(sim, base / f"pool{k}", workers=2, progress=False)
             for r in ingest(sorted((base / f"pool{k}").glob("*.mcap")), root, workers=2, progress=False):

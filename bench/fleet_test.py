@@ -9,6 +9,7 @@ fewer boxes for NMS, so it slightly flatters the model's cost).
 
 Usage:
     python bench/fleet_test.py [--drives 4] [--minutes 0.5] [--model FOLDER] [--record bench/RESULTS.md]
+    python bench/fleet_test.py --quick    # one drive of 6 s: checks it still runs
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import torch
 
-from _results import append_section
+from _results import append_section, parse_args
 from longtail.detector.predict import make_frame_predictor
 from longtail.detector.presets import DEFAULT_PRESET, build_model
 from longtail.schemas import CATEGORIES
@@ -40,7 +41,7 @@ def main() -> int:
     parser.add_argument("--model", default="", help="a saved model or deployment folder (default: untrained preset)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
     parser.add_argument("--record", default="bench/RESULTS.md", help="append a results section here ('' to skip)")
-    args = parser.parse_args()
+    args = parse_args(parser, {"drives": 1, "minutes": 0.1, "record": ""})
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)

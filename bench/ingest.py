@@ -9,13 +9,15 @@ In one run, on the same files:
 
 Ten drive-hours are made from one simulated base drive: each copy is rewritten with a unique JPEG
 comment segment in every frame (a valid JPEG, so frames differ and the content-addressed store
-cannot deduplicate them) and shifted in time. Logs are cached in build/bench/ingest/.
+cannot deduplicate them) and shifted in time. Logs are cached in build/bench/ingest/ (``--quick``: in a
+temporary folder, removed at the end).
 
 Targets (issue 3): ingest >= 0.6x the raw read rate on one worker, >= 5x the naive path; time
 and peak memory grow linearly or better from 1 to 10 drive-hours (memory flat: streaming).
 
 Usage:
     python bench/ingest.py [--base-minutes 30] [--hours 1,2,5,10] [--record bench/RESULTS.md]
+    python bench/ingest.py --quick    # two copies of a 12-second drive, printed only: checks it still runs
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import shutil
 import struct
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -40,7 +43,7 @@ from foxglove_schemas_protobuf.CompressedImage_pb2 import CompressedImage
 from mcap.reader import make_reader
 from mcap.writer import CompressionType, Writer
 
-from _results import append_section
+from _results import append_section, parse_args
 from longtail.config import NO_SCENARIO_RATES, SimConfig
 from longtail.sim.drive import simulate_drive
 from longtail.sim.fleet import plan_fleet
@@ -48,23 +51,23 @@ from longtail.sim.fleet import plan_fleet
 CACHE = Path("build/bench/ingest")
 
 
-def base_drive(minutes: float) -> Path:
-    """A simulated drive of the default camera with a few critical scenarios (cached)."""
-    path = CACHE / f"base_{minutes:g}min.mcap"
+def base_drive(minutes: float, cache: Path) -> Path:
+    """A simulated drive of the default camera with a few critical scenarios (cached in ``cache``)."""
+    path = cache / f"base_{minutes:g}min.mcap"
     if path.exists():
         return path
-    CACHE.mkdir(parents=True, exist_ok=True)
+    cache.mkdir(parents=True, exist_ok=True)
     rates = {**NO_SCENARIO_RATES, "emergency_braking": 0.01, "cut_in": 0.01, "emergency_lane_change": 0.01}
     cfg = SimConfig(vehicles=1, minutes=minutes, seed=11, scenario_rates=rates, urban_share_car=0.4)
     plan = plan_fleet(cfg)[0]
-    print(f"simulating a {minutes:g}-minute base drive (cached in {CACHE})...", file=sys.stderr)
-    simulate_drive(plan, cfg, path, CACHE / f"base_{minutes:g}min.parquet")
+    print(f"simulating a {minutes:g}-minute base drive (cached in {cache})...", file=sys.stderr)
+    simulate_drive(plan, cfg, path, cache / f"base_{minutes:g}min.parquet")
     return path
 
 
 def variant(base: Path, k: int) -> Path:
-    """Copy ``k`` of the base drive: unique frames (a JPEG comment per frame), shifted in time."""
-    path = CACHE / "logs" / f"{base.stem}_copy{k:03d}.mcap"
+    """Copy ``k`` of the base drive (beside it): unique frames (a JPEG comment per frame), shifted in time."""
+    path = base.parent / "logs" / f"{base.stem}_copy{k:03d}.mcap"
     if path.exists():
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -174,13 +177,23 @@ def main() -> int:
     parser.add_argument("--naive-minutes", type=float, default=10.0, help="minutes of logs for the naive ingester")
     parser.add_argument("--repeats", type=int, default=3, help="repeats of the raw-vs-ingest comparison (median)")
     parser.add_argument("--record", default="bench/RESULTS.md", help="append a results section here ('' to skip)")
-    args = parser.parse_args()
+    # Quick: a 12-second base drive (0.2 min = 1/300 h), two copies of it for the scaling rows.
+    args = parse_args(parser, {"base_minutes": 0.2, "hours": f"{0.2 / 60:.6f},{0.4 / 60:.6f}", "naive_minutes": 0.1,
+                               "repeats": 1, "record": ""})
+    if args.quick:
+        with tempfile.TemporaryDirectory(prefix="longtail-bench-ingest-") as tmp:
+            return run(args, Path(tmp))
+    return run(args, CACHE)
+
+
+def run(args: argparse.Namespace, cache: Path) -> int:
+    """Every measurement, with drive logs cached in ``cache``; prints (and with ``--record`` appends) the section."""
     hours = [float(h) for h in args.hours.split(",")]
-    base = base_drive(args.base_minutes)
+    base = base_drive(args.base_minutes, cache)
     per_log_h = args.base_minutes / 60
     n_logs = round(max(hours) / per_log_h)
     files = [variant(base, k) for k in range(n_logs)]
-    work = CACHE / "roots"
+    work = cache / "roots"
     shutil.rmtree(work, ignore_errors=True)
     probe_us = file_creation_us(work / "probe")
 
@@ -201,7 +214,7 @@ def main() -> int:
     naive_files = one_hour[:1]
     naive_minutes = min(args.naive_minutes, args.base_minutes)
     # The naive ingester on a slice: a copy of the base drive cut to naive_minutes.
-    naive_log = CACHE / f"naive_{naive_minutes:g}min.mcap"
+    naive_log = cache / f"naive_{naive_minutes:g}min.mcap"
     if not naive_log.exists():
         with open(naive_files[0], "rb") as f, open(naive_log, "wb") as out:
             reader = make_reader(f)

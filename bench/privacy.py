@@ -13,6 +13,7 @@ The sample is tiny (5 clear faces, 6 clear plates): read the counts, not the per
 
 Example:
     python bench/privacy.py --settings 1:3,1:1,2:3 --record
+    python bench/privacy.py --quick    # the default setting on one KITTI image, printed: checks it still runs
 """
 
 from __future__ import annotations
@@ -105,12 +106,20 @@ def main(argv: list[str] | None = None) -> int:
                         help="comma-separated UPSCALE:MIN_NEIGHBORS pairs of PrivacyConfig to compare (the first is "
                              "the default config)")
     parser.add_argument("--threads", type=int, default=1, help="OpenCV threads")
+    parser.add_argument("--images", type=int, default=0,
+                        help="only the first N images in name order, and their judgements (0: every image)")
     parser.add_argument("--record", action="store_true", help="append the section to bench/RESULTS.md")
-    args = parser.parse_args(argv)
+    sys.path.insert(0, str(HERE))
+    from _results import parse_args
+
+    args = parse_args(parser, {"settings": "1:3", "images": 1, "record": False}, argv)
     cv2.setNumThreads(args.threads)
     data = Path(args.data)
     truth = json.loads((HERE / "privacy_truth.json").read_text())["objects"]
     boxes = load_boxes(data)
+    if args.images:
+        boxes = dict(sorted(boxes.items())[:args.images])
+        truth = [t for t in truth if t["image"] in boxes]
     settings = [tuple(item.split(":")) for item in args.settings.split(",")]
     results = [((float(u), int(n)), run(data, PrivacyConfig(upscale=float(u), min_neighbors=int(n)), truth, boxes))
                for u, n in settings]
@@ -122,8 +131,9 @@ def main(argv: list[str] | None = None) -> int:
         f"## Privacy blur: detector recall on real images, {dt.date.today()} ({platform.machine()}, "
         f"Python {platform.python_version()}, OpenCV {cv2.__version__}, {args.threads} thread)",
         "",
-        f"Command: `python bench/privacy.py --settings {args.settings}{' --record' if args.record else ''}` "
-        f"({results[0][1]['images']} real images of ../shared/data/real: 7 KITTI 1242x375, 6 nuScenes 1600x900; "
+        f"Command: `python bench/privacy.py --settings {args.settings}{f' --images {args.images}' if args.images else ''}"
+        f"{' --record' if args.record else ''}` ({results[0][1]['images']} real images of ../shared/data/real"
+        f"{'' if args.images else ': 7 KITTI 1242x375, 6 nuScenes 1600x900'}; "
         "hand judgements in bench/privacy_truth.json; defaults of `longtail.privacy.PrivacyConfig` otherwise)",
         "",
         "| upscale | min neighbors | detector | faces found (clear) | faces (uncertain) | plates found (clear) "
@@ -138,7 +148,6 @@ def main(argv: list[str] | None = None) -> int:
     text = "\n".join(lines) + "\n"
     sys.stdout.write(text)
     if args.record:
-        sys.path.insert(0, str(HERE))
         from _results import append_section
 
         append_section(HERE / "RESULTS.md", text)

@@ -9,6 +9,7 @@ drive in under 6 minutes on one core.
 
 Usage:
     python bench/sim.py [--drives 8] [--minutes 2] [--seed 1] [--record bench/RESULTS.md]
+    python bench/sim.py --quick    # one drive of 6 s, printed only: checks the benchmark still runs
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ import cv2
 import numpy as np
 import pyarrow.parquet as pq
 
-from _results import append_section
+from _results import append_section, parse_args
 from longtail.config import SimConfig
 from longtail.sim.drive import simulate_drive
 from longtail.sim.fleet import plan_fleet
@@ -52,7 +53,7 @@ def main() -> int:
     parser.add_argument("--minutes", type=float, default=2.0, help="minutes per drive")
     parser.add_argument("--seed", type=int, default=1, help="fleet seed")
     parser.add_argument("--record", default="bench/RESULTS.md", help="append a results section here ('' to skip)")
-    args = parser.parse_args()
+    args = parse_args(parser, {"drives": 1, "minutes": 0.1, "record": ""})
 
     cfg = SimConfig(vehicles=args.drives, drives_per_vehicle=1, minutes=args.minutes, seed=args.seed)
     plans = plan_fleet(cfg)

@@ -35,6 +35,7 @@ Usage:
     python bench/train.py [--presets fcos-small,fcos-small-p2,fcos-resnet50] [--threads 1,2] [--seconds 8]
                           [--min-calls N] [--checkpoint run/checkpoint-N.pt] [--out results.json]
                           [--record bench/RESULTS.md]
+    python bench/train.py --quick    # fcos-small on 1 thread, one timed call each: checks it still runs
 """
 
 from __future__ import annotations
@@ -63,7 +64,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-from _results import append_section
+from _results import append_section, parse_args
 from longtail.detector.predict import load_image, predict
 from longtail.detector.presets import PRESETS, build_model, count_parameters, get_preset
 from longtail.schemas import CATEGORIES
@@ -394,7 +395,8 @@ def main() -> int:
     parser.add_argument("--checkpoint", default="", help="a longtail.train checkpoint: its preset uses its weights")
     parser.add_argument("--out", default="", help="also write the results as JSON here")
     parser.add_argument("--record", default="bench/RESULTS.md", help="append a results section here ('' to skip)")
-    args = parser.parse_args()
+    args = parse_args(parser, {"presets": "fcos-small", "threads": "1", "seconds": 0.0, "min_calls": 1, "out": "",
+                               "record": ""})
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", stream=sys.stderr)
     presets = [p.strip() for p in args.presets.split(",") if p.strip()]
     for name in presets:
