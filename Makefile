@@ -5,10 +5,10 @@ SHELL := /bin/bash
 PY := .venv/bin/python
 TARGET ?= local
 
-.PHONY: help setup browser run test lint lab bench preview lock clean
+.PHONY: help setup browser run test lint lab bench bench-quick preview lock clean
 
 help:  ## list the targets
-	@grep -E '^[a-z]+:.*## ' Makefile | sed -E 's/:.*## /\t/'
+	@grep -E '^[a-z-]+:.*## ' Makefile | sed -E 's/:.*## /\t/'
 
 setup:  ## create or reuse the locked environment (cached outside the checkout) and link .venv
 	@env/setup-venv.sh
@@ -19,7 +19,7 @@ browser:  ## headless Chromium from the OS packages, for the tests that look at 
 run: setup  ## run the pipeline on TARGET (default: local) and print where the results are
 	$(PY) -m longtail run --target $(TARGET)
 
-test: setup browser lint  ## run the whole test suite (real servers are started by the tests)
+test: setup browser lint bench-quick  ## lint, every benchmark on tiny inputs, then the whole test suite (real servers are started by the tests)
 	$(PY) -m pytest -q
 
 lint: setup  ## ruff, mypy and the import-layering contracts (import-linter) on the library
@@ -40,6 +40,21 @@ bench: setup  ## benchmarks; results go to bench/RESULTS.md
 	$(PY) bench/fleet_test.py
 	$(PY) bench/drift.py --record bench/RESULTS.md
 	$(PY) bench/privacy.py --record
+
+# Each benchmark's own code on tiny inputs (--quick): checks they still run, times nothing, records nothing.
+bench-quick: setup  ## every benchmark on tiny inputs (--quick), to check they still run; records nothing
+	$(PY) bench/sim.py --quick
+	$(PY) bench/ingest.py --quick
+	$(PY) bench/curate.py --quick
+	$(PY) bench/train.py --quick
+	$(PY) bench/deploy.py --quick
+	$(PY) bench/fleet_test.py --quick
+	$(PY) bench/drift.py --quick
+	$(PY) bench/privacy.py --quick
+	$(PY) bench/quality.py --quick
+	$(PY) bench/defaults.py --quick
+	$(PY) bench/sm_entry.py --quick
+# >>> ISSUE 21 (lead): add `$(PY) bench/kpi.py --quick` (tab-indented) as the last recipe line above, once bench/kpi.py exists.
 
 preview: setup  ## re-render the README's gallery of simulated frames
 	$(PY) -m longtail sim-preview --out docs/fleet --seed 7

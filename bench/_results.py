@@ -23,6 +23,12 @@ def append_section(path: str | Path, text: str) -> None:
     target.write_text(existing.rstrip("\n") + "\n\n" + text)
 
 
+def quick_requested(argv: Sequence[str] | None = None) -> bool:
+    """Whether ``--quick`` is among the arguments (default: ``sys.argv[1:]``), before they are parsed: a
+    benchmark whose inputs are required makes them optional under ``--quick``, which builds tiny ones."""
+    return "--quick" in (sys.argv[1:] if argv is None else argv)
+
+
 def parse_args(parser: argparse.ArgumentParser, quick: dict[str, Any],
                argv: Sequence[str] | None = None) -> argparse.Namespace:
     """Add ``--quick`` to ``parser`` and parse; with ``--quick``, ``quick``'s values become the defaults.
@@ -42,7 +48,7 @@ def parse_args(parser: argparse.ArgumentParser, quick: dict[str, Any],
     """
     parser.add_argument("--quick", action="store_true", help=QUICK_HELP)
     args_list = list(sys.argv[1:] if argv is None else argv)
-    if "--quick" in args_list:
+    if quick_requested(args_list):
         parser.set_defaults(**quick)
     args = parser.parse_args(args_list)
     if args.quick:

@@ -12,6 +12,10 @@ Example (the `make run` version, 10 minutes each on 2 threads, about 45 minutes 
 
 It prints a Markdown table and writes bench/results/defaults.json. ``--trained ARM=MODEL_URI`` scores an
 arm trained by an earlier invocation instead of training it again (its row says ``loaded``).
+
+``--quick`` (with no ``--root``) trains two arms for one short epoch each on a tiny synthetic version in a
+temporary data root and writes the JSON there, to check that this script still runs (`make bench-quick`):
+    python bench/defaults.py --quick
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import json
 import logging
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +41,9 @@ from longtail.evaluate.bootstrap import BootstrapConfig, drive_intervals
 from longtail.evaluate.gate import paired_difference
 from longtail.schemas import CATEGORIES, MIN_OBJECT_HEIGHT
 from longtail.train.run import make_train_config, train
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _results import parse_args, quick_requested
 
 log = logging.getLogger("bench.defaults")
 
@@ -64,8 +72,9 @@ def score_on_val(model: torch.nn.Module, version_dir: Path, frames: pd.DataFrame
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--root", required=True, help="the data root")
-    parser.add_argument("--version", required=True, help="dataset version id")
+    quick = quick_requested(argv)
+    parser.add_argument("--root", required=not quick, help="the data root")
+    parser.add_argument("--version", required=not quick, help="dataset version id")
     parser.add_argument("--minutes", type=float, default=10.0, help="training budget of each arm, minutes")
     parser.add_argument("--epochs", type=int, default=16, help="epoch cap (the budget decides)")
     parser.add_argument("--seed", type=int, default=0, help="training seed (the same for every arm)")
@@ -74,8 +83,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--trained", action="append", default=[], metavar="ARM=MODEL_URI",
                         help="score this arm's model from an earlier run (MLflow URI) instead of training it again")
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "defaults.json"), help="JSON output")
-    args = parser.parse_args(argv)
+    args = parse_args(parser, {"minutes": 0.02, "epochs": 1, "threads": 1, "arms": "default,no haze", "out": ""},
+                      argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    if args.quick:
+        with tempfile.TemporaryDirectory(prefix="longtail-bench-defaults-") as tmp:
+            args.out = str(Path(tmp) / "defaults.json")
+            if not args.root:
+                from _tiny_version import write_tiny_version
+
+                args.root = str(Path(tmp) / "data")
+                _, args.version = write_tiny_version(Path(args.root))
+            return run(parser, args, argv)
+    if not args.version:
+        parser.error("--root needs --version")
+    return run(parser, args, argv)
+
+
+def run(parser: argparse.ArgumentParser, args: argparse.Namespace, argv: list[str] | None) -> int:
+    """Train (or load) and score each arm, write ``args.out`` and print the table."""
     arms = [a.strip() for a in args.arms.split(",")]
     unknown = [a for a in arms if a not in ARMS]
     if unknown:

@@ -11,6 +11,10 @@ Example:
 
 ``--by drive`` scores each drive of each split on its own: a suite of a few drives measures the drives it
 happened to get as much as the model, and this shows which.
+
+``--quick`` (with no ``--root``) trains one epoch on a tiny synthetic version in a temporary data root and
+scores it there, to check that this script still runs (`make bench-quick`):
+    python bench/quality.py --quick
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -29,22 +34,42 @@ from longtail.detector.model import default_tracking, load_model_from_mlflow
 from longtail.detector.predict import predict_frames
 from longtail.schemas import MIN_OBJECT_HEIGHT
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _results import parse_args, quick_requested
+
 log = logging.getLogger("bench.quality")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--root", required=True, help="the data root")
-    parser.add_argument("--version", required=True, help="dataset version id")
+    quick = quick_requested(argv)
+    parser.add_argument("--root", required=not quick, help="the data root")
+    parser.add_argument("--version", required=not quick, help="dataset version id")
     parser.add_argument("--splits", default="val,test_common,test_longtail", help="comma-separated splits")
     parser.add_argument("--min-object-height", type=float, default=MIN_OBJECT_HEIGHT,
                         help="ignore boxes less tall than this share of the frame height (0: score every box)")
     parser.add_argument("--by", choices=["split", "drive"], default="split",
                         help="one row per split, or per drive of each split")
     parser.add_argument("--threads", type=int, default=2, help="torch threads")
-    parser.add_argument("models", nargs="+", help="MLflow model URIs (runs:/<id>/model, models:/name/N)")
-    args = parser.parse_args(argv)
+    parser.add_argument("models", nargs="*" if quick else "+",
+                        help="MLflow model URIs (runs:/<id>/model, models:/name/N)")
+    args = parse_args(parser, {"threads": 1}, argv)
     logging.basicConfig(level=logging.WARNING)
+    if args.quick and not args.root:
+        from _tiny_version import train_tiny_model, write_tiny_version
+
+        with tempfile.TemporaryDirectory(prefix="longtail-bench-quality-") as tmp:
+            root = Path(tmp) / "data"
+            _, args.version = write_tiny_version(root)
+            args.root, args.models = str(root), [train_tiny_model(root, args.version)]
+            return report(args)
+    if not (args.version and args.models):
+        parser.error("--root needs --version and at least one model URI")
+    return report(args)
+
+
+def report(args: argparse.Namespace) -> int:
+    """Print the table of every model on ``args.splits`` of ``args.version`` in ``args.root``."""
     torch.set_num_threads(args.threads)
     root = Path(args.root)
     folder = root / "datasets" / args.version

@@ -14,6 +14,10 @@ log above them gives each epoch's images/s); ``--out`` writes the rows, with eac
 Example (a GPU machine, 4 minutes of ``fcos-resnet50`` then 2 of ``fcos-small``):
     python bench/sm_entry.py --version-dir data/datasets/v-ab61451c91a17dbe \\
         --run fcos-resnet50:4 --run fcos-small:2 --hps '{"num_workers": 8}' --work /tmp/sm
+
+``--quick`` (with no ``--version-dir``) runs one job of about a second on a tiny synthetic version, all in a
+temporary folder, to check that this script still runs (`make bench-quick`):
+    python bench/sm_entry.py --quick
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import json
 import logging
 import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -33,6 +38,8 @@ import torch
 from longtail.detector.model import load_model
 from longtail.train import sagemaker_entry
 from quality import score_splits
+
+from _results import parse_args, quick_requested
 
 log = logging.getLogger("bench.sm_entry")
 
@@ -59,15 +66,30 @@ def score(model_dir: Path, version_dir: Path, splits: list[str]) -> list[dict[st
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--version-dir", required=True, type=Path, help="a dataset version folder (the channel)")
-    parser.add_argument("--run", action="append", required=True,
+    quick = quick_requested(argv)
+    parser.add_argument("--version-dir", required=not quick, type=Path, help="a dataset version folder (the channel)")
+    parser.add_argument("--run", action="append", required=not quick,
                         help="PRESET:MINUTES, one training job each (repeatable), in order")
     parser.add_argument("--hps", default="{}", help="JSON hyperparameters added to every job's SM_HPS")
     parser.add_argument("--splits", default="val,test_common,test_longtail", help="comma-separated splits scored")
     parser.add_argument("--work", type=Path, default=Path("sm-jobs"), help="folder for the jobs' SM_* folders")
     parser.add_argument("--out", type=Path, help="write the results as JSON here")
-    args = parser.parse_args(argv)
+    args = parse_args(parser, {"splits": "val", "hps": '{"threads": 1, "batch_size": 4}', "out": None}, argv)
     logging.basicConfig(level=logging.INFO)
+    if args.quick:
+        args.run = args.run or ["fcos-small:0.02"]
+        with tempfile.TemporaryDirectory(prefix="longtail-bench-sm-entry-") as tmp:
+            args.work = Path(tmp) / "sm-jobs"
+            if not args.version_dir:
+                from _tiny_version import write_tiny_version
+
+                args.version_dir, _ = write_tiny_version(Path(tmp) / "data")
+            return run(args)
+    return run(args)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Each training job in turn, then its scores; prints a row per preset and split, ``--out`` the JSON."""
     gpus = torch.cuda.device_count()
     device_name = torch.cuda.get_device_name(0) if gpus else "cpu"
     results = []
