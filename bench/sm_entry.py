@@ -35,11 +35,10 @@ from typing import Any
 import pandas as pd
 import torch
 
+from _results import parse_args, quick_requested
 from longtail.detector.model import load_model
 from longtail.train import sagemaker_entry
 from quality import score_splits
-
-from _results import parse_args, quick_requested
 
 log = logging.getLogger("bench.sm_entry")
 
