@@ -9,13 +9,20 @@ through Label Studio, so the row at the threshold the batch was pushed with matc
 
 Example:
     python bench/prelabel_cost.py --root data --batch batch-117f47519e1a2de7 --model models:/longtail-detector/1
+
+``--quick`` (with no ``--root``) builds a temporary data root, to check that this script still runs (`make
+bench-quick`): a simulated drive of 12 s at 160x96 ingested, its first keyframes as the batch, and a model
+trained for one epoch on a tiny synthetic version:
+    python bench/prelabel_cost.py --quick
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
+import tempfile
 from pathlib import Path
 
 import pandas as pd
@@ -25,17 +32,67 @@ from longtail.catalog.truth import find_truth_files, load_truth
 from longtail.label.oracle import plan_edits, total_cost, truth_boxes
 from longtail.label.prelabel import prelabel_batch
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _results import parse_args, quick_requested
+
+QUICK_BATCH = "batch-quick"
+
+
+def make_quick_root(folder: Path, frames: int = 8) -> tuple[Path, str, str]:
+    """A data root under ``folder`` with a labeling batch of ``frames`` keyframes of one simulated drive.
+
+    The batch holds only what this script reads: DATA/batches/<id>/ (manifest.json, frames.parquet with
+    frame_id and store_path) and DATA/labels/<id>/labels.parquet (the frames' ids, drives, times and sizes).
+
+    Returns:
+        (the data root, the batch id, the MLflow URI of a model trained one epoch on a tiny version there).
+    """
+    from _tiny_version import train_tiny_model, write_tiny_version
+    from longtail.catalog.frames import load_frame_index
+    from longtail.catalog.root import DataRoot
+    from longtail.config import SimConfig
+    from longtail.ingest.ingest import ingest
+    from longtail.sim.fleet import simulate_fleet
+
+    root = DataRoot.of(folder / "data")
+    cfg = SimConfig(vehicles=1, minutes=0.2, width=160, height=96, fps=5.0, seed=3)
+    simulate_fleet(cfg, folder / "fleet", workers=1, progress=False)
+    ingest(sorted((folder / "fleet").glob("*.mcap")), root.path, workers=1, progress=False)
+    index = load_frame_index(root.path)
+    batch = index[index["keyframe"]].head(frames)
+    root.batch(QUICK_BATCH).mkdir(parents=True)
+    batch[["frame_id", "store_path"]].to_parquet(root.batch(QUICK_BATCH) / "frames.parquet", index=False)
+    (root.batch(QUICK_BATCH) / "manifest.json").write_text(json.dumps({"batch_id": QUICK_BATCH}) + "\n")
+    root.label_set(QUICK_BATCH).mkdir(parents=True)
+    batch[["frame_id", "log_id", "drive_id", "timestamp_ns", "width", "height"]].to_parquet(
+        root.label_set(QUICK_BATCH) / "labels.parquet", index=False)
+    _, version = write_tiny_version(root.path)
+    return root.path, QUICK_BATCH, train_tiny_model(root.path, version)
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--root", required=True, help="the data root")
-    parser.add_argument("--batch", required=True, help="a pulled labeling batch of simulated drives")
-    parser.add_argument("--model", required=True, help="MLflow model URI of the pre-labeler")
+    quick = quick_requested(argv)
+    parser.add_argument("--root", required=not quick, help="the data root")
+    parser.add_argument("--batch", required=not quick, help="a pulled labeling batch of simulated drives")
+    parser.add_argument("--model", required=not quick, help="MLflow model URI of the pre-labeler")
     parser.add_argument("--thresholds", default="0,0.2,0.3,0.4,0.5,0.6,0.7",
                         help="comma-separated pre-label score thresholds (0: no pre-labels)")
     parser.add_argument("--threads", type=int, default=2, help="torch threads")
-    args = parser.parse_args(argv)
+    args = parse_args(parser, {"thresholds": "0,0.3", "threads": 1}, argv)
     logging.basicConfig(level=logging.WARNING)
+    if args.quick and not args.root:
+        with tempfile.TemporaryDirectory(prefix="longtail-bench-prelabel-") as tmp:
+            root, args.batch, args.model = make_quick_root(Path(tmp))
+            args.root = str(root)
+            return report(args)
+    if not (args.batch and args.model):
+        parser.error("--root needs --batch and --model")
+    return report(args)
+
+
+def report(args: argparse.Namespace) -> int:
+    """Print the cost table of ``args.batch`` at each threshold."""
     torch.set_num_threads(args.threads)
     root = Path(args.root)
     frames = pd.read_parquet(root / "labels" / args.batch / "labels.parquet")
