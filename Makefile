@@ -54,6 +54,8 @@ bench-quick: setup  ## every benchmark on tiny inputs (--quick), to check they s
 	$(PY) bench/quality.py --quick
 	$(PY) bench/defaults.py --quick
 	$(PY) bench/sm_entry.py --quick
+	$(PY) bench/prelabel_cost.py --quick
+	$(PY) bench/speed_turn2.py --quick
 # >>> ISSUE 21 (lead): add `$(PY) bench/kpi.py --quick` (tab-indented) as the last recipe line above, once bench/kpi.py exists.
 
 preview: setup  ## re-render the README's gallery of simulated frames

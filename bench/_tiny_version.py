@@ -1,6 +1,7 @@
-"""What the benchmarks that read a data root (quality, defaults, sm_entry) run on under ``--quick``: a tiny
-dataset version in `longtail.label.version.build_version`'s layout, of road-less synthetic frames (coloured
-rectangles drawn with PIL, their boxes the labels). It checks that the benchmark runs, not what it measures."""
+"""What the benchmarks that read a data root (quality, defaults, sm_entry, prelabel_cost, speed_turn2) run on
+under ``--quick``: a tiny dataset version in `longtail.label.version.build_version`'s layout, of road-less
+synthetic frames (coloured rectangles drawn with PIL, their boxes the labels), a model trained on it for one
+epoch, and a short simulated drive ingested. They check that the benchmark runs, not what it measures."""
 
 from __future__ import annotations
 
@@ -88,15 +89,35 @@ def write_tiny_version(root: Path, frames_per_split: int = 8, seed: int = 0) -> 
     return folder, version_id
 
 
-def train_tiny_model(root: Path, version_id: str) -> str:
+def train_tiny_model(root: Path, version_id: str, registered_model: str | None = None) -> tuple[str, str | None]:
     """One epoch of the default preset at the frames' own size on one thread, tracked in the root's MLflow.
 
+    Args:
+        root: the data root holding the version.
+        version_id: the version trained on (its val split calibrates the thresholds).
+        registered_model: register the model as a new version of this name; None registers nothing.
+
     Returns:
-        The model's MLflow URI (``runs:/<run id>/model``); nothing is registered.
+        (the model's MLflow URI, ``runs:/<run id>/model``; its registered version, or None).
     """
     from longtail.train.config import TrainConfig
     from longtail.train.run import train
 
     config = TrainConfig(epochs=1, batch_size=4, threads=1, device="cpu", min_size=HEIGHT, max_size=WIDTH,
-                         val_split=None, registered_model=None, experiment="bench-quick")
-    return str(train(root, version_id, config, progress=False)["model_uri"])
+                         registered_model=registered_model, experiment="bench-quick")
+    result = train(root, version_id, config, progress=False)
+    return str(result["model_uri"]), result["model_version"]
+
+
+def ingest_tiny_drive(folder: Path, root: Path) -> None:
+    """Simulate one drive of 12 s at 160x96 and 5 Hz into ``folder`` and ingest it into the data root ``root``.
+
+    The drive log and its ground-truth sidecar stay in ``folder``: keep it while the root is read.
+    """
+    from longtail.config import SimConfig
+    from longtail.ingest.ingest import ingest
+    from longtail.sim.fleet import simulate_fleet
+
+    simulate_fleet(SimConfig(vehicles=1, minutes=0.2, width=WIDTH, height=HEIGHT, fps=5.0, seed=3), folder,
+                   workers=1, progress=False)
+    ingest(sorted(folder.glob("*.mcap")), root, workers=1, progress=False)

@@ -47,17 +47,12 @@ def make_quick_root(folder: Path, frames: int = 8) -> tuple[Path, str, str]:
     Returns:
         (the data root, the batch id, the MLflow URI of a model trained one epoch on a tiny version there).
     """
-    from _tiny_version import train_tiny_model, write_tiny_version
+    from _tiny_version import ingest_tiny_drive, train_tiny_model, write_tiny_version
     from longtail.catalog.frames import load_frame_index
     from longtail.catalog.root import DataRoot
-    from longtail.config import SimConfig
-    from longtail.ingest.ingest import ingest
-    from longtail.sim.fleet import simulate_fleet
 
     root = DataRoot.of(folder / "data")
-    cfg = SimConfig(vehicles=1, minutes=0.2, width=160, height=96, fps=5.0, seed=3)
-    simulate_fleet(cfg, folder / "fleet", workers=1, progress=False)
-    ingest(sorted((folder / "fleet").glob("*.mcap")), root.path, workers=1, progress=False)
+    ingest_tiny_drive(folder / "fleet", root.path)
     index = load_frame_index(root.path)
     batch = index[index["keyframe"]].head(frames)
     root.batch(QUICK_BATCH).mkdir(parents=True)
@@ -67,7 +62,7 @@ def make_quick_root(folder: Path, frames: int = 8) -> tuple[Path, str, str]:
     batch[["frame_id", "log_id", "drive_id", "timestamp_ns", "width", "height"]].to_parquet(
         root.label_set(QUICK_BATCH) / "labels.parquet", index=False)
     _, version = write_tiny_version(root.path)
-    return root.path, QUICK_BATCH, train_tiny_model(root.path, version)
+    return root.path, QUICK_BATCH, train_tiny_model(root.path, version)[0]
 
 
 def main(argv: list[str] | None = None) -> int:

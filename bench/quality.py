@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
         with tempfile.TemporaryDirectory(prefix="longtail-bench-quality-") as tmp:
             root = Path(tmp) / "data"
             _, args.version = write_tiny_version(root)
-            args.root, args.models = str(root), [train_tiny_model(root, args.version)]
+            args.root, args.models = str(root), [train_tiny_model(root, args.version)[0]]
             return report(args)
     if not (args.version and args.models):
         parser.error("--root needs --version and at least one model URI")

@@ -10,6 +10,11 @@ section of bench/RESULTS.md, on a data root with a champion and a deployment (e.
 
 Example:
     python bench/speed_turn2.py --root /tmp/speed-ci --frames 96 --threads 1
+
+``--quick`` (with no ``--root``) builds a temporary data root, to check that this script still runs (`make
+bench-quick`): a simulated drive of 12 s at 160x96 ingested, a model trained for one epoch on a tiny
+synthetic version, registered, promoted to champion and deployed; then 8 frames and one fleet-test drive of 3 s:
+    python bench/speed_turn2.py --quick
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from __future__ import annotations
 import argparse
 import glob
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -30,6 +36,28 @@ from longtail.detector.predict import load_image, predict_frames
 from longtail.detector.registry import load_champion
 from longtail.privacy import PrivacyConfig, make_detector, read_image
 from longtail.sim.fleet_test import FleetTestConfig, load_perception, run_fleet_test
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _results import parse_args, quick_requested
+
+
+def make_quick_root(folder: Path) -> Path:
+    """A data root under ``folder`` with ingested frames, a champion and a deployment of it (module docstring)."""
+    from _tiny_version import ingest_tiny_drive, train_tiny_model, write_tiny_version
+    from longtail.catalog.root import DataRoot
+    from longtail.deploy.run import DeployConfig, run_deploy
+    from longtail.detector.registry import REGISTERED_MODEL, promote, tracking_uri_for
+
+    root = DataRoot.of(folder / "data")
+    ingest_tiny_drive(folder / "fleet", root.path)
+    _, version_id = write_tiny_version(root.path)
+    _, model_version = train_tiny_model(root.path, version_id, registered_model=REGISTERED_MODEL)
+    if model_version is None:
+        raise RuntimeError(f"training registered no version of {REGISTERED_MODEL} in {root.path}")
+    promote(tracking_uri_for(root.path), model_version, lock_dir=root.mlflow, expected_champion=None,
+            reason="bench/speed_turn2.py --quick")
+    run_deploy(root.path, DeployConfig(parity_frames=2))
+    return root.path
 
 
 def curate_rates(root: Path, n: int) -> None:
@@ -87,14 +115,22 @@ def fleet_times(root: Path, minutes: float, drives: int) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--root", required=True)
-    parser.add_argument("--frames", type=int, default=96)
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--minutes", type=float, default=0.5)
-    parser.add_argument("--drives", type=int, default=4)
-    args = parser.parse_args()
+    quick = quick_requested()
+    parser.add_argument("--root", required=not quick, help="a data root with a champion and a deployment")
+    parser.add_argument("--frames", type=int, default=96, help="frames of the store timed")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads")
+    parser.add_argument("--minutes", type=float, default=0.5, help="minutes per fleet-test drive")
+    parser.add_argument("--drives", type=int, default=4, help="fleet-test drives")
+    args = parse_args(parser, {"frames": 8, "minutes": 0.05, "drives": 1})
     torch.set_num_threads(args.threads)
-    root = Path(args.root)
+    if args.quick and not args.root:
+        with tempfile.TemporaryDirectory(prefix="longtail-bench-speed-turn2-") as tmp:
+            return measure(args, make_quick_root(Path(tmp)))
+    return measure(args, Path(args.root))
+
+
+def measure(args: argparse.Namespace, root: Path) -> int:
+    """Print the three measurements on ``root``, with the load average before and after."""
     print(f"load before: {os.getloadavg()[0]:.1f}")
     curate_rates(root, args.frames)
     blur_rate(root, args.frames)
