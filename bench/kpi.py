@@ -1,0 +1,401 @@
+"""The KPI experiment (issue 21): does one turn of the loop with Longtail's selection make the model
+safer than the same turn with another selector, at the same labeling budget?
+
+For each seed (fleet and training; bench/kpi_world.py builds its world):
+
+1. Baseline champion: trained from scratch on a random seed set of week 1's keyframes.
+2. Its boxes and embeddings on week 2's pool (the frames every selector mines), its per-class
+   operating thresholds on week 3's validation drives, and its failure modes: the validation frames
+   where it makes a critical error (pedestrian or cyclist missed or imagined) are the exemplars that
+   the ``longtail`` selector's failure-mode similarity looks for.
+3. For each labeling budget and arm, one loop turn: the arm picks ``budget`` pool frames, the
+   simulated labeler labels them against the champion's pre-labels (its seconds are the arm's
+   labeling cost), and the champion is fine-tuned on them plus a replay sample of the seed set
+   (the same replay for every arm at a budget): every arm trains the same frames per epoch, the
+   same epochs, the same steps. Arms:
+   - ``longtail``: `longtail.curate.select` (triggers, uncertainty, failure-mode similarity,
+     diversity, per-condition quotas) with its default weights;
+   - ``random``: a uniform sample;
+   - ``uniqueness``: FiftyOne Brain's uniqueness of the champion's embeddings, top K;
+   - ``uncertainty``: the champion's frame uncertainty (`longtail.curate.brain.frame_uncertainty`), top K;
+   - ``no_new_data``: no frame labeled; the same steps on seed-set frames alone (so that extra
+     training is not credited to selection). One run per seed, compared at every budget.
+4. Every model, the baseline included, on week 3's test drives (never used to choose anything):
+   critical false positives plus negatives (pedestrian, cyclist, cut-in vehicle) at its calibrated
+   thresholds, overall and on detectable objects only (kpi_world.Detectability: height, visibility,
+   luminance from the simulator's truth); AP per class and per slice; test_common mAP@0.5; and the
+   fleet test's disengagements and safety-critical failures (collisions + near misses + missed
+   hazards) per 100 km on the same seeded drives.
+
+Intervals (`longtail.kpi.experiment`): the mean over seeds, with a bootstrap over seeds and, within
+each, over test drives (fleet-test drives for the fleet KPIs); comparisons resample the same drives
+for both sides.
+
+Outputs: ``--out`` (bench/results/kpi.json): rows (arm, seed, budget and the KPI pairs), the summary
+with intervals and verdicts, the command, git commit and environment lock; ``--plots`` PNGs; with
+``--record``, a section in bench/RESULTS.md. ``--quick`` runs the same code on a tiny world (one seed,
+one budget, seconds of training) into a temporary folder and records nothing: `make bench-quick`.
+
+Usage:
+    python bench/kpi.py [--seeds 0,1,2] [--budgets 60,120,240] [--work build/bench-kpi]
+                        [--out bench/results/kpi.json] [--plots bench/results] [--record bench/RESULTS.md]
+    python bench/kpi.py --quick
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import logging
+import os
+import pickle
+import platform
+import shlex
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("OMP_NUM_THREADS", "2")
+
+import numpy as np
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from kpi_report import readme_block, render_section, save_plots, summarise, update_readme
+from kpi_world import (
+    FULL,
+    QUICK,
+    Detectability,
+    Sizes,
+    World,
+    build_world,
+    calibrate,
+    critical_by_drive,
+    fleet_perception,
+    labeling_cost,
+    predict_frames,
+    prediction_tags,
+    test_table,
+    train_model,
+    uncertainty,
+    write_version,
+)
+from longtail.curate.select import SelectConfig, select_frames
+from longtail.evaluate.bootstrap import drive_stats
+from longtail.evaluate.run import EvalConfig, evaluate
+from longtail.schemas import CATEGORIES
+from longtail.sim.fleet_test import FleetTestConfig, run_fleet_test
+from longtail.storage import atomic_write_json
+from longtail.train.tracking import env_lock_hash, git_commit
+
+log = logging.getLogger("bench.kpi")
+
+ARMS = ("longtail", "random", "uniqueness", "uncertainty", "no_new_data")
+SAFETY_CRITICAL = ("collision", "near_miss", "missed_hazard")
+
+
+# ---------------------------------------------------------------------------------------------
+# Measuring one model
+
+
+def measure(world: World, model: Any, sizes: Sizes, fleet_out: Path, fleet_cache: Path) -> dict[str, Any]:
+    """Thresholds on validation; critical errors, AP and common mAP on test; the fleet test."""
+    frames = pd.concat([world.role("val"), world.role("test")])
+    preds, _ = predict_frames(world, model, frames, sizes.threads)
+    return measure_predictions(world, model, preds, sizes, fleet_out, fleet_cache)
+
+
+def measure_predictions(world: World, model: Any, preds: dict[str, list[dict[str, Any]]], sizes: Sizes,
+                        fleet_out: Path, fleet_cache: Path) -> dict[str, Any]:
+    thresholds = calibrate(world, preds)
+    out: dict[str, Any] = {"thresholds": thresholds}
+    config = EvalConfig()
+    for key, detectable_only in (("all", False), ("detectable", True)):
+        table = test_table(world, detectable_only)
+        test_preds = {f: preds[f] for f in table["frame_id"]}
+        stats: dict[str, Any] = {}
+        ev = evaluate(Path("kpi"), test_preds, table, config=config, thresholds=thresholds, stats_out=stats)
+        out[key] = {"critical_by_drive": critical_by_drive(ev, table)}
+        if key == "all":
+            common, _ = stats["suites"]["test_common"]
+            out["common_drive_stats"] = drive_stats(common, stats["drive_of"])
+            suite = {s["name"]: s for s in ev["suites"]}
+            out["common_map50"] = suite["test_common"]["value"]
+            out["longtail_map50"] = suite.get("test_longtail", {}).get("value")
+            out["class_ap50"] = {c: ev["overall"]["per_class"][c]["ap50"] for c in CATEGORIES}
+            out["slices_map50"] = {name: (s["metrics"] or {}).get("map50") for name, s in ev["slices"].items()
+                                   if s["kind"] != "suite"}
+    cfg = FleetTestConfig(seed=world.seed, minutes=sizes.fleet_minutes, max_drives=sizes.fleet_drives, n_boot=100)
+    fleet = run_fleet_test(cfg, {"model": fleet_perception(model, thresholds)}, fleet_out, progress=False,
+                           cache=fleet_cache)
+    out["fleet_drives"] = [{"drive_id": d["drive_id"], "km": d["km"],
+                            "disengagement": sum(c["disengagement"] for c in d["counts"].values()),
+                            "safety_critical": sum(c[m] for c in d["counts"].values() for m in SAFETY_CRITICAL)}
+                           for d in fleet["drives"]["model"]]
+    return out
+
+
+def per_100km(drives: list[dict[str, Any]], metric: str) -> float:
+    km = sum(d["km"] for d in drives)
+    return 100.0 * sum(d[metric] for d in drives) / km if km else 0.0
+
+
+# ---------------------------------------------------------------------------------------------
+# Selection
+
+
+def uniqueness_scores(world: World, pool: pd.DataFrame, emb: np.ndarray) -> np.ndarray:
+    """FiftyOne Brain's uniqueness of the pool from the champion's embeddings (a throwaway dataset)."""
+    import fiftyone as fo
+    import fiftyone.brain as fob
+
+    ds = fo.Dataset(f"kpi-pool-{world.seed}-{os.getpid()}", overwrite=True)
+    ds.add_samples([fo.Sample(filepath=str(world.root / p), frame_id=f)
+                    for f, p in zip(pool["frame_id"], pool["store_path"], strict=True)], progress=False)
+    fob.compute_uniqueness(ds, embeddings=emb, progress=False)
+    scores = dict(zip(ds.values("frame_id"), ds.values("uniqueness"), strict=True))
+    ds.delete()
+    return np.array([scores[f] for f in pool["frame_id"]], float)
+
+
+def failure_mode_similarity(world: World, preds: dict[str, list[dict[str, Any]]], emb_of: dict[str, np.ndarray],
+                            thresholds: dict[str, float], pool: pd.DataFrame) -> np.ndarray:
+    """Cosine similarity of each pool frame to its nearest failure-mode exemplar: a validation frame
+    where the champion misses or imagines a pedestrian or cyclist at its thresholds."""
+    val = world.role("val")
+    table = test_table(world, False).iloc[:0]  # columns only
+    rows = [{"frame_id": f, "drive_id": d, "split": "test_common", "tags": [], "triggers": [], "fm_name": "",
+             "boxes": [{k: b[k] for k in ("category", "x1", "y1", "x2", "y2")} for b in world.labels[f]],
+             "height": h, "width": w, "log_id": "", "timestamp_ns": 0}
+            for f, d, h, w in zip(val["frame_id"], val["drive_id"], val["height"], val["width"], strict=True)]
+    ev = evaluate(Path("kpi-val"), {f: preds[f] for f in val["frame_id"]}, pd.DataFrame(rows, columns=table.columns),
+                  thresholds=thresholds)
+    exemplars = [f for f, e in ev["frame_errors"].items()
+                 if any(e["fp"].get(c, 0) + e["fn"].get(c, 0) for c in ("pedestrian", "cyclist"))]
+    if not exemplars:
+        return np.zeros(len(pool))
+    ex = np.stack([emb_of[f] for f in exemplars])
+    sims = np.stack([emb_of[f] for f in pool["frame_id"]]) @ ex.T
+    return np.clip(sims.max(axis=1), 0, 1)
+
+
+def pick(arm: str, pool: pd.DataFrame, emb: np.ndarray, labeled: np.ndarray, budget: int, seed: int) -> list[str]:
+    if arm == "longtail":
+        picked = select_frames(pool, emb, SelectConfig(budget=budget, seed=seed), labeled)
+    elif arm == "random":
+        picked = select_frames(pool, emb, SelectConfig(budget=budget, selector="random", seed=seed))
+    elif arm == "uniqueness":
+        picked = select_frames(pool, emb, SelectConfig(budget=budget, selector="uniqueness", seed=seed))
+    elif arm == "uncertainty":
+        order = np.argsort(-pool["uncertainty"].to_numpy(), kind="stable")[:budget]
+        return pool["frame_id"].iloc[order].tolist()
+    else:
+        raise ValueError(f"unknown arm {arm!r}; one of {ARMS}")
+    return picked["frame_id"].tolist()
+
+
+# ---------------------------------------------------------------------------------------------
+# One seed
+
+
+def run_seed(seed: int, budgets: list[int], sizes: Sizes, work: Path, rows: list[dict[str, Any]],
+             units: dict[str, Any], save: Any) -> None:
+    """Every arm at every budget on one seed's world; appends rows and bootstrap units, saving after each."""
+    t0 = time.perf_counter()
+    wdir = work / f"seed-{seed}"
+    world = build_world(seed, sizes, wdir, Detectability())
+    log.info("seed %d: world built in %.0f s", seed, time.perf_counter() - t0)
+    rng = np.random.default_rng([seed, 1])
+    week1 = world.role("week1")
+    seed_set = week1.iloc[np.sort(rng.choice(len(week1), size=min(sizes.seed_frames, len(week1)), replace=False))]
+    val = world.role("val")
+    name = f"kpi-s{seed}"
+    base = train_model(write_version(wdir / "versions" / "seed-set", world, seed_set, val), wdir, sizes, seed, name,
+                       None)
+    champion_uri = f"models:/{name}/{base['model_version']}"
+    model = base["model"]
+    pool = world.role("pool").copy()
+    frames = pd.concat([pool, seed_set, val, world.role("test")])
+    preds, emb = predict_frames(world, model, frames, sizes.threads)
+    emb_of = dict(zip(frames["frame_id"], emb, strict=True))
+    fleet_cache = work / "fleet-cache"
+    baseline = measure_predictions(world, model, preds, sizes, wdir / "fleet" / "baseline", fleet_cache)
+    thresholds = baseline["thresholds"]
+    pool["tags"] = [list(t) + p for t, p in zip(pool["tags"], prediction_tags(preds, pool), strict=True)]
+    pool["uncertainty"] = uncertainty(preds, pool)
+    pool["fm_similarity"] = failure_mode_similarity(world, preds, emb_of, thresholds, pool)
+    pool_emb = np.stack([emb_of[f] for f in pool["frame_id"]])
+    pool["uniqueness"] = uniqueness_scores(world, pool, pool_emb)
+    labeled = np.stack([emb_of[f] for f in seed_set["frame_id"]])
+    log.info("seed %d: baseline trained and measured at %.0f s", seed, time.perf_counter() - t0)
+
+    def finetune(label: str, train: pd.DataFrame) -> dict[str, Any]:
+        started = time.perf_counter()
+        result = train_model(write_version(wdir / "versions" / label, world, train, val), wdir, sizes, seed, name,
+                             champion_uri)
+        m = measure(world, result["model"], sizes, wdir / "fleet" / label, fleet_cache)
+        m["train"] = {"run_id": result["run_id"], "epochs": result["epochs_done"],
+                      "steps": int(np.ceil(len(train) / 16)) * result["epochs_done"], "frames": len(train),
+                      "seconds": round(time.perf_counter() - started, 1)}
+        return m
+
+    no_new = finetune("no_new_data", seed_set.sample(n=min(sizes.finetune_frames, len(seed_set)), random_state=seed))
+    for budget in budgets:
+        replay = seed_set.sample(n=sizes.finetune_frames - budget, random_state=seed + budget)
+        for arm in ARMS:
+            if arm == "no_new_data":
+                picks, cost, m = [], None, no_new
+            else:
+                picks = pick(arm, pool, pool_emb, labeled, budget, seed)
+                cost = labeling_cost(world, picks, preds, thresholds)
+                m = finetune(f"{arm}-{budget}", pd.concat([pool[pool["frame_id"].isin(picks)], replay]))
+            rows.append(make_row(arm, seed, budget, world, picks, cost, baseline, m))
+            units[f"{arm}|{seed}|{budget}"] = {"baseline": strip(baseline), "arm": strip(m)}
+            save()
+            log.info("seed %d budget %d %s: critical %d -> %d (%.0f s so far)", seed, budget, arm,
+                     rows[-1]["baseline_critical_fp_fn"], rows[-1]["critical_fp_fn"], time.perf_counter() - t0)
+
+
+def strip(m: dict[str, Any]) -> dict[str, Any]:
+    """What the bootstrap needs of a measurement: per-drive units."""
+    return {"critical": m["all"]["critical_by_drive"], "detectable": m["detectable"]["critical_by_drive"],
+            "common": m["common_drive_stats"], "fleet": m["fleet_drives"]}
+
+
+def make_row(arm: str, seed: int, budget: int, world: World, picks: list[str], cost: Any,
+             baseline: dict[str, Any], m: dict[str, Any]) -> dict[str, Any]:
+    critical_objects = sum(1 for f in picks for b in world.labels[f] if b["category"] in ("pedestrian", "cyclist"))
+    tagged = world.frames.set_index("frame_id").loc[picks, "tags"] if picks else pd.Series([], dtype=object)
+    return {
+        "arm": arm, "seed": seed, "budget": budget, "frames_labeled": len(picks),
+        "baseline_critical_fp_fn": sum(baseline["all"]["critical_by_drive"].values()),
+        "critical_fp_fn": sum(m["all"]["critical_by_drive"].values()),
+        "baseline_critical_fp_fn_detectable": sum(baseline["detectable"]["critical_by_drive"].values()),
+        "critical_fp_fn_detectable": sum(m["detectable"]["critical_by_drive"].values()),
+        "common_map50_baseline": baseline["common_map50"], "common_map50": m["common_map50"],
+        "longtail_map50_baseline": baseline["longtail_map50"], "longtail_map50": m["longtail_map50"],
+        "disengagements_per_100km_baseline": round(per_100km(baseline["fleet_drives"], "disengagement"), 2),
+        "disengagements_per_100km": round(per_100km(m["fleet_drives"], "disengagement"), 2),
+        "safety_critical_per_100km_baseline": round(per_100km(baseline["fleet_drives"], "safety_critical"), 2),
+        "safety_critical_per_100km": round(per_100km(m["fleet_drives"], "safety_critical"), 2),
+        "labeling_cost_s": round(cost.seconds, 1) if cost is not None else 0.0,
+        "class_ap50_baseline": baseline["class_ap50"], "class_ap50": m["class_ap50"],
+        "slices_map50_baseline": baseline["slices_map50"], "slices_map50": m["slices_map50"],
+        "thresholds": m["thresholds"],
+        "batch": {"critical_objects": critical_objects,
+                  "night_share": float(np.mean(["night" in t for t in tagged])) if picks else None,
+                  "triggered_share": float(np.mean([any(x.startswith("trigger:") for x in t) for t in tagged]))
+                  if picks else None},
+        "train": m.get("train"),
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--seeds", default="0,1,2", help="seeds of the fleets and the training, comma-separated")
+    ap.add_argument("--budgets", default="60,120,240", help="labeling budgets (frames per turn), comma-separated")
+    ap.add_argument("--work", default="build/bench-kpi", help="working folder (worlds, versions, MLflow, runs)")
+    ap.add_argument("--out", default="bench/results/kpi.json", help="results JSON (rows, summary, provenance)")
+    ap.add_argument("--plots", default="bench/results", help="folder of the PNG plots")
+    ap.add_argument("--record", default=None, help="append the results section to this Markdown file")
+    ap.add_argument("--readme", default=None, help="rewrite the README's KPI block (between its markers) from the results")
+    ap.add_argument("--resamples", type=int, default=1000, help="bootstrap draws of each interval")
+    ap.add_argument("--resummarise", action="store_true",
+                    help="only redo the summary, plots and section from the rows in --out and the units in --work "
+                         "(after a change to bench/kpi_report.py; no model is trained)")
+    ap.add_argument("--quick", action="store_true",
+                    help="tiny world (one seed, a budget of 8 frames, seconds of training) in a temporary folder; "
+                         "writes nothing under bench/ (make bench-quick: checks the benchmark still runs)")
+    return ap.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    args = parse_args(argv)
+    started = time.perf_counter()
+    tmp = tempfile.TemporaryDirectory(prefix="kpi-quick-") if args.quick else None
+    if tmp is not None:
+        sizes, seeds, budgets = QUICK, [0], [8]
+        work = Path(tmp.name)
+        out, plots, record = work / "kpi.json", work, None
+        args.resamples = min(args.resamples, 50)
+    else:
+        sizes, seeds, budgets = FULL, [int(s) for s in args.seeds.split(",")], [int(b) for b in args.budgets.split(",")]
+        work, out, plots, record = Path(args.work), Path(args.out), Path(args.plots), args.record
+    bad = [b for b in budgets if not 0 < b < sizes.finetune_frames]
+    if bad:
+        raise SystemExit(f"--budgets {bad}: each budget must be between 1 and {sizes.finetune_frames - 1} (the "
+                         "fine-tuning set's size: the rest of it is replayed seed-set frames)")
+    work.mkdir(parents=True, exist_ok=True)
+    if args.resummarise:
+        return resummarise(out, work, plots, record, args.resamples, args.readme)
+    from longtail.catalog.db import configure_fiftyone, stop_database
+
+    configure_fiftyone(work / "fo")
+    rows: list[dict[str, Any]] = []
+    units: dict[str, Any] = {}
+    command = "python bench/kpi.py " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
+    provenance = {"command": command, "git_commit": git_commit(), "env_lock_sha256": env_lock_hash(),
+                  "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}",
+                  "sizes": sizes.__dict__, "seeds": seeds, "budgets": budgets,
+                  "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}
+
+    def save() -> None:
+        atomic_write_json(out, {"format": "longtail.bench.kpi/1", **provenance, "rows": rows, "complete": False,
+                                "wall_s": round(time.perf_counter() - started, 1)})
+        with open(work / "units.pkl.tmp", "wb") as fh:
+            pickle.dump(units, fh)
+        os.replace(work / "units.pkl.tmp", work / "units.pkl")
+
+    try:
+        for seed in seeds:
+            run_seed(seed, budgets, sizes, work, rows, units, save)
+    finally:
+        stop_database(work / "fo")
+    summary = summarise(rows, units, ARMS, budgets, args.resamples)
+    elapsed = time.perf_counter() - started
+    result = {"format": "longtail.bench.kpi/1", **provenance, "wall_s": round(elapsed, 1), "rows": rows,
+              "summary": summary, "complete": True}
+    atomic_write_json(out, result)
+    pngs = save_plots(summary, plots)
+    log.info("KPI experiment: %d rows in %.0f s -> %s (plots %s)", len(rows), elapsed, out, ", ".join(map(str, pngs)))
+    if record:
+        from _results import append_section
+
+        append_section(record, render_section(result, out, pngs))
+    elif tmp is not None:  # the section and README block render in quick runs too, into the temporary folder
+        (work / "RESULTS-quick.md").write_text(render_section(result, out, pngs) + readme_block(result))
+    if args.readme and tmp is None:
+        update_readme(Path(args.readme), result)
+    if tmp is not None:
+        tmp.cleanup()
+    return 0
+
+
+def resummarise(out: Path, work: Path, plots: Path, record: str | None, resamples: int, readme: str | None) -> int:
+    """The summary, plots and section again from saved rows and bootstrap units."""
+    result = json.loads(out.read_text())
+    with open(work / "units.pkl", "rb") as fh:
+        units = pickle.load(fh)
+    result["summary"] = summarise(result["rows"], units, ARMS, result["budgets"], resamples)
+    atomic_write_json(out, result)
+    pngs = save_plots(result["summary"], plots)
+    if record:
+        from _results import append_section
+
+        append_section(record, render_section(result, out, pngs))
+    if readme:
+        update_readme(Path(readme), result)
+    log.info("KPI experiment re-summarised: %d rows -> %s", len(result["rows"]), out)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
