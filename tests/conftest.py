@@ -20,6 +20,7 @@ if not Path(longtail.__file__).resolve().is_relative_to(_SRC):
 
 
 import dataclasses  # noqa: E402
+import json  # noqa: E402
 import shutil  # noqa: E402
 from concurrent.futures import ProcessPoolExecutor  # noqa: E402
 
@@ -136,6 +137,50 @@ def curate_fleet(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     truth = pd.concat([load_ground_truth(p)[0] for p in sorted((out / "ground_truth").glob("*.parquet"))])
     return {"logs": logs, "root": root, "truth": truth[["drive_id", "timestamp_ns", "time_of_day", "weather",
                                                         "road_type", "scenario"]]}
+
+
+@pytest.fixture(scope="session")
+def fleet_subset(curate_fleet: dict[str, object]):  # type: ignore[no-untyped-def]
+    """Copy the test fleet's data root with only some of its drives ingested.
+
+    Tests that run a detector over every frame (a champion predicting and embedding) pay per
+    frame: two drives (~500 frames) instead of twelve (~3,000) still give them several logs, a
+    scenario if they name one, and ordinary driving, at a sixth of the cost.
+
+    Returns a function ``copy(dst, drives)``: ``dst`` a data root folder that does not exist yet,
+    ``drives`` names from ``DRIVES`` (e.g. ``("cutin", "q-hw-day")``). It copies each drive's log
+    manifest, frame index, signals and path memo, and the frames its index points at; it returns
+    ``dst``.
+    """
+    src = Path(curate_fleet["root"])  # type: ignore[arg-type]
+
+    def copy(dst: Path, drives: tuple[str, ...]) -> Path:
+        names = {name for name, *_ in DRIVES}
+        if unknown := set(drives) - names:
+            raise ValueError(f"unknown drive(s) {sorted(unknown)}: the test fleet has {sorted(names)}")
+        # Logs are named by content; the manifest's source path (NN-<drive>.mcap) names the drive.
+        manifests = [json.loads(p.read_text()) for p in sorted((src / "index" / "logs").glob("*.json"))]
+        chosen = [m for m in manifests if Path(m["path"]).stem.split("-", 1)[1] in drives]
+        if len(chosen) != len(drives):
+            raise RuntimeError(f"{src}: found {len(chosen)} log(s) for drives {drives}")
+        ids = {m["log_id"] for m in chosen}
+        for sub in ("logs", "frames", "signals", "paths"):
+            (dst / "index" / sub).mkdir(parents=True)
+        for log_id in sorted(ids):
+            shutil.copy2(src / "index" / "logs" / f"{log_id}.json", dst / "index" / "logs")
+            shutil.copy2(src / "index" / "frames" / f"{log_id}.parquet", dst / "index" / "frames")
+            if (signals := src / "index" / "signals" / f"{log_id}.parquet").exists():
+                shutil.copy2(signals, dst / "index" / "signals")
+            for store_path in pd.read_parquet(dst / "index" / "frames" / f"{log_id}.parquet",
+                                              columns=["store_path"])["store_path"]:
+                (dst / store_path).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(src / store_path, dst / store_path)
+        for memo in (src / "index" / "paths").glob("*.json"):
+            if json.loads(memo.read_text())["log_id"] in ids:
+                shutil.copy2(memo, dst / "index" / "paths")
+        return dst
+
+    return copy
 
 
 @pytest.fixture

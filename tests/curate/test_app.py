@@ -6,7 +6,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -31,10 +30,9 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def app_root(curate_fleet: dict, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("app") / "data"
-    for part in ("frames", "index"):
-        shutil.copytree(curate_fleet["root"] / part, root / part)
+def app_root(fleet_subset, tmp_path_factory: pytest.TempPathFactory) -> Path:  # type: ignore[no-untyped-def]
+    # The four drives that stage a scenario: each opens the failure mode whose saved view the App shows.
+    root = fleet_subset(tmp_path_factory.mktemp("app") / "data", ("ebrake", "elane", "occped", "cutin"))
     run_curate(root, CurateConfig(dataset=DATASET, brain=False))
     return root
 

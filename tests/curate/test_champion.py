@@ -4,7 +4,6 @@ embeddings (cached by model version), its predictions, tags, hardness and uncert
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -43,10 +42,9 @@ def _register_uncertain_detector(root: Path) -> str:
 
 
 @pytest.fixture(scope="module")
-def steered(curate_fleet: dict, tmp_path_factory: pytest.TempPathFactory) -> dict:
-    root = tmp_path_factory.mktemp("champion") / "data"
-    for part in ("frames", "index"):
-        shutil.copytree(curate_fleet["root"] / part, root / part)
+def steered(fleet_subset, tmp_path_factory: pytest.TempPathFactory) -> dict:  # type: ignore[no-untyped-def]
+    # Two drives (a scenario and ordinary night driving): the champion runs on every frame of them.
+    root = fleet_subset(tmp_path_factory.mktemp("champion") / "data", ("occped", "q-town-night"))
     before = run_curate(root, CurateConfig(dataset="t-champion"))
     version = _register_uncertain_detector(root)
     after = run_curate(root, CurateConfig(dataset="t-champion"))

@@ -3,7 +3,6 @@ dataset version (one forward pass gives both), once; selection's pool comes from
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -31,12 +30,11 @@ def model() -> torch.nn.Module:
 
 
 @pytest.fixture(scope="module")
-def scope(curate_fleet: dict, model: torch.nn.Module, tmp_path_factory: pytest.TempPathFactory) -> dict:
+def scope(fleet_subset, model: torch.nn.Module, tmp_path_factory: pytest.TempPathFactory) -> dict:  # type: ignore[no-untyped-def]
     import fiftyone as fo
 
-    root = tmp_path_factory.mktemp("scope") / "data"
-    for part in ("frames", "index"):
-        shutil.copytree(curate_fleet["root"] / part, root / part)
+    # Two drives: one inside the champion's dataset version, one outside, each run through the model.
+    root = fleet_subset(tmp_path_factory.mktemp("scope") / "data", ("ebrake", "q-hw-rain"))
     run_curate(root, CurateConfig(dataset="t-scope"))  # no champion yet: the descriptor, every frame
     ds = fo.load_dataset("t-scope")
     logs = sorted(ds.distinct("log_id"))

@@ -40,11 +40,10 @@ DATASET = "longtail"
 
 
 @pytest.fixture(scope="module")
-def studio(curate_fleet: dict, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
-    """A data root curated from the test fleet, with its own Label Studio running."""
-    root = tmp_path_factory.mktemp("label") / "data"
-    for part in ("frames", "index"):
-        shutil.copytree(curate_fleet["root"] / part, root / part)
+def studio(fleet_subset, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:  # type: ignore[no-untyped-def]
+    """A data root curated from four drives of the test fleet (town and highway, day and night,
+    ~1,000 frames: plenty for batches of up to 12), with its own Label Studio running."""
+    root = fleet_subset(tmp_path_factory.mktemp("label") / "data", ("occped", "cutin", "q-town-night", "q-hw-truck"))
     run_curate(root, CurateConfig(dataset=DATASET, brain=False))
     conn = server.start(root)
     yield {"root": root, "conn": conn}
