@@ -45,6 +45,7 @@ Usage:
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import json
 import logging
@@ -85,6 +86,7 @@ from kpi_world import (
     write_version,
 )
 from longtail.curate.select import SelectConfig, select_frames
+from longtail.detector.model import load_model
 from longtail.evaluate.bootstrap import drive_stats
 from longtail.evaluate.run import EvalConfig, evaluate
 from longtail.schemas import CATEGORIES
@@ -102,15 +104,32 @@ SAFETY_CRITICAL = ("collision", "near_miss", "missed_hazard")
 # Measuring one model
 
 
-def measure(world: World, model: Any, sizes: Sizes, fleet_out: Path, fleet_cache: Path) -> dict[str, Any]:
-    """Thresholds on validation; critical errors, AP and common mAP on test; the fleet test."""
+def baseline_champion(world: World, seed_set: pd.DataFrame, val: pd.DataFrame, sizes: Sizes, wdir: Path, name: str
+                      ) -> tuple[Any, str]:
+    """The seed's baseline champion: trained from scratch on the seed set once, then read back from
+    its run folder (``champion.json`` names it), so that a rerun of the experiment reuses it."""
+    record = wdir / "champion.json"
+    if record.is_file():
+        saved = json.loads(record.read_text())
+        model, _ = load_model(saved["run_dir"])
+        log.info("seed %d: baseline champion %s reused from %s", world.seed, saved["model_uri"], saved["run_dir"])
+        return model, str(saved["model_uri"])
+    base = train_model(write_version(wdir / "versions" / "seed-set", world, seed_set, val), wdir, sizes, world.seed,
+                       name, None)
+    uri = f"models:/{name}/{base['model_version']}"
+    atomic_write_json(record, {"model_uri": uri, "run_dir": base["run_dir"], "run_id": base["run_id"]})
+    return base["model"], uri
+
+
+def measure(world: World, model: Any, sizes: Sizes, fleet_out: Path | None, fleet_cache: Path) -> dict[str, Any]:
+    """Thresholds on validation; critical errors, AP and common mAP on test; the fleet test (None: not driven)."""
     frames = pd.concat([world.role("val"), world.role("test")])
     preds, _ = predict_frames(world, model, frames, sizes.threads)
     return measure_predictions(world, model, preds, sizes, fleet_out, fleet_cache)
 
 
 def measure_predictions(world: World, model: Any, preds: dict[str, list[dict[str, Any]]], sizes: Sizes,
-                        fleet_out: Path, fleet_cache: Path) -> dict[str, Any]:
+                        fleet_out: Path | None, fleet_cache: Path) -> dict[str, Any]:
     thresholds = calibrate(world, preds)
     out: dict[str, Any] = {"thresholds": thresholds}
     config = EvalConfig()
@@ -129,6 +148,9 @@ def measure_predictions(world: World, model: Any, preds: dict[str, list[dict[str
             out["class_ap50"] = {c: ev["overall"]["per_class"][c]["ap50"] for c in CATEGORIES}
             out["slices_map50"] = {name: (s["metrics"] or {}).get("map50") for name, s in ev["slices"].items()
                                    if s["kind"] != "suite"}
+    if fleet_out is None:
+        out["fleet_drives"] = None
+        return out
     cfg = FleetTestConfig(seed=world.seed, minutes=sizes.fleet_minutes, max_drives=sizes.fleet_drives, n_boot=100)
     fleet = run_fleet_test(cfg, {"model": fleet_perception(model, thresholds)}, fleet_out, progress=False,
                            cache=fleet_cache)
@@ -139,9 +161,11 @@ def measure_predictions(world: World, model: Any, preds: dict[str, list[dict[str
     return out
 
 
-def per_100km(drives: list[dict[str, Any]], metric: str) -> float:
+def per_100km(drives: list[dict[str, Any]] | None, metric: str) -> float | None:
+    if drives is None:
+        return None
     km = sum(d["km"] for d in drives)
-    return 100.0 * sum(d[metric] for d in drives) / km if km else 0.0
+    return round(100.0 * sum(d[metric] for d in drives) / km, 2) if km else 0.0
 
 
 # ---------------------------------------------------------------------------------------------
@@ -214,10 +238,7 @@ def run_seed(seed: int, budgets: list[int], sizes: Sizes, work: Path, rows: list
     seed_set = week1.iloc[np.sort(rng.choice(len(week1), size=min(sizes.seed_frames, len(week1)), replace=False))]
     val = world.role("val")
     name = f"kpi-s{seed}"
-    base = train_model(write_version(wdir / "versions" / "seed-set", world, seed_set, val), wdir, sizes, seed, name,
-                       None)
-    champion_uri = f"models:/{name}/{base['model_version']}"
-    model = base["model"]
+    model, champion_uri = baseline_champion(world, seed_set, val, sizes, wdir, name)
     pool = world.role("pool").copy()
     frames = pd.concat([pool, seed_set, val, world.role("test")])
     preds, emb = predict_frames(world, model, frames, sizes.threads)
@@ -233,17 +254,19 @@ def run_seed(seed: int, budgets: list[int], sizes: Sizes, work: Path, rows: list
     labeled = np.stack([emb_of[f] for f in seed_set["frame_id"]])
     log.info("seed %d: baseline trained and measured at %.0f s", seed, time.perf_counter() - t0)
 
-    def finetune(label: str, train: pd.DataFrame) -> dict[str, Any]:
+    def finetune(label: str, train: pd.DataFrame, fleet: bool) -> dict[str, Any]:
         started = time.perf_counter()
         result = train_model(write_version(wdir / "versions" / label, world, train, val), wdir, sizes, seed, name,
                              champion_uri)
-        m = measure(world, result["model"], sizes, wdir / "fleet" / label, fleet_cache)
+        m = measure(world, result["model"], sizes, wdir / "fleet" / label if fleet else None, fleet_cache)
         m["train"] = {"run_id": result["run_id"], "epochs": result["epochs_done"],
                       "steps": int(np.ceil(len(train) / 16)) * result["epochs_done"], "frames": len(train),
                       "seconds": round(time.perf_counter() - started, 1)}
         return m
 
-    no_new = finetune("no_new_data", seed_set.sample(n=min(sizes.finetune_frames, len(seed_set)), random_state=seed))
+    # The fleet test drives the models of the largest budget (and the control), where selection has the most to show.
+    no_new = finetune("no_new_data", seed_set.sample(n=min(sizes.finetune_frames, len(seed_set)), random_state=seed),
+                      fleet=True)
     for budget in budgets:
         replay = seed_set.sample(n=sizes.finetune_frames - budget, random_state=seed + budget)
         for arm in ARMS:
@@ -252,7 +275,8 @@ def run_seed(seed: int, budgets: list[int], sizes: Sizes, work: Path, rows: list
             else:
                 picks = pick(arm, pool, pool_emb, labeled, budget, seed)
                 cost = labeling_cost(world, picks, preds, thresholds)
-                m = finetune(f"{arm}-{budget}", pd.concat([pool[pool["frame_id"].isin(picks)], replay]))
+                m = finetune(f"{arm}-{budget}", pd.concat([pool[pool["frame_id"].isin(picks)], replay]),
+                             fleet=budget == max(budgets))
             rows.append(make_row(arm, seed, budget, world, picks, cost, baseline, m))
             units[f"{arm}|{seed}|{budget}"] = {"baseline": strip(baseline), "arm": strip(m)}
             save()
@@ -278,10 +302,11 @@ def make_row(arm: str, seed: int, budget: int, world: World, picks: list[str], c
         "critical_fp_fn_detectable": sum(m["detectable"]["critical_by_drive"].values()),
         "common_map50_baseline": baseline["common_map50"], "common_map50": m["common_map50"],
         "longtail_map50_baseline": baseline["longtail_map50"], "longtail_map50": m["longtail_map50"],
-        "disengagements_per_100km_baseline": round(per_100km(baseline["fleet_drives"], "disengagement"), 2),
-        "disengagements_per_100km": round(per_100km(m["fleet_drives"], "disengagement"), 2),
-        "safety_critical_per_100km_baseline": round(per_100km(baseline["fleet_drives"], "safety_critical"), 2),
-        "safety_critical_per_100km": round(per_100km(m["fleet_drives"], "safety_critical"), 2),
+        # None where this row's model was not driven in the fleet test (only the largest budget's are).
+        "disengagements_per_100km_baseline": per_100km(baseline["fleet_drives"], "disengagement"),
+        "disengagements_per_100km": per_100km(m["fleet_drives"], "disengagement"),
+        "safety_critical_per_100km_baseline": per_100km(baseline["fleet_drives"], "safety_critical"),
+        "safety_critical_per_100km": per_100km(m["fleet_drives"], "safety_critical"),
         "labeling_cost_s": round(cost.seconds, 1) if cost is not None else 0.0,
         "class_ap50_baseline": baseline["class_ap50"], "class_ap50": m["class_ap50"],
         "slices_map50_baseline": baseline["slices_map50"], "slices_map50": m["slices_map50"],
@@ -307,6 +332,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--record", default=None, help="append the results section to this Markdown file")
     ap.add_argument("--readme", default=None, help="rewrite the README's KPI block (between its markers) from the results")
     ap.add_argument("--resamples", type=int, default=1000, help="bootstrap draws of each interval")
+    ap.add_argument("--threads", type=int, default=None,
+                    help="torch threads of training and inference (default 2; 1 when several seeds run side by side)")
+    ap.add_argument("--merge", default=None,
+                    help="with --resummarise: comma-separated RESULTS_JSON=WORK_DIR pairs of runs of other seeds "
+                         "(run side by side with --seeds N --work DIR --out DIR/kpi.json) merged into --out")
     ap.add_argument("--resummarise", action="store_true",
                     help="only redo the summary, plots and section from the rows in --out and the units in --work "
                          "(after a change to bench/kpi_report.py; no model is trained)")
@@ -329,13 +359,15 @@ def main(argv: list[str] | None = None) -> int:
     else:
         sizes, seeds, budgets = FULL, [int(s) for s in args.seeds.split(",")], [int(b) for b in args.budgets.split(",")]
         work, out, plots, record = Path(args.work), Path(args.out), Path(args.plots), args.record
+    if args.threads:
+        sizes = dataclasses.replace(sizes, threads=args.threads)
     bad = [b for b in budgets if not 0 < b < sizes.finetune_frames]
     if bad:
         raise SystemExit(f"--budgets {bad}: each budget must be between 1 and {sizes.finetune_frames - 1} (the "
                          "fine-tuning set's size: the rest of it is replayed seed-set frames)")
     work.mkdir(parents=True, exist_ok=True)
     if args.resummarise:
-        return resummarise(out, work, plots, record, args.resamples, args.readme)
+        return resummarise(out, work, plots, record, args.resamples, args.readme, args.merge)
     from longtail.catalog.db import configure_fiftyone, stop_database
 
     configure_fiftyone(work / "fo")
@@ -379,11 +411,30 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def resummarise(out: Path, work: Path, plots: Path, record: str | None, resamples: int, readme: str | None) -> int:
-    """The summary, plots and section again from saved rows and bootstrap units."""
+def resummarise(out: Path, work: Path, plots: Path, record: str | None, resamples: int, readme: str | None,
+                merge: str | None = None) -> int:
+    """The summary, plots and section again from saved rows and bootstrap units (and those of ``merge``)."""
     result = json.loads(out.read_text())
     with open(work / "units.pkl", "rb") as fh:
         units = pickle.load(fh)
+    result["seeds"] = sorted({r["seed"] for r in result["rows"]})  # a run stopped early holds fewer than it planned
+    for pair in (merge or "").split(","):
+        if not pair:
+            continue
+        other_json, _, other_work = pair.partition("=")
+        other = json.loads(Path(other_json).read_text())
+        with open(Path(other_work) / "units.pkl", "rb") as fh:
+            other_units = pickle.load(fh)
+        seeds = set(other["seeds"])
+        if seeds & set(result["seeds"]):
+            raise SystemExit(f"--merge {other_json}: seeds {sorted(seeds & set(result['seeds']))} are already in {out}")
+        result["rows"] += other["rows"]
+        units.update(other_units)
+        result["seeds"] = sorted(set(result["seeds"]) | seeds)
+        result.setdefault("merged", []).append({k: other[k] for k in ("command", "git_commit", "env_lock_sha256",
+                                                                     "seeds", "created_at", "wall_s")})
+    cells = {(r["arm"], r["seed"], r["budget"]) for r in result["rows"]}
+    result["complete"] = cells == {(a, s, b) for a in ARMS for s in result["seeds"] for b in result["budgets"]}
     result["summary"] = summarise(result["rows"], units, ARMS, result["budgets"], resamples)
     atomic_write_json(out, result)
     pngs = save_plots(result["summary"], plots)

@@ -30,7 +30,9 @@ def _drive_units(base: dict[str, int], arm: dict[str, int]) -> list[tuple[int, i
     return [(base[d], arm.get(d, 0)) for d in sorted(base)]
 
 
-def _fleet_units(base: list[dict[str, Any]], arm: list[dict[str, Any]], metric: str) -> list[tuple[float, ...]]:
+def _fleet_units(base: list[dict[str, Any]], arm: list[dict[str, Any]] | None, metric: str) -> list[tuple[float, ...]]:
+    if arm is None:  # not driven in the fleet test
+        return []
     by_id = {d["drive_id"]: d for d in arm}
     return [(b["km"], b[metric], by_id[b["drive_id"]]["km"], by_id[b["drive_id"]][metric])
             for b in base if b["drive_id"] in by_id]

@@ -97,7 +97,7 @@ class Sizes:
 
 
 FULL = Sizes(week1_vehicles=6, week2_vehicles=8, eval_vehicles=8, minutes=1.5, val_drives=3, seed_frames=640,
-             finetune_frames=480, finetune_epochs=3, baseline_epochs=10, fleet_drives=8,
+             finetune_frames=480, finetune_epochs=2, baseline_epochs=10, fleet_drives=4,
              fleet_minutes=0.5)
 QUICK = Sizes(week1_vehicles=2, week2_vehicles=2, eval_vehicles=3, minutes=0.15, val_drives=1, seed_frames=24,
               finetune_frames=16, finetune_epochs=1, baseline_epochs=1, fleet_drives=1,
