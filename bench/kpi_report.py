@@ -44,6 +44,14 @@ def _map_diff(us: list[tuple[Any, Any]]) -> float | None:
     return None if a is None or b is None else a - b
 
 
+def _class_ap_diff(cls: str) -> Any:
+    def diff(us: list[tuple[Any, Any]]) -> float | None:
+        a = compute_pooled([u[1] for u in us], CATEGORIES)[f"ap50:{cls}"]
+        b = compute_pooled([u[0] for u in us], CATEGORIES)[f"ap50:{cls}"]
+        return None if a is None or b is None else a - b
+    return diff
+
+
 def _red(us: list[tuple[int, ...]], col: int) -> float | None:
     return reduction([u[0] for u in us], [u[col] for u in us])
 
@@ -75,13 +83,25 @@ def summarise(rows: list[dict[str, Any]], units: dict[str, Any], arms: Sequence[
                     [_fleet_units(u["baseline"]["fleet"], u["arm"]["fleet"], "safety_critical") for u in us],
                     rate_reduction, resamples),
             }
+            common_units = [[(u["baseline"]["common"][d], u["arm"]["common"][d]) for d in sorted(u["baseline"]["common"])
+                             if d in u["arm"]["common"]] for u in us]
+            class_ap = {c: seed_bootstrap(common_units, _class_ap_diff(c), max(resamples // 5, 20)).to_dict()
+                        for c in CATEGORIES}
             arm_rows = [r for r in rows if r["arm"] == arm and r["budget"] == budget]
+            slices = sorted({k for r in arm_rows for k in r["slices_map50"]})
+            slice_change = {}
+            for k in slices:
+                d = [r["slices_map50"][k] - r["slices_map50_baseline"][k] for r in arm_rows
+                     if r["slices_map50"].get(k) is not None and r["slices_map50_baseline"].get(k) is not None]
+                if d:
+                    slice_change[k] = {"mean": float(np.mean(d)), "seed_range": [float(min(d)), float(max(d))]}
             cost = [r["labeling_cost_s"] for r in arm_rows]
             entry: dict[str, Any] = {
                 "budget": budget, "arm": arm, "seeds": len(keys),
                 **{k: v.to_dict() for k, v in est.items()},
                 "labeling_cost_s": {"mean": float(np.mean(cost)), "range": [float(min(cost)), float(max(cost))]},
                 "critical_objects_labeled": float(np.mean([r["batch"]["critical_objects"] for r in arm_rows])),
+                "common_class_ap50_change": class_ap, "slice_map50_change": slice_change,
                 "sentences": [sentence("critical FP+FN reduction", est["critical"]),
                               sentence("critical FP+FN reduction, detectable objects only", est["critical_detectable"]),
                               sentence("test_common mAP@0.5 change", est["common_map50"], unit=" points"),
@@ -194,6 +214,17 @@ def render_section(result: dict[str, Any], out: Path, pngs: list[Path]) -> str:
         lines.append(f"| {e['budget']} | {e['arm']} | {_fmt(e['critical'])} | {_fmt(e['critical_detectable'])} | "
                      f"{_fmt(e['common_map50'])} | {_fmt(e['disengagements'])} | {_fmt(e['safety_critical'])} | "
                      f"{e['labeling_cost_s']['mean']:,.0f} | {e['critical_objects_labeled']:.0f} |")
+    lines += ["", "AP@0.5 change per class on test_common, in points x 100 [95% interval over seeds and drives]; "
+              "mAP@0.5 change per slice (conditions and trigger scenarios, the failure modes' slices), mean over seeds "
+              "[range of the seeds]:", "",
+              "| budget | arm | car | truck | pedestrian | cyclist | slices |", "|---|---|---|---|---|---|---|"]
+    for e in summary:
+        cls = e.get("common_class_ap50_change") or {}
+        sl = "; ".join(f"{k.split(':', 1)[1]} {v['mean'] * 100:+.1f} [{v['seed_range'][0] * 100:+.1f}, "
+                       f"{v['seed_range'][1] * 100:+.1f}]" for k, v in (e.get("slice_map50_change") or {}).items())
+        lines.append(f"| {e['budget']} | {e['arm']} | " + " | ".join(_fmt(cls[c]) if c in cls else "n/a"
+                                                                 for c in ("car", "truck", "pedestrian", "cyclist"))
+                     + f" | {sl} |")
     lines += ["", "Comparisons (each says whether the difference is larger than its interval):", ""]
     for e in summary:
         if e["arm"] == "longtail":
