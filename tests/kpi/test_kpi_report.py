@@ -51,7 +51,9 @@ def _units(base: list[int], arm: list[int], found: tuple[float, float], fleet: t
 
 
 def _row(arm: str, seed: int) -> dict[str, Any]:
-    return {"arm": arm, "seed": seed, "budget": 50, "labeling_cost_s": 100.0 * seed, "batch": {"critical_objects": 4}}
+    night = 0.3 + (0.1 if arm == "longtail" else 0.0) + 0.01 * seed
+    return {"arm": arm, "seed": seed, "budget": 50, "labeling_cost_s": 100.0 * seed, "batch": {"critical_objects": 4},
+            "slices_map50": {"condition:night": night}, "slices_map50_baseline": {"condition:night": 0.3}}
 
 
 def test_a_selector_that_halves_errors_beats_one_that_changes_nothing_beyond_the_interval() -> None:
@@ -62,7 +64,7 @@ def test_a_selector_that_halves_errors_beats_one_that_changes_nothing_beyond_the
         units[f"longtail|{seed}|50"] = _units(base, [b // 2 for b in base], (8, 8), (10, 7))
         units[f"random|{seed}|50"] = _units(base, base, (8, 6), (10, 10))
         rows += [_row("longtail", seed), _row("random", seed)]
-    summary = summarise(rows, units, ("longtail", "random"), [50], resamples=200)
+    summary = summarise(rows, units, ("longtail", "random"), [50], resamples=100)
     lt = next(e for e in summary if e["arm"] == "longtail")
     rnd = next(e for e in summary if e["arm"] == "random")
     assert lt["critical"]["value"] == pytest.approx(0.5, abs=0.03)
@@ -74,6 +76,9 @@ def test_a_selector_that_halves_errors_beats_one_that_changes_nothing_beyond_the
     assert lt["common_map50"]["value"] == pytest.approx(0.0)  # same cars found
     assert rnd["common_map50"]["value"] < 0  # found 6 of 10 instead of 8
     assert lt["labeling_cost_s"] == {"mean": 100.0, "range": [0.0, 200.0]}
+    assert lt["slice_map50_change"]["condition:night"]["mean"] == pytest.approx(0.11)
+    assert lt["slice_map50_change"]["condition:night"]["seed_range"] == pytest.approx([0.10, 0.12])
+    assert rnd["common_class_ap50_change"]["car"]["value"] == pytest.approx(-0.2, abs=0.02)  # 6 of 10 cars, not 8
     assert target_verdict(lt["critical"], 0.25).startswith("**met**")
     assert target_verdict(rnd["critical"], 0.25).startswith("**not met**")
     assert target_verdict({"value": 0.2, "ci": [0.1, 0.3]}, 0.25).startswith("undecided")
