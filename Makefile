@@ -31,7 +31,7 @@ lab: setup  ## JupyterLab on the notebooks (jupytext pairs .py and .ipynb)
 	$(PY) -m jupyter lab --notebook-dir=. --ServerApp.ip=127.0.0.1 --ServerApp.port=$${PORT:-8888} --no-browser --allow-root \
 	    --ServerApp.jpserver_extensions=ploomber=False
 
-bench: setup  ## benchmarks, the KPI experiment last (about 2 h on 2 cores); results go to bench/RESULTS.md, bench/results/ and the README's KPI block
+bench: setup  ## benchmarks, the KPI experiment last (estimated 2 h on 2 quiet cores; not timed in one piece); results go to bench/RESULTS.md, bench/results/ and the README's KPI block
 	$(PY) bench/sim.py
 	$(PY) bench/ingest.py
 	$(PY) bench/curate.py

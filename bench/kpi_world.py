@@ -21,8 +21,6 @@ Selection never sees the simulator's truth: the pool's tags come from the images
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import os
 from collections.abc import Mapping, Sequence
@@ -317,7 +315,3 @@ def uncertainty(preds: Mapping[str, list[dict[str, Any]]], frames: pd.DataFrame)
 
 def fleet_perception(model: torch.nn.Module, thresholds: Mapping[str, float]) -> Any:
     return make_frame_predictor(model, dict(thresholds))
-
-
-def digest_of(obj: Any) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
