@@ -6,15 +6,19 @@ For each seed (fleet and training; bench/kpi_world.py builds its world):
 1. Baseline champion: trained from scratch on a random seed set of week 1's keyframes.
 2. Its boxes and embeddings on week 2's pool (the frames every selector mines), its per-class
    operating thresholds on week 3's validation drives, and its failure modes: the validation frames
-   where it makes a critical error (pedestrian or cyclist missed or imagined) are the exemplars that
-   the ``longtail`` selector's failure-mode similarity looks for.
+   where it makes a critical error (a pedestrian, cyclist or cut-in vehicle missed or imagined) are
+   the exemplars that the ``longtail`` selector's failure-mode similarity looks for.
 3. For each labeling budget and arm, one loop turn: the arm picks ``budget`` pool frames, the
    simulated labeler labels them against the champion's pre-labels (its seconds are the arm's
    labeling cost), and the champion is fine-tuned on them plus a replay sample of the seed set
-   (the same replay for every arm at a budget): every arm trains the same frames per epoch, the
-   same epochs, the same steps. Arms:
+   (the same replay for every arm at a budget). The new frames are oversampled (the trainer's
+   ``mined_oversample``) so that they make up about half of each epoch whatever the budget, and the
+   replay fills the rest: every arm trains the same frames per epoch, the same epochs, the same
+   steps. Arms:
    - ``longtail``: `longtail.curate.select` (triggers, uncertainty, failure-mode similarity,
-     diversity, per-condition quotas) with its default weights;
+     diversity, per-condition quotas) with its weights chosen on the validation drives
+     (bench/kpi_select.py: the grid point whose validation batches hold most of the champion's
+     critical errors);
    - ``random``: a uniform sample;
    - ``uniqueness``: FiftyOne Brain's uniqueness of the champion's embeddings, top K;
    - ``uncertainty``: the champion's frame uncertainty (`longtail.curate.brain.frame_uncertainty`), top K;
@@ -47,6 +51,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime as dt
+import hashlib
 import json
 import logging
 import os
@@ -67,6 +72,7 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from kpi_report import readme_block, render_section, save_plots, summarise, update_readme
+from kpi_select import ARMS, choose_weights, pick, scored_frames, uniqueness_scores, val_critical_errors
 from kpi_world import (
     FULL,
     QUICK,
@@ -79,13 +85,10 @@ from kpi_world import (
     fleet_perception,
     labeling_cost,
     predict_frames,
-    prediction_tags,
     test_table,
     train_model,
-    uncertainty,
     write_version,
 )
-from longtail.curate.select import SelectConfig, select_frames
 from longtail.detector.model import load_model
 from longtail.evaluate.bootstrap import drive_stats
 from longtail.evaluate.run import EvalConfig, evaluate
@@ -96,7 +99,6 @@ from longtail.train.tracking import env_lock_hash, git_commit
 
 log = logging.getLogger("bench.kpi")
 
-ARMS = ("longtail", "random", "uniqueness", "uncertainty", "no_new_data")
 SAFETY_CRITICAL = ("collision", "near_miss", "missed_hazard")
 
 
@@ -169,60 +171,6 @@ def per_100km(drives: list[dict[str, Any]] | None, metric: str) -> float | None:
 
 
 # ---------------------------------------------------------------------------------------------
-# Selection
-
-
-def uniqueness_scores(world: World, pool: pd.DataFrame, emb: np.ndarray) -> np.ndarray:
-    """FiftyOne Brain's uniqueness of the pool from the champion's embeddings (a throwaway dataset)."""
-    import fiftyone as fo
-    import fiftyone.brain as fob
-
-    ds = fo.Dataset(f"kpi-pool-{world.seed}-{os.getpid()}", overwrite=True)
-    ds.add_samples([fo.Sample(filepath=str(world.root / p), frame_id=f)
-                    for f, p in zip(pool["frame_id"], pool["store_path"], strict=True)], progress=False)
-    fob.compute_uniqueness(ds, embeddings=emb, progress=False)
-    scores = dict(zip(ds.values("frame_id"), ds.values("uniqueness"), strict=True))
-    ds.delete()
-    return np.array([scores[f] for f in pool["frame_id"]], float)
-
-
-def failure_mode_similarity(world: World, preds: dict[str, list[dict[str, Any]]], emb_of: dict[str, np.ndarray],
-                            thresholds: dict[str, float], pool: pd.DataFrame) -> np.ndarray:
-    """Cosine similarity of each pool frame to its nearest failure-mode exemplar: a validation frame
-    where the champion misses or imagines a pedestrian or cyclist at its thresholds."""
-    val = world.role("val")
-    table = test_table(world, False).iloc[:0]  # columns only
-    rows = [{"frame_id": f, "drive_id": d, "split": "test_common", "tags": [], "triggers": [], "fm_name": "",
-             "boxes": [{k: b[k] for k in ("category", "x1", "y1", "x2", "y2")} for b in world.labels[f]],
-             "height": h, "width": w, "log_id": "", "timestamp_ns": 0}
-            for f, d, h, w in zip(val["frame_id"], val["drive_id"], val["height"], val["width"], strict=True)]
-    ev = evaluate(Path("kpi-val"), {f: preds[f] for f in val["frame_id"]}, pd.DataFrame(rows, columns=table.columns),
-                  thresholds=thresholds)
-    exemplars = [f for f, e in ev["frame_errors"].items()
-                 if any(e["fp"].get(c, 0) + e["fn"].get(c, 0) for c in ("pedestrian", "cyclist"))]
-    if not exemplars:
-        return np.zeros(len(pool))
-    ex = np.stack([emb_of[f] for f in exemplars])
-    sims = np.stack([emb_of[f] for f in pool["frame_id"]]) @ ex.T
-    return np.clip(sims.max(axis=1), 0, 1)
-
-
-def pick(arm: str, pool: pd.DataFrame, emb: np.ndarray, labeled: np.ndarray, budget: int, seed: int) -> list[str]:
-    if arm == "longtail":
-        picked = select_frames(pool, emb, SelectConfig(budget=budget, seed=seed), labeled)
-    elif arm == "random":
-        picked = select_frames(pool, emb, SelectConfig(budget=budget, selector="random", seed=seed))
-    elif arm == "uniqueness":
-        picked = select_frames(pool, emb, SelectConfig(budget=budget, selector="uniqueness", seed=seed))
-    elif arm == "uncertainty":
-        order = np.argsort(-pool["uncertainty"].to_numpy(), kind="stable")[:budget]
-        return pool["frame_id"].iloc[order].tolist()
-    else:
-        raise ValueError(f"unknown arm {arm!r}; one of {ARMS}")
-    return picked["frame_id"].tolist()
-
-
-# ---------------------------------------------------------------------------------------------
 # One seed
 
 
@@ -239,49 +187,70 @@ def run_seed(seed: int, budgets: list[int], sizes: Sizes, work: Path, rows: list
     val = world.role("val")
     name = f"kpi-s{seed}"
     model, champion_uri = baseline_champion(world, seed_set, val, sizes, wdir, name)
-    pool = world.role("pool").copy()
-    frames = pd.concat([pool, seed_set, val, world.role("test")])
+    frames = pd.concat([world.role("pool"), seed_set, val, world.role("test")])
     preds, emb = predict_frames(world, model, frames, sizes.threads)
     emb_of = dict(zip(frames["frame_id"], emb, strict=True))
     fleet_cache = work / "fleet-cache"
     baseline = measure_predictions(world, model, preds, sizes, wdir / "fleet" / "baseline", fleet_cache)
     thresholds = baseline["thresholds"]
-    pool["tags"] = [list(t) + p for t, p in zip(pool["tags"], prediction_tags(preds, pool), strict=True)]
-    pool["uncertainty"] = uncertainty(preds, pool)
-    pool["fm_similarity"] = failure_mode_similarity(world, preds, emb_of, thresholds, pool)
+    errors = val_critical_errors(world, preds, thresholds)
+    pool = scored_frames(world, "pool", preds, emb_of, errors)
     pool_emb = np.stack([emb_of[f] for f in pool["frame_id"]])
     pool["uniqueness"] = uniqueness_scores(world, pool, pool_emb)
     labeled = np.stack([emb_of[f] for f in seed_set["frame_id"]])
-    log.info("seed %d: baseline trained and measured at %.0f s", seed, time.perf_counter() - t0)
+    val_pool = scored_frames(world, "val", preds, emb_of, errors)
+    search = choose_weights(val_pool, np.stack([emb_of[f] for f in val_pool["frame_id"]]), labeled, errors, budgets,
+                            len(pool), seed)
+    log.info("seed %d: baseline trained and measured at %.0f s; selection weights chosen on validation %s (its "
+             "batches hold %.0f critical errors; the defaults' %.0f, a random batch's %.1f)", seed,
+             time.perf_counter() - t0, search["weights"], search["captured"], search["default_captured"],
+             search["random_expected"])
 
-    def finetune(label: str, train: pd.DataFrame, fleet: bool) -> dict[str, Any]:
+    def finetune(label: str, train: pd.DataFrame, oversample: int, fleet: bool) -> dict[str, Any]:
         started = time.perf_counter()
-        result = train_model(write_version(wdir / "versions" / label, world, train, val), wdir, sizes, seed, name,
-                             champion_uri)
+        # Content-addressed: a version folder holds exactly these frames, however often the experiment reruns.
+        content = hashlib.sha256(json.dumps(sorted(zip(train["frame_id"], train["fm_name"], strict=True)),
+                                            separators=(",", ":")).encode()).hexdigest()[:12]
+        version = write_version(wdir / "versions" / f"{label}-{content}", world, train, val)
+        result = train_model(version, wdir, sizes, seed, name, champion_uri, mined_oversample=oversample)
         m = measure(world, result["model"], sizes, wdir / "fleet" / label if fleet else None, fleet_cache)
-        m["train"] = {"run_id": result["run_id"], "epochs": result["epochs_done"],
-                      "steps": int(np.ceil(len(train) / 16)) * result["epochs_done"], "frames": len(train),
+        per_epoch = round(result["sampling"]["frames_per_epoch"])
+        m["train"] = {"run_id": result["run_id"], "epochs": result["epochs_done"], "frames": len(train),
+                      "frames_per_epoch": per_epoch, "mined_oversample": oversample,
+                      "steps": int(np.ceil(per_epoch / 16)) * result["epochs_done"],
                       "seconds": round(time.perf_counter() - started, 1)}
         return m
 
     # The fleet test drives the models of the largest budget (and the control), where selection has the most to show.
-    no_new = finetune("no_new_data", seed_set.sample(n=min(sizes.finetune_frames, len(seed_set)), random_state=seed),
-                      fleet=True)
+    control = seed_set.sample(n=min(sizes.finetune_frames, len(seed_set)), random_state=seed).assign(fm_name="")
+    no_new = finetune("no_new_data", control, 1, fleet=True)
     for budget in budgets:
-        replay = seed_set.sample(n=sizes.finetune_frames - budget, random_state=seed + budget)
+        # Every arm's new frames make up the same share of each epoch (mined-frame oversampling), and every
+        # arm at a budget replays the same seed-set frames: the same frames per epoch, the same steps.
+        oversample = oversample_factor(budget, sizes)
+        replay = seed_set.sample(n=sizes.finetune_frames - budget * oversample,
+                                 random_state=seed + budget).assign(fm_name="")
         for arm in ARMS:
             if arm == "no_new_data":
                 picks, cost, m = [], None, no_new
             else:
-                picks = pick(arm, pool, pool_emb, labeled, budget, seed)
+                picks = pick(arm, pool, pool_emb, labeled, budget, seed, search["weights"])
                 cost = labeling_cost(world, picks, preds, thresholds)
-                m = finetune(f"{arm}-{budget}", pd.concat([pool[pool["frame_id"].isin(picks)], replay]),
-                             fleet=budget == max(budgets))
+                batch = pool[pool["frame_id"].isin(picks)].assign(fm_name="kpi-batch")
+                m = finetune(f"{arm}-{budget}", pd.concat([batch, replay]), oversample, fleet=budget == max(budgets))
             rows.append(make_row(arm, seed, budget, world, picks, cost, baseline, m))
+            if arm == "longtail":
+                rows[-1]["selection"] = search
             units[f"{arm}|{seed}|{budget}"] = {"baseline": strip(baseline), "arm": strip(m)}
             save()
             log.info("seed %d budget %d %s: critical %d -> %d (%.0f s so far)", seed, budget, arm,
                      rows[-1]["baseline_critical_fp_fn"], rows[-1]["critical_fp_fn"], time.perf_counter() - t0)
+
+
+def oversample_factor(budget: int, sizes: Sizes) -> int:
+    """How many times per epoch each new frame is drawn: enough that the batch makes up about
+    ``sizes.mined_share`` of the fine-tuning epoch (at least once)."""
+    return max(1, int(sizes.mined_share * sizes.finetune_frames // budget))
 
 
 def strip(m: dict[str, Any]) -> dict[str, Any]:
@@ -341,7 +310,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                     help="only redo the summary, plots and section from the rows in --out and the units in --work "
                          "(after a change to bench/kpi_report.py; no model is trained)")
     ap.add_argument("--quick", action="store_true",
-                    help="tiny world (one seed, a budget of 8 frames, seconds of training) in a temporary folder; "
+                    help="tiny world (one seed, a budget of 4 frames, seconds of training) in a temporary folder; "
                          "writes nothing under bench/ (make bench-quick: checks the benchmark still runs)")
     return ap.parse_args(argv)
 
@@ -352,7 +321,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     tmp = tempfile.TemporaryDirectory(prefix="kpi-quick-") if args.quick else None
     if tmp is not None:
-        sizes, seeds, budgets = QUICK, [0], [8]
+        sizes, seeds, budgets = QUICK, [0], [4]  # 4 of 16 frames: the new batch is oversampled x2
         work = Path(tmp.name)
         out, plots, record = work / "kpi.json", work, None
         args.resamples = min(args.resamples, 50)

@@ -90,6 +90,7 @@ class Sizes:
     baseline_epochs: int
     fleet_drives: int
     fleet_minutes: float
+    mined_share: float = 0.5  # of each fine-tuning epoch drawn from the new batch (oversampled to reach it)
     workers: int = 2
     threads: int = 2
 
@@ -194,7 +195,8 @@ def write_version(folder: Path, world: World, train: pd.DataFrame, val: pd.DataF
                          "boxes": [{k: b[k] for k in ("category", "x1", "y1", "x2", "y2")} | {"score": 1.0}
                                    for b in world.labels[r.frame_id]],
                          "split": split, "long_tail": bool(r.long_tail), "tags": list(r.tags),
-                         "triggers": list(r.triggers), "fm_name": "", "batch_id": "kpi", "annotator": "oracle"})
+                         "triggers": list(r.triggers), "fm_name": str(getattr(r, "fm_name", "") or ""),
+                         "batch_id": "kpi", "annotator": "oracle"})
     rows.sort(key=lambda r: r["frame_id"])
     table = pa.Table.from_pylist(rows, schema=VERSION_LABELS_SCHEMA)
     tmp = folder / "labels.parquet.tmp"
@@ -208,18 +210,21 @@ def write_version(folder: Path, world: World, train: pd.DataFrame, val: pd.DataF
     return folder
 
 
-def train_model(version: Path, work: Path, sizes: Sizes, seed: int, name: str, init_from: str | None) -> dict[str, Any]:
+def train_model(version: Path, work: Path, sizes: Sizes, seed: int, name: str, init_from: str | None,
+                mined_oversample: int = 1) -> dict[str, Any]:
     """Train on a version folder with the library's trainer, tracked in the experiment's own MLflow store.
     Epochs, never a time budget: a busy machine takes longer but trains the same model. From scratch:
     the baseline. Fine-tuning: a fixed number of epochs over the same number of frames, so every arm
-    takes exactly the same steps."""
+    takes exactly the same steps. ``mined_oversample``: the new batch's frames (``fm_name`` set) are
+    drawn that many times per epoch (`longtail.train.sampling`)."""
     if init_from is None:
         config = TrainConfig(preset="fcos-small-p2", epochs=sizes.baseline_epochs,
                              threads=sizes.threads, seed=seed, val_split=None, registered_model=name,
                              experiment="kpi-experiment")
     else:
         config = TrainConfig(preset="fcos-small-p2", epochs=sizes.finetune_epochs, threads=sizes.threads, seed=seed,
-                             val_split=None, registered_model=name, experiment="kpi-experiment", init_from=init_from)
+                             val_split=None, registered_model=name, experiment="kpi-experiment", init_from=init_from,
+                             mined_oversample=mined_oversample)
     return train_on_folder(version, config, runs_dir=work / "runs", mlflow_dir=work / "mlflow", progress=False)
 
 
