@@ -26,10 +26,10 @@ For each seed (fleet and training; bench/kpi_world.py builds its world):
      training is not credited to selection). One run per seed, compared at every budget.
 4. Every model, the baseline included, on week 3's test drives (never used to choose anything):
    critical false positives plus negatives (pedestrian, cyclist, cut-in vehicle) at its calibrated
-   thresholds (and, beside them, at the baseline's), overall and on detectable objects only (kpi_world.Detectability: height, visibility,
-   luminance from the simulator's truth); AP per class and per slice; test_common mAP@0.5; and the
-   fleet test's disengagements and safety-critical failures (collisions + near misses + missed
-   hazards) per 100 km on the same seeded drives.
+   thresholds (and, beside them, at the baseline's), overall and on detectable objects only
+   (kpi_world.Detectability: height, visibility, luminance from the simulator's truth); AP per class
+   and per slice; test_common mAP@0.5; and the fleet test's disengagements and safety-critical
+   failures (collisions + near misses + missed hazards) per 100 km on the same seeded drives.
 
 Intervals (`longtail.kpi.experiment`): the mean over seeds, with a bootstrap over seeds and, within
 each, over test drives (fleet-test drives for the fleet KPIs); comparisons resample the same drives

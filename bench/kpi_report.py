@@ -83,6 +83,10 @@ def summarise(rows: list[dict[str, Any]], units: dict[str, Any], arms: Sequence[
                     [_fleet_units(u["baseline"]["fleet"], u["arm"]["fleet"], "safety_critical") for u in us],
                     rate_reduction, resamples),
             }
+            if all("fixed" in u["baseline"] and "fixed" in u["arm"] for u in us):
+                est["critical_fixed"] = seed_bootstrap(
+                    [_drive_units(u["baseline"]["fixed"], u["arm"]["fixed"]) for u in us],
+                    lambda x: reduction([a for a, _ in x], [b for _, b in x]), resamples)
             common_units = [[(u["baseline"]["common"][d], u["arm"]["common"][d]) for d in sorted(u["baseline"]["common"])
                              if d in u["arm"]["common"]] for u in us]
             class_ap = {c: seed_bootstrap(common_units, _class_ap_diff(c), max(resamples // 5, 20)).to_dict()
@@ -108,6 +112,9 @@ def summarise(rows: list[dict[str, Any]], units: dict[str, Any], arms: Sequence[
                               sentence("disengagements per 100 km reduction", est["disengagements"]),
                               sentence("safety-critical failures per 100 km reduction", est["safety_critical"])],
             }
+            if "critical_fixed" in est:
+                entry["fixed_sentence"] = sentence("critical FP+FN reduction at the baseline's thresholds",
+                                                   est["critical_fixed"])
             for other in ("random", "no_new_data"):
                 okeys = [f"{other}|{s}|{budget}" for s in seeds]
                 if other == arm or not all(k in units for k in okeys + keys) or len(okeys) != len(keys):
@@ -120,6 +127,17 @@ def summarise(rows: list[dict[str, Any]], units: dict[str, Any], arms: Sequence[
                 entry[f"vs_{other}"] = {"critical_reduction_difference": diff.to_dict(),
                                         "sentence": sentence(f"{arm} minus {other}, critical FP+FN reduction", diff,
                                                              unit=" points")}
+                if all("fixed" in units[k]["arm"] for k in keys + okeys):
+                    fixed = []
+                    for k, ok in zip(keys, okeys, strict=True):
+                        b, a, o = (units[k]["baseline"]["fixed"], units[k]["arm"]["fixed"],
+                                   units[ok]["arm"]["fixed"])
+                        fixed.append([(b[d], a.get(d, 0), o.get(d, 0)) for d in sorted(b)])
+                    fdiff = seed_bootstrap(fixed, lambda x: _sub(_red(x, 1), _red(x, 2)), resamples)
+                    entry[f"vs_{other}"]["fixed_difference"] = fdiff.to_dict()
+                    entry[f"vs_{other}"]["fixed_sentence"] = sentence(
+                        f"{arm} minus {other}, critical FP+FN reduction at the baseline's thresholds", fdiff,
+                        unit=" points")
                 if other == "random":
                     twice = seed_bootstrap(triples, lambda x: _sub(_red(x, 1), _twice(_red(x, 2))), resamples)
                     entry["vs_random"]["reduction_minus_twice_random"] = twice.to_dict()
@@ -152,12 +170,16 @@ def save_plots(summary: list[dict[str, Any]], folder: Path) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
     for name, metrics, titles in (
-            ("kpi_critical.png", ("critical", "critical_detectable"),
-             ("Critical FP+FN reduction, all objects", "Critical FP+FN reduction, detectable objects")),
+            ("kpi_critical.png", ("critical", "critical_detectable", "critical_fixed"),
+             ("Critical FP+FN reduction, all objects", "Critical FP+FN reduction, detectable objects",
+              "Critical FP+FN reduction at the baseline's thresholds")),
             ("kpi_fleet.png", ("disengagements", "safety_critical"),
              ("Fleet test: disengagements per 100 km reduction",
               "Fleet test: safety-critical failures per 100 km reduction"))):
-        fig, axes = plt.subplots(1, 2, figsize=(12, 4.2), sharey=False)
+        metrics = tuple(m for m in metrics if all(m in e for e in summary))  # critical_fixed: later runs only
+        titles = titles[:len(metrics)]
+        fig, grid = plt.subplots(1, len(metrics), figsize=(6 * len(metrics), 4.2), sharey=False, squeeze=False)
+        axes = list(grid[0])
         budgets = sorted({e["budget"] for e in summary})
         arms = list(dict.fromkeys(e["arm"] for e in summary))
         width = 0.8 / max(len(arms), 1)
@@ -211,11 +233,13 @@ def render_section(result: dict[str, Any], out: Path, pngs: list[Path]) -> str:
              "Reductions are against the same baseline champion on the same test drives, in % (positive: fewer); "
              "the mAP change is in points x 100. Each cell: mean over seeds [95% interval: bootstrap over seeds and, "
              "within each, over drives].", "",
-             "| budget | arm | critical FP+FN | detectable only | test_common mAP@0.5 change | disengagements | "
-             "safety-critical | labeling s | critical objects labeled |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "| budget | arm | critical FP+FN | detectable only | at the baseline's thresholds | test_common mAP@0.5 "
+             "change | disengagements | safety-critical | labeling s | critical objects labeled |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for e in summary:
+        fixed = _fmt(e["critical_fixed"]) if "critical_fixed" in e else "n/a"
         lines.append(f"| {e['budget']} | {e['arm']} | {_fmt(e['critical'])} | {_fmt(e['critical_detectable'])} | "
+                     f"{fixed} | "
                      f"{_fmt(e['common_map50'])} | {_fmt(e['disengagements'])} | {_fmt(e['safety_critical'])} | "
                      f"{e['labeling_cost_s']['mean']:,.0f} | {e['critical_objects_labeled']:.0f} |")
     lines += ["", "AP@0.5 change per class on test_common, in points x 100 [95% interval over seeds and drives]; "
@@ -232,10 +256,12 @@ def render_section(result: dict[str, Any], out: Path, pngs: list[Path]) -> str:
     lines += ["", "Comparisons (each says whether the difference is larger than its interval):", ""]
     for e in summary:
         if e["arm"] == "longtail":
-            lines.append(f"- budget {e['budget']}: " + " ".join(e["sentences"][:2]))
+            lines.append(f"- budget {e['budget']}: " + " ".join([*e["sentences"][:2], e.get("fixed_sentence", "")]).rstrip())
             for k in ("vs_random", "vs_no_new_data"):
                 if k in e:
                     lines.append(f"  - {e[k]['sentence']}")
+                    if "fixed_sentence" in e[k]:
+                        lines.append(f"  - {e[k]['fixed_sentence']}")
             if "vs_random" in e:
                 lines.append(f"  - {e['vs_random']['twice_random_sentence']}")
     lines += ["", *[f"![{p.stem}](results/{p.name})" for p in pngs], ""]
@@ -299,9 +325,13 @@ def readme_block(result: dict[str, Any]) -> str:
         if lt is None:
             continue
         lines.append(f"- {b} frames: " + lt["sentences"][0])
+        if "fixed_sentence" in lt:
+            lines.append(f"  {lt['fixed_sentence']}")
         for k in ("vs_random", "vs_no_new_data"):
             if k in lt:
                 lines.append(f"  {lt[k]['sentence']}")
+                if "fixed_sentence" in lt[k]:
+                    lines.append(f"  {lt[k]['fixed_sentence']}")
     lines += ["", README_END]
     return "\n".join(lines)
 

@@ -100,3 +100,29 @@ def test_the_readme_headline_numbers_are_those_of_kpi_json() -> None:
     readme = (REPO / "README.md").read_text()
     assert readme_block(result) in readme, \
         "README's KPI block differs from kpi.json: run bench/kpi.py --resummarise --readme README.md"
+
+
+def test_errors_at_the_baselines_thresholds_are_summarised_apart_from_the_recalibrated_ones() -> None:
+    rng = np.random.default_rng(2)
+    units, rows = {}, []
+    for seed in range(3):
+        base = [int(x) for x in rng.integers(20, 30, 8)]
+        # Recalibration swings the longtail model's count up; at the baseline's thresholds it halves.
+        lt = _units(base, [2 * b for b in base], (8, 8), (10, 10))
+        lt["baseline"]["fixed"], lt["arm"]["fixed"] = lt["baseline"]["critical"], {
+            d: n // 2 for d, n in lt["baseline"]["critical"].items()}
+        rnd = _units(base, base, (8, 8), (10, 10))
+        rnd["baseline"]["fixed"], rnd["arm"]["fixed"] = rnd["baseline"]["critical"], rnd["arm"]["critical"]
+        units[f"longtail|{seed}|50"], units[f"random|{seed}|50"] = lt, rnd
+        rows += [_row("longtail", seed), _row("random", seed)]
+    summary = summarise(rows, units, ("longtail", "random"), [50], resamples=100)
+    lt_e = next(e for e in summary if e["arm"] == "longtail")
+    assert lt_e["critical"]["value"] == pytest.approx(-1.0)
+    assert lt_e["critical_fixed"]["value"] == pytest.approx(0.5, abs=0.03)
+    assert "baseline's thresholds" in lt_e["fixed_sentence"] and "larger than its interval" in lt_e["fixed_sentence"]
+    assert lt_e["vs_random"]["fixed_difference"]["ci"][0] > 0.3
+    assert lt_e["vs_random"]["critical_reduction_difference"]["ci"][1] < 0
+    # Units of an earlier run, without the fixed-threshold counts, still summarise (without that estimate).
+    for u in units.values():
+        del u["baseline"]["fixed"], u["arm"]["fixed"]
+    assert all("critical_fixed" not in e for e in summarise(rows, units, ("longtail", "random"), [50], resamples=50))
