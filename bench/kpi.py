@@ -100,6 +100,8 @@ from longtail.train.tracking import env_lock_hash, git_commit
 log = logging.getLogger("bench.kpi")
 
 SAFETY_CRITICAL = ("collision", "near_miss", "missed_hazard")
+FLEET_EVENTS = ("phantom_braking", "missed_hazard", "collision", "near_miss")
+"""Fleet-test events counted per drive beside disengagements and their safety-critical sum."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -166,10 +168,26 @@ def measure_predictions(world: World, model: Any, preds: dict[str, list[dict[str
     cfg = FleetTestConfig(seed=world.seed, minutes=sizes.fleet_minutes, max_drives=sizes.fleet_drives, n_boot=100)
     fleet = run_fleet_test(cfg, {"model": fleet_perception(model, thresholds)}, fleet_out, progress=False,
                            cache=fleet_cache)
-    out["fleet_drives"] = [{"drive_id": d["drive_id"], "km": d["km"],
-                            "disengagement": sum(c["disengagement"] for c in d["counts"].values()),
-                            "safety_critical": sum(c[m] for c in d["counts"].values() for m in SAFETY_CRITICAL)}
-                           for d in fleet["drives"]["model"]]
+    out["fleet_drives"] = fleet_drive_counts(fleet["drives"]["model"])
+    return out
+
+
+def fleet_drive_counts(drives: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per fleet-test drive (`run_fleet_test`'s ``drives`` of one arm): km, disengagements, safety-critical
+    failures and each of `FLEET_EVENTS`, summed over the drive's scenarios."""
+    return [{"drive_id": d["drive_id"], "km": d["km"],
+             "disengagement": sum(c["disengagement"] for c in d["counts"].values()),
+             "safety_critical": sum(c[m] for c in d["counts"].values() for m in SAFETY_CRITICAL),
+             **{m: sum(c[m] for c in d["counts"].values()) for m in FLEET_EVENTS}}
+            for d in drives]
+
+
+def fleet_event_rates(baseline: list[dict[str, Any]] | None, arm: list[dict[str, Any]] | None) -> dict[str, Any]:
+    """Each of `FLEET_EVENTS` per 100 km, the baseline's and the arm's (None where not driven)."""
+    out: dict[str, Any] = {}
+    for m in FLEET_EVENTS:
+        out[f"{m}_per_100km_baseline"] = per_100km(baseline, m)
+        out[f"{m}_per_100km"] = per_100km(arm, m)
     return out
 
 
@@ -290,6 +308,7 @@ def make_row(arm: str, seed: int, budget: int, world: World, picks: list[str], c
         "disengagements_per_100km": per_100km(m["fleet_drives"], "disengagement"),
         "safety_critical_per_100km_baseline": per_100km(baseline["fleet_drives"], "safety_critical"),
         "safety_critical_per_100km": per_100km(m["fleet_drives"], "safety_critical"),
+        **fleet_event_rates(baseline["fleet_drives"], m["fleet_drives"]),
         "labeling_cost_s": round(cost.seconds, 1) if cost is not None else 0.0,
         "class_ap50_baseline": baseline["class_ap50"], "class_ap50": m["class_ap50"],
         "slices_map50_baseline": baseline["slices_map50"], "slices_map50": m["slices_map50"],
@@ -416,6 +435,10 @@ def resummarise(out: Path, work: Path, plots: Path, record: str | None, resample
         result["seeds"] = sorted(set(result["seeds"]) | seeds)
         result.setdefault("merged", []).append({k: other[k] for k in ("command", "git_commit", "env_lock_sha256",
                                                                      "seeds", "created_at", "wall_s")})
+    work_of = {**{s: work for s in sorted({r["seed"] for r in result["rows"]}) if (work / f"seed-{s}").is_dir()},
+               **{s: Path(pair.partition("=")[2]) for pair in (merge or "").split(",") if pair
+                  for s in json.loads(Path(pair.partition("=")[0]).read_text())["seeds"]}}
+    fill_fleet_events(result["rows"], units, work_of)
     cells = {(r["arm"], r["seed"], r["budget"]) for r in result["rows"]}
     result["complete"] = cells == {(a, s, b) for a in ARMS for s in result["seeds"] for b in result["budgets"]}
     result["summary"] = summarise(result["rows"], units, ARMS, result["budgets"], resamples)
@@ -429,6 +452,38 @@ def resummarise(out: Path, work: Path, plots: Path, record: str | None, resample
         update_readme(Path(readme), result)
     log.info("KPI experiment re-summarised: %d rows -> %s", len(result["rows"]), out)
     return 0
+
+
+def fill_fleet_events(rows: list[dict[str, Any]], units: dict[str, Any], work_of: dict[int, Path]) -> None:
+    """Give units and rows of a run made before `FLEET_EVENTS` were kept their per-event counts, read
+    back from the fleet tests' own reports (``<work>/seed-N/fleet/<model>/fleet_test.json``). A report
+    whose drives do not match the unit's kilometres, disengagements and safety-critical failures (a
+    later run overwrote it) is left out with a warning: the unit then keeps what it had."""
+    for row in rows:
+        unit = units.get(f"{row['arm']}|{row['seed']}|{row['budget']}")
+        work = work_of.get(row["seed"])
+        if unit is None or work is None:
+            continue
+        model = "no_new_data" if row["arm"] == "no_new_data" else f"{row['arm']}-{row['budget']}"
+        for side, folder in (("baseline", "baseline"), ("arm", model)):
+            kept = unit[side]["fleet"]
+            if kept is None or all(all(m in d for m in FLEET_EVENTS) for d in kept):
+                continue
+            report = work / f"seed-{row['seed']}" / "fleet" / folder / "fleet_test.json"
+            if not report.is_file():
+                log.warning("%s: no fleet-test report; the %s's fleet events stay unknown", report, side)
+                continue
+            read = {d["drive_id"]: d for d in fleet_drive_counts(json.loads(report.read_text())["drives"]["model"])}
+            same = all(d["drive_id"] in read and all(read[d["drive_id"]][k] == d[k]
+                                                      for k in ("km", "disengagement", "safety_critical"))
+                       for d in kept)
+            if not same:
+                log.warning("%s does not match the run's counts (rerun since?); its fleet events are left out", report)
+                continue
+            unit[side]["fleet"] = [read[d["drive_id"]] for d in kept]
+        sides = [unit["baseline"]["fleet"], unit["arm"]["fleet"]]
+        if all(f is None or all(m in d for d in f for m in FLEET_EVENTS) for f in sides):
+            row.update(fleet_event_rates(*sides))
 
 
 if __name__ == "__main__":

@@ -25,6 +25,10 @@ TARGETS = {
 }
 """The team's targets (issue 21): metric -> (threshold, goal, sentence)."""
 
+FLEET_EVENTS = {"phantom_braking": "phantom braking", "missed_hazard": "missed hazards", "collision": "collisions",
+                "near_miss": "near misses"}
+"""Fleet-test events summarised beside disengagements and safety-critical failures, when the units hold them."""
+
 
 def _drive_units(base: dict[str, int], arm: dict[str, int]) -> list[tuple[int, int]]:
     return [(base[d], arm.get(d, 0)) for d in sorted(base)]
@@ -83,6 +87,12 @@ def summarise(rows: list[dict[str, Any]], units: dict[str, Any], arms: Sequence[
                     [_fleet_units(u["baseline"]["fleet"], u["arm"]["fleet"], "safety_critical") for u in us],
                     rate_reduction, resamples),
             }
+            for event in FLEET_EVENTS:
+                drives = [d for u in us for side in ("baseline", "arm") for d in (u[side]["fleet"] or [])]
+                if drives and all(event in d for d in drives):
+                    est[event] = seed_bootstrap(
+                        [_fleet_units(u["baseline"]["fleet"], u["arm"]["fleet"], event) for u in us],
+                        rate_reduction, resamples)
             if all("fixed" in u["baseline"] and "fixed" in u["arm"] for u in us):
                 est["critical_fixed"] = seed_bootstrap(
                     [_drive_units(u["baseline"]["fixed"], u["arm"]["fixed"]) for u in us],
@@ -242,6 +252,21 @@ def render_section(result: dict[str, Any], out: Path, pngs: list[Path]) -> str:
                      f"{fixed} | "
                      f"{_fmt(e['common_map50'])} | {_fmt(e['disengagements'])} | {_fmt(e['safety_critical'])} | "
                      f"{e['labeling_cost_s']['mean']:,.0f} | {e['critical_objects_labeled']:.0f} |")
+    last = max(e["budget"] for e in summary)  # the control's one fleet test is shown once
+    fleet = [e for e in summary if (e["disengagements"]["value"] is not None or e["safety_critical"]["value"] is not None)
+             and (e["arm"] != "no_new_data" or e["budget"] == last)]
+    events = [k for k in FLEET_EVENTS if any(k in e for e in fleet)]
+    if fleet and events:
+        lines += ["", "Fleet test, every event per 100 km, reduction against the baseline in % (positive: fewer) [95% "
+                  "interval over seeds and drives]; the models driven are the largest budget's and the control, and "
+                  "the mean rates over seeds are in kpi.json's rows:", "",
+                  "| budget | arm | disengagements | " + " | ".join(FLEET_EVENTS[k] for k in events)
+                  + " | safety-critical (collisions + near misses + missed hazards) |",
+                  "|---|---|---|" + "---|" * len(events) + "---|"]
+        for e in fleet:
+            lines.append(f"| {e['budget']} | {e['arm']} | {_fmt(e['disengagements'])} | "
+                         + " | ".join(_fmt(e[k]) if k in e else "n/a" for k in events)
+                         + f" | {_fmt(e['safety_critical'])} |")
     lines += ["", "AP@0.5 change per class on test_common, in points x 100 [95% interval over seeds and drives]; "
               "mAP@0.5 change per slice (conditions and trigger scenarios, the failure modes' slices), mean over seeds "
               "[range of the seeds]:", "",

@@ -126,3 +126,23 @@ def test_errors_at_the_baselines_thresholds_are_summarised_apart_from_the_recali
     for u in units.values():
         del u["baseline"]["fixed"], u["arm"]["fixed"]
     assert all("critical_fixed" not in e for e in summarise(rows, units, ("longtail", "random"), [50], resamples=50))
+
+
+def test_fleet_events_are_summarised_when_the_units_hold_them() -> None:
+    units, rows = {}, []
+    for seed in range(3):
+        u = _units([20] * 8, [10] * 8, (8, 8), (10, 10))
+        for side, n in (("baseline", 4), ("arm", 1)):  # phantom braking 4 -> 1 per drive and km
+            for d in u[side]["fleet"]:
+                d.update(phantom_braking=n, missed_hazard=2, collision=0, near_miss=1)
+        units[f"longtail|{seed}|50"] = u
+        rows.append(_row("longtail", seed))
+    (entry,) = summarise(rows, units, ("longtail",), [50], resamples=50)
+    assert entry["phantom_braking"]["value"] == pytest.approx(0.75)
+    assert entry["missed_hazard"]["value"] == pytest.approx(0.0)
+    assert entry["collision"]["value"] is None  # none in either: no rate to reduce
+    for u in units.values():
+        for d in u["arm"]["fleet"]:
+            del d["phantom_braking"]
+    (entry,) = summarise(rows, units, ("longtail",), [50], resamples=50)
+    assert "phantom_braking" not in entry and "missed_hazard" in entry

@@ -4,6 +4,7 @@ drive, and the oversampling that gives every arm's batch the same share of an ep
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -13,7 +14,7 @@ import pandas as pd
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "bench"))
 
-from kpi import oversample_factor  # noqa: E402
+from kpi import fill_fleet_events, oversample_factor  # noqa: E402
 from kpi_select import WEIGHTS, choose_weights, scored_frames  # noqa: E402
 from kpi_world import FULL, QUICK, World  # noqa: E402
 from longtail.curate.select import SelectConfig  # noqa: E402
@@ -94,3 +95,37 @@ def test_every_budget_gets_the_same_share_of_an_epoch() -> None:
         assert b * k <= FULL.mined_share * FULL.finetune_frames or k == 1
         assert b * k < FULL.finetune_frames  # room for the replay that fills the rest of the epoch
     assert oversample_factor(4, QUICK) == 2
+
+
+def _report(folder: Path, drives: list[tuple[str, float, dict[str, int]]]) -> None:
+    folder.mkdir(parents=True)
+    counts = [{"drive_id": d, "km": km, "counts": {"none": {"disengagement": 0, "collision": 0, "near_miss": 0,
+                                                           "missed_hazard": 0, "phantom_braking": 0, **c}}}
+              for d, km, c in drives]
+    (folder / "fleet_test.json").write_text(json.dumps({"drives": {"model": counts}}))
+
+
+def test_fleet_events_of_an_earlier_run_are_read_back_from_its_fleet_reports(tmp_path: Path) -> None:
+    fleet = tmp_path / "seed-1" / "fleet"
+    _report(fleet / "baseline", [("f0", 2.0, {"disengagement": 1, "phantom_braking": 3}), ("f1", 2.0, {})])
+    _report(fleet / "random-240", [("f0", 2.0, {"phantom_braking": 1}), ("f1", 2.0, {"collision": 1})])
+    _report(fleet / "uniqueness-240", [("f0", 2.0, {"phantom_braking": 9}), ("f1", 2.0, {})])  # overwritten since
+    kept = {"baseline": [{"drive_id": "f0", "km": 2.0, "disengagement": 1, "safety_critical": 0},
+                         {"drive_id": "f1", "km": 2.0, "disengagement": 0, "safety_critical": 0}],
+            "random": [{"drive_id": "f0", "km": 2.0, "disengagement": 0, "safety_critical": 0},
+                       {"drive_id": "f1", "km": 2.0, "disengagement": 0, "safety_critical": 1}],
+            "uniqueness": [{"drive_id": "f0", "km": 2.0, "disengagement": 5, "safety_critical": 0},
+                           {"drive_id": "f1", "km": 2.0, "disengagement": 0, "safety_critical": 0}]}
+    units = {f"{arm}|1|240": {"baseline": {"fleet": [dict(d) for d in kept["baseline"]]},
+                              "arm": {"fleet": [dict(d) for d in kept[arm]]}} for arm in ("random", "uniqueness")}
+    rows = [{"arm": arm, "seed": 1, "budget": 240} for arm in ("random", "uniqueness")]
+
+    fill_fleet_events(rows, units, {1: tmp_path})
+
+    assert units["random|1|240"]["arm"]["fleet"][1]["collision"] == 1
+    assert rows[0]["phantom_braking_per_100km_baseline"] == 75.0  # 3 in 4 km
+    assert rows[0]["phantom_braking_per_100km"] == 25.0
+    assert rows[0]["collision_per_100km"] == 25.0
+    # The uniqueness report no longer matches the run's disengagements: nothing is read from it.
+    assert "phantom_braking" not in units["uniqueness|1|240"]["arm"]["fleet"][0]
+    assert "phantom_braking_per_100km" not in rows[1]
