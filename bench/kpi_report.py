@@ -56,6 +56,12 @@ def _class_ap_diff(cls: str) -> Any:
     return diff
 
 
+def _count_reduction(us: list[dict[str, Any]], key: str, resamples: int) -> Estimate:
+    """The reduction of a per-drive count (``critical``, ``detectable``, ``fixed``) against the baseline."""
+    return seed_bootstrap([_drive_units(u["baseline"][key], u["arm"][key]) for u in us],
+                          lambda x: reduction([a for a, _ in x], [b for _, b in x]), resamples)
+
+
 def _red(us: list[tuple[int, ...]], col: int) -> float | None:
     return reduction([u[0] for u in us], [u[col] for u in us])
 
@@ -72,11 +78,8 @@ def summarise(rows: list[dict[str, Any]], units: dict[str, Any], arms: Sequence[
                 continue
             us = [units[k] for k in keys]
             est: dict[str, Estimate] = {
-                "critical": seed_bootstrap([_drive_units(u["baseline"]["critical"], u["arm"]["critical"]) for u in us],
-                                           lambda x: reduction([a for a, _ in x], [b for _, b in x]), resamples),
-                "critical_detectable": seed_bootstrap(
-                    [_drive_units(u["baseline"]["detectable"], u["arm"]["detectable"]) for u in us],
-                    lambda x: reduction([a for a, _ in x], [b for _, b in x]), resamples),
+                "critical": _count_reduction(us, "critical", resamples),
+                "critical_detectable": _count_reduction(us, "detectable", resamples),
                 "common_map50": seed_bootstrap(
                     [[(u["baseline"]["common"][d], u["arm"]["common"][d]) for d in sorted(u["baseline"]["common"])
                       if d in u["arm"]["common"]] for u in us], _map_diff, max(resamples // 2, 20)),
@@ -94,9 +97,7 @@ def summarise(rows: list[dict[str, Any]], units: dict[str, Any], arms: Sequence[
                         [_fleet_units(u["baseline"]["fleet"], u["arm"]["fleet"], event) for u in us],
                         rate_reduction, resamples)
             if all("fixed" in u["baseline"] and "fixed" in u["arm"] for u in us):
-                est["critical_fixed"] = seed_bootstrap(
-                    [_drive_units(u["baseline"]["fixed"], u["arm"]["fixed"]) for u in us],
-                    lambda x: reduction([a for a, _ in x], [b for _, b in x]), resamples)
+                est["critical_fixed"] = _count_reduction(us, "fixed", resamples)
             common_units = [[(u["baseline"]["common"][d], u["arm"]["common"][d]) for d in sorted(u["baseline"]["common"])
                              if d in u["arm"]["common"]] for u in us]
             class_ap = {c: seed_bootstrap(common_units, _class_ap_diff(c), max(resamples // 5, 20)).to_dict()

@@ -6,8 +6,9 @@ its uncertainty and embeddings from the champion. The weights of `longtail.curat
 on the validation drives, whose truth the experiment already uses to calibrate thresholds and which
 no test figure is measured on: each candidate selects from the validation frames at the experiment's
 budgets (scaled to the validation set's size), and the candidate whose batches hold the most of the
-champion's critical errors (pedestrian, cyclist and cut-in vehicle false positives plus negatives at
-its thresholds) wins. The failure-mode similarity of a validation frame is measured against the
+champion's critical errors (pedestrian and cyclist false positives plus negatives at its thresholds:
+the validation table carries no tags, so no frame is marked a cut-in and cut-in vehicles do not count)
+wins. The failure-mode similarity of a validation frame is measured against the
 failure-mode exemplars of the *other* validation drives, so that no frame is scored against itself.
 This objective is a proxy (errors put in front of the labelers, not the fine-tuned model's errors):
 a search through fine-tuning would cost about five minutes of training per candidate and seed.
@@ -52,7 +53,8 @@ def uniqueness_scores(world: World, pool: pd.DataFrame, emb: np.ndarray) -> np.n
 
 def val_critical_errors(world: World, preds: Mapping[str, list[dict[str, Any]]], thresholds: Mapping[str, float]
                         ) -> dict[str, int]:
-    """The champion's critical false positives plus negatives on each validation frame, at its thresholds."""
+    """The champion's critical false positives plus negatives on each validation frame, at its thresholds
+    (pedestrians and cyclists: the table carries no tags or triggers, so no frame is a cut-in)."""
     val = world.role("val")
     table = test_table(world, False).iloc[:0]  # columns only
     rows = [{"frame_id": f, "drive_id": d, "split": "test_common", "tags": [], "triggers": [], "fm_name": "",
@@ -89,7 +91,7 @@ def scored_frames(world: World, role: str, preds: Mapping[str, list[dict[str, An
     if role != "val":
         frames["fm_similarity"] = similarity_to(emb_of, frames["frame_id"].tolist(), found)
         return frames
-    drive_of = dict(zip(world.role("val")["frame_id"], world.role("val")["drive_id"], strict=True))
+    drive_of = dict(zip(frames["frame_id"], frames["drive_id"], strict=True))
     sims = np.zeros(len(frames))
     for drive in frames["drive_id"].unique():
         mask = (frames["drive_id"] == drive).to_numpy()
